@@ -1,0 +1,3 @@
+from hwnas.cli import _entry
+
+_entry()

@@ -1,0 +1,334 @@
+"""The search-space contract: architectures as immutable values, blocks as table keys.
+
+A space has two halves:
+
+* the *genotype* (class level, independent of input shape): which architectures exist, their
+  integer encoding, their canonical string and id, sampling and variation operators;
+* the *phenotype* (instance level, bound to an input shape and class count): the torch model of an
+  architecture and the list of blocks whose latencies a device table holds.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+
+Shape = tuple[int, int, int]  # (C, H, W), batch excluded
+MIN_SIDE = 4  # below this, BatchNorm statistics over a few pixels are meaningless
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One member of a search space, validated when built.
+
+    ``genes`` is the canonical integer encoding (what pymoo searches over), ``string`` the
+    human-readable form in the space's own format, and ``canonical`` the string of the
+    representative of its equivalence class (isomorphic NB-201 cells share it). ``id`` hashes
+    ``canonical``, so equivalent architectures share an id while their strings stay distinct.
+    Build one with ``space.parse(...)`` or ``space.decode(...)``.
+    """
+
+    space: str
+    genes: tuple[int, ...]
+    string: str
+    canonical: str
+
+    def __post_init__(self) -> None:
+        from hwnas.spaces import SPACES  # late import: the registry imports this module
+
+        cls = SPACES.get(self.space)
+        genes = cls.canonical_genes(self.genes)  # raises on a bad vector
+        if genes != self.genes:
+            raise InvalidArchitectureError(
+                f"{self.space}: genes {list(self.genes)} are not canonical (expected {list(genes)})"
+            )
+        if cls.genes_to_string(genes) != self.string or cls.canonical_string(genes) != self.canonical:
+            raise InvalidArchitectureError(
+                f"{self.space}: string {self.string!r} does not match genes {list(self.genes)}"
+            )
+
+    @property
+    def id(self) -> str:
+        """A stable 16-hex-digit id: a hash of the space name and the canonical string."""
+        return hashlib.sha256(f"{self.space}:{self.canonical}".encode()).hexdigest()[:16]
+
+    def encode(self) -> np.ndarray:
+        """The integer gene vector (a fresh array)."""
+        return np.asarray(self.genes, dtype=np.int64)
+
+    def __str__(self) -> str:
+        return self.string
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit of a built model that a latency table holds one entry for.
+
+    ``key`` is readable and unique per distinct computation (kind, shapes, settings), so two
+    blocks with the same key cost the same. ``path`` is the dotted name of the module in the
+    model built by ``space.build``; ``config`` is what ``space.build_block`` needs to build the
+    block alone.
+    """
+
+    key: str
+    kind: str
+    in_shape: Shape
+    out_shape: tuple[int, ...]  # (C, H, W), or (classes,) for a head
+    path: str
+    config: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    n_inputs: int = 1  # a sum node takes several tensors of in_shape
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def parse_shape(text: str) -> Shape:
+    """Parse ``CxHxW`` (e.g. ``3x32x32``) into a tuple; raises InvalidInputShapeError."""
+    parts = text.lower().strip().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise InvalidInputShapeError(f"input shape {text!r} is not of the form CxHxW, e.g. 3x32x32")
+    c, h, w = (int(p) for p in parts)
+    if min(c, h, w) < 1:
+        raise InvalidInputShapeError(f"input shape {text!r} has a zero dimension")
+    return (c, h, w)
+
+
+class SearchSpace(abc.ABC):
+    """Base class of every search space. Subclasses are registered by name in ``hwnas.spaces``."""
+
+    name: ClassVar[str]
+    # Bump when the genotype, the builder or the block keys change: tables record it and refuse
+    # to be used with another version.
+    version: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, *, input_shape: Shape, num_classes: int = 10) -> None:
+        if len(input_shape) != 3 or min(input_shape) < 1:
+            raise InvalidInputShapeError(f"{self.name}: input shape {input_shape} is not a positive CxHxW")
+        if min(input_shape[1:]) < MIN_SIDE:
+            raise InvalidInputShapeError(
+                f"{self.name}: input {shape_str(input_shape)} is smaller than {MIN_SIDE}x{MIN_SIDE} pixels"
+            )
+        if num_classes < 2:
+            raise InvalidInputShapeError(f"{self.name}: num_classes must be >= 2, got {num_classes}")
+        self.input_shape: Shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
+        self.num_classes = int(num_classes)
+
+    # ----- genotype (class level) -------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def cardinalities(cls) -> tuple[int, ...]:
+        """Number of choices of each gene; gene i takes values 0..cardinalities()[i]-1."""
+
+    @classmethod
+    @abc.abstractmethod
+    def genes_to_string(cls, genes: tuple[int, ...]) -> str:
+        """Human-readable string of a canonical gene vector."""
+
+    @classmethod
+    @abc.abstractmethod
+    def string_to_genes(cls, text: str) -> tuple[int, ...]:
+        """Parse a string into canonical genes; raises InvalidArchitectureError saying what is wrong."""
+
+    @classmethod
+    @abc.abstractmethod
+    def size(cls) -> int:
+        """The number of distinct architectures (distinct strings) in the space."""
+
+    @classmethod
+    def canonical_string(cls, genes: tuple[int, ...]) -> str:
+        """String of the representative of the architecture's equivalence class."""
+        return cls.genes_to_string(genes)
+
+    @classmethod
+    def _normalise(cls, genes: tuple[int, ...]) -> tuple[int, ...]:
+        """Map genes that a phenotype ignores to a fixed value (0). Genes are range-checked."""
+        return genes
+
+    @classmethod
+    def canonical_genes(cls, genes: Sequence[int] | np.ndarray) -> tuple[int, ...]:
+        """Validate a gene vector and return its canonical form."""
+        card = cls.cardinalities()
+        try:
+            values = tuple(int(g) for g in genes)
+        except (TypeError, ValueError):
+            raise InvalidArchitectureError(f"{cls.name}: genes {genes!r} are not integers") from None
+        if len(values) != len(card):
+            raise InvalidArchitectureError(f"{cls.name}: expected {len(card)} genes, got {len(values)}")
+        for i, (g, n) in enumerate(zip(values, card)):
+            if not 0 <= g < n:
+                raise InvalidArchitectureError(f"{cls.name}: gene {i} is {g}, outside 0..{n - 1}")
+        return cls._normalise(values)
+
+    @classmethod
+    def decode(cls, genes: Sequence[int] | np.ndarray) -> Architecture:
+        """Build the architecture of a gene vector; inactive genes are ignored."""
+        canon = cls.canonical_genes(genes)
+        return Architecture(cls.name, canon, cls.genes_to_string(canon), cls.canonical_string(canon))
+
+    @classmethod
+    def parse(cls, text: str) -> Architecture:
+        """Build the architecture of a string; raises InvalidArchitectureError."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArchitectureError(f"{cls.name}: empty architecture string")
+        return cls.decode(cls.string_to_genes(text.strip()))
+
+    @classmethod
+    def randomize_inactive(cls, genes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Give genes the phenotype ignores random values, so that variation that activates them
+        (a deeper stage, a longer cell) draws their settings uniformly instead of always 0."""
+        return genes
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, n: int = 1) -> list[Architecture]:
+        """Draw ``n`` architectures, each gene uniform over its choices (with replacement)."""
+        card = np.asarray(cls.cardinalities())
+        genes = rng.integers(0, card, size=(n, len(card)))
+        return [cls.decode(row) for row in genes]
+
+    @classmethod
+    def mutate(cls, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None) -> Architecture:
+        """Resample each gene with probability ``rate`` (default 1/#genes) to a different value.
+
+        The child always differs from the parent in its string (unless the space has one member).
+        """
+        cls._check_arch(arch)
+        card = np.asarray(cls.cardinalities())
+        p = 1.0 / len(card) if rate is None else float(rate)
+        for _ in range(100):
+            genes = cls.randomize_inactive(arch.encode(), rng)
+            mask = rng.random(len(card)) < p
+            if not mask.any():
+                mask[rng.integers(len(card))] = True
+            mask &= card > 1
+            shift = rng.integers(1, np.maximum(card, 2))  # 1..n-1: always a different value
+            genes = np.where(mask, (genes + shift) % card, genes)
+            child = cls.decode(genes)
+            if child.genes != arch.genes:
+                return child
+        return child
+
+    @classmethod
+    def crossover(
+        cls, a: Architecture, b: Architecture, rng: np.random.Generator
+    ) -> tuple[Architecture, Architecture]:
+        """Uniform crossover of two parents' gene vectors; returns two children."""
+        cls._check_arch(a)
+        cls._check_arch(b)
+        ga = cls.randomize_inactive(a.encode(), rng)
+        gb = cls.randomize_inactive(b.encode(), rng)
+        mask = rng.random(len(ga)) < 0.5
+        return cls.decode(np.where(mask, ga, gb)), cls.decode(np.where(mask, gb, ga))
+
+    @classmethod
+    def _check_arch(cls, arch: Architecture) -> None:
+        if not isinstance(arch, Architecture) or arch.space != cls.name:
+            got = arch.space if isinstance(arch, Architecture) else type(arch).__name__
+            raise InvalidArchitectureError(f"expected an architecture of space {cls.name!r}, got {got!r}")
+
+    # ----- phenotype (instance level) ---------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Settings that, with the space name and version, determine every model and block."""
+        return {"input_shape": list(self.input_shape), "num_classes": self.num_classes}
+
+    @abc.abstractmethod
+    def blocks(self, arch: Architecture) -> list[Block]:
+        """The blocks of the built model, in execution order, with their input shapes."""
+
+    @abc.abstractmethod
+    def build_block(self, block: Block) -> nn.Module:
+        """A stand-alone module computing ``block`` (for timing it alone)."""
+
+    @abc.abstractmethod
+    def _build_model(self, arch: Architecture) -> nn.Module:
+        """The torch model of ``arch`` with default-initialised weights."""
+
+    def build(self, arch: Architecture, *, seed: int = 0, calibrate_bn: bool = True) -> nn.Module:
+        """The torch model of ``arch``, in eval mode, mapping (N, C, H, W) to (N, num_classes).
+
+        Weights are initialised from ``seed`` alone, so the same call gives the same model. With
+        ``calibrate_bn``, BatchNorm statistics are then estimated on seeded random batches: an
+        untrained model with default statistics (mean 0, variance 1) lets activations grow
+        through summing cells (NB-201 logits reach ~1e3), which no trained model does.
+        """
+        self._check_arch(arch)
+        model = init_weights(self._build_model(arch), seed)
+        if calibrate_bn:
+            gen = torch.Generator().manual_seed(seed + 1)
+            calibrate_batchnorm(model, (torch.randn((4, *self.input_shape), generator=gen) for _ in range(2)))
+        return model.eval()
+
+    def example_input(self, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
+        """A deterministic random input of the space's shape."""
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn((batch, *self.input_shape), generator=gen)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.config().items())
+        return f"{type(self).__name__}({opts})"
+
+
+def init_weights(model: nn.Module, seed: int) -> nn.Module:
+    """Initialise a model deterministically from ``seed`` without touching global RNG state."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+                m.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=gen)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, 0.01, generator=gen)
+                m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    return model
+
+
+def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics as the plain average over ``batches``."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average: every batch weighs the same
+    model.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    for bn, momentum in zip(bns, saved):
+        bn.momentum = momentum
+    return model.eval()
+
+
+class SequentialNet(nn.Module):
+    """A model that runs its blocks in order; ``blocks.i`` is the i-th block's module."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor`` without dropping more than 10% (MobileNetV2)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new

@@ -1,0 +1,209 @@
+"""``dppnet``: a mobile cell space in the style of DPP-Net (Dong et al., ECCV 2018).
+
+A cell is a sequence of 1-4 layers. Each layer applies a normalisation op and then a
+convolution to the concatenation of everything before it in the cell (dense connectivity, as in
+DenseNet and CondenseNet), and adds ``growth`` channels:
+
+    norm: bnrelu (BN + ReLU) | bn | id
+    conv: conv1x1 | conv3x3 | gconv1x1 | gconv3x3 (groups) | dwsep3x3 (depthwise 3x3 + pointwise)
+
+Strings list the layers joined by ``+``, each ``norm-conv``: ``bnrelu-conv3x3+bn-gconv1x1``.
+
+Macro skeleton: a conv3x3 stem, three stages of ``N`` copies of the cell, joined by transitions
+(BN-ReLU-conv1x1 halving the channels, then 2x2 average pooling), BN-ReLU, global average pool,
+linear. Inputs of 64 pixels and more are reduced in the stem first (stride 2, then 2x2 pools),
+so that the cells run at about 32-56 pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, make_divisible, shape_str
+
+NORMS: tuple[str, ...] = ("bnrelu", "bn", "id")
+CONVS: tuple[str, ...] = ("conv1x1", "conv3x3", "gconv1x1", "gconv3x3", "dwsep3x3")
+LAYERS: tuple[int, ...] = (1, 2, 3, 4)
+MAX_LAYERS = max(LAYERS)
+
+
+def _norm(name: str, channels: int) -> list[nn.Module]:
+    if name == "bnrelu":
+        return [nn.BatchNorm2d(channels), nn.ReLU()]
+    if name == "bn":
+        return [nn.BatchNorm2d(channels)]
+    return []
+
+
+def _conv(name: str, cin: int, cout: int, groups: int) -> list[nn.Module]:
+    if name == "conv1x1":
+        return [nn.Conv2d(cin, cout, 1, bias=False)]
+    if name == "conv3x3":
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False)]
+    if name == "gconv1x1":
+        return [nn.Conv2d(cin, cout, 1, groups=groups, bias=False)]
+    if name == "gconv3x3":
+        return [nn.Conv2d(cin, cout, 3, padding=1, groups=groups, bias=False)]
+    if name == "dwsep3x3":
+        return [nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False)]
+    raise ValueError(f"dppnet: unknown conv {name!r}")
+
+
+class DenseLayer(nn.Module):
+    """conv(norm(x)) concatenated onto x."""
+
+    def __init__(self, norm: str, conv: str, cin: int, growth: int, groups: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_norm(norm, cin), *_conv(conv, cin, growth, groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.body(x)], dim=1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2, ceil_mode=True))
+
+
+class Head(nn.Module):
+    def __init__(self, cin: int, num_classes: int) -> None:
+        super().__init__()
+        self.lastact = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.lastact(x)), 1))
+
+
+def _stem(cin: int, cout: int, stride: int, pools: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    layers += [nn.AvgPool2d(2, 2, ceil_mode=True) for _ in range(pools)]
+    return nn.Sequential(*layers)
+
+
+class DPPNetSpace(SearchSpace):
+    name = "dppnet"
+    version = "1"
+    description = "DPP-Net cells: 1-4 densely connected layers x {bnrelu, bn, id} x 5 convs"
+
+    def __init__(
+        self,
+        *,
+        input_shape: Shape,
+        num_classes: int = 10,
+        growth: int = 12,
+        N: int = 2,
+        stem_channels: int = 24,
+        groups: int = 4,
+    ) -> None:
+        super().__init__(input_shape=input_shape, num_classes=num_classes)
+        if min(growth, N, stem_channels, groups) < 1:
+            raise InvalidInputShapeError("dppnet: growth, N, stem_channels and groups must be >= 1")
+        if growth % groups or stem_channels % groups:
+            raise InvalidInputShapeError(f"dppnet: growth ({growth}) and stem_channels ({stem_channels}) must be multiples of groups ({groups})")
+        self.growth, self.N, self.stem_channels, self.groups = int(growth), int(N), int(stem_channels), int(groups)
+
+    # ----- genotype -----
+    @classmethod
+    def cardinalities(cls) -> tuple[int, ...]:
+        return (len(LAYERS),) + (len(NORMS), len(CONVS)) * MAX_LAYERS
+
+    @classmethod
+    def _normalise(cls, genes: tuple[int, ...]) -> tuple[int, ...]:
+        n = LAYERS[genes[0]]
+        return genes[: 1 + 2 * n] + (0,) * (2 * (MAX_LAYERS - n))
+
+    @classmethod
+    def randomize_inactive(cls, genes, rng):  # type: ignore[no-untyped-def]
+        genes = genes.copy()
+        for slot in range(LAYERS[genes[0]], MAX_LAYERS):
+            genes[1 + 2 * slot] = rng.integers(len(NORMS))
+            genes[2 + 2 * slot] = rng.integers(len(CONVS))
+        return genes
+
+    @classmethod
+    def genes_to_string(cls, genes: tuple[int, ...]) -> str:
+        n = LAYERS[genes[0]]
+        return "+".join(f"{NORMS[genes[1 + 2 * i]]}-{CONVS[genes[2 + 2 * i]]}" for i in range(n))
+
+    @classmethod
+    def string_to_genes(cls, text: str) -> tuple[int, ...]:
+        layers = text.split("+")
+        if len(layers) not in LAYERS:
+            raise InvalidArchitectureError(f"dppnet: {text!r} has {len(layers)} layers; a cell has {LAYERS[0]}-{LAYERS[-1]}")
+        genes = [LAYERS.index(len(layers))]
+        for i, layer in enumerate(layers, start=1):
+            norm, _, conv = layer.partition("-")
+            if norm not in NORMS:
+                raise InvalidArchitectureError(f"dppnet: layer {i} {layer!r}: norm {norm!r} is not one of {', '.join(NORMS)}")
+            if conv not in CONVS:
+                raise InvalidArchitectureError(f"dppnet: layer {i} {layer!r}: conv {conv!r} is not one of {', '.join(CONVS)}")
+            genes += [NORMS.index(norm), CONVS.index(conv)]
+        genes += [0, 0] * (MAX_LAYERS - len(layers))
+        return tuple(genes)
+
+    @classmethod
+    def size(cls) -> int:
+        return sum((len(NORMS) * len(CONVS)) ** n for n in LAYERS)
+
+    # ----- phenotype -----
+    def config(self) -> dict[str, object]:
+        return {**super().config(), "growth": self.growth, "N": self.N, "stem_channels": self.stem_channels, "groups": self.groups}
+
+    def _stem_reduction(self) -> tuple[int, int]:
+        side = min(self.input_shape[1:])
+        n = min(3, int(math.log2(side / 32))) if side >= 64 else 0
+        return (2 if n else 1), max(0, n - 1)
+
+    def blocks(self, arch: Architecture) -> list[Block]:
+        self._check_arch(arch)
+        g = arch.genes
+        layers = [(NORMS[g[1 + 2 * i]], CONVS[g[2 + 2 * i]]) for i in range(LAYERS[g[0]])]
+        c_in, h, w = self.input_shape
+        stride, pools = self._stem_reduction()
+        out: list[Block] = []
+
+        def add(kind: str, tail: str, in_shape: Shape, out_shape: tuple[int, ...], **cfg: object) -> None:
+            key = f"{kind}-in:{shape_str(in_shape)}-{tail}"
+            out.append(Block(key, kind, in_shape, out_shape, f"blocks.{len(out)}", {"kind": kind, **cfg}))
+
+        h2, w2 = (h - 1) // stride + 1, (w - 1) // stride + 1
+        for _ in range(pools):
+            h2, w2 = (h2 + 1) // 2, (w2 + 1) // 2
+        c = self.stem_channels
+        add("stem", f"out:{c}-s{stride}-p{pools}", (c_in, h, w), (c, h2, w2), cin=c_in, cout=c, stride=stride, pools=pools)
+        h, w = h2, w2
+        for stage in range(3):
+            if stage > 0:
+                c2 = make_divisible(c * 0.5, self.groups)
+                h2, w2 = (h + 1) // 2, (w + 1) // 2
+                add("transition", f"out:{c2}", (c, h, w), (c2, h2, w2), cin=c, cout=c2)
+                c, h, w = c2, h2, w2
+            for _ in range(self.N):
+                for norm, conv in layers:
+                    tail = f"{norm}-{conv}-out:{self.growth}" + (f"-g{self.groups}" if conv.startswith("g") else "")
+                    add("dense", tail, (c, h, w), (c + self.growth, h, w), norm=norm, conv=conv, cin=c, growth=self.growth, groups=self.groups)
+                    c += self.growth
+        add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes)
+        return out
+
+    def build_block(self, block: Block) -> nn.Module:
+        cfg = block.config
+        kind = cfg["kind"]
+        if kind == "stem":
+            return _stem(cfg["cin"], cfg["cout"], cfg["stride"], cfg["pools"])
+        if kind == "dense":
+            return DenseLayer(cfg["norm"], cfg["conv"], cfg["cin"], cfg["growth"], cfg["groups"])
+        if kind == "transition":
+            return Transition(cfg["cin"], cfg["cout"])
+        if kind == "head":
+            return Head(cfg["cin"], cfg["classes"])
+        raise ValueError(f"dppnet: unknown block kind {kind!r}")
+
+    def _build_model(self, arch: Architecture) -> nn.Module:
+        return SequentialNet([self.build_block(b) for b in self.blocks(arch)])

@@ -1,0 +1,311 @@
+"""``nb201``: the NAS-Bench-201 cell space (Dong & Yang, 2020).
+
+A cell is a DAG on 4 nodes; each of the 6 edges i->j (i<j) carries one of five operations.
+Strings use the benchmark's own format, node by node:
+
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|
+
+Macro skeleton (the benchmark's): conv3x3 stem with C channels, three stages of N cells at C, 2C
+and 4C channels joined by residual reduction blocks, BN-ReLU, global average pool, linear.
+
+Equivalence: cells are canonicalised with the benchmark's own rule (``to_unique_str`` with
+``consider_zero=True`` in the NAS-Bench-201 API), which merges the 15,625 cells into 6,466
+classes. That rule keeps a zero term in a node's sum as a distinct term; a stricter rule that
+drops zero terms merges them further, into 5,390 classes.
+
+Built models keep only *live* edges: an edge that is not ``none`` and lies on a path from the
+cell input to its output. Dead edges only add zeros (or constants from a zero input) and are
+what a deployed model would drop. A cell with no live path outputs zeros.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import re
+
+import torch
+from torch import nn
+
+from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, shape_str
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (dst, src)
+BENCHMARK_SEED = 88  # NAS-Bench-201's index order: enumerate, then shuffle with random.seed(88)
+
+_NODE_RE = re.compile(r"^\|(?:[a-z0-9_]+~\d+\|)+$")
+
+
+def _live_edges(genes: tuple[int, ...]) -> list[tuple[int, int, str]]:
+    """Edges (dst, src, op) that are not ``none`` and lie on an input->output path."""
+    real = [(d, s, OPS[g]) for (d, s), g in zip(EDGES, genes) if OPS[g] != "none"]
+    reach_in = {0}
+    for d, s, _ in sorted(real):  # edges sorted by dst: sources are settled before use
+        if s in reach_in:
+            reach_in.add(d)
+    reach_out = {3}
+    for d, s, _ in sorted(real, reverse=True):
+        if d in reach_out:
+            reach_out.add(s)
+    return [(d, s, op) for d, s, op in real if s in reach_in and d in reach_out]
+
+
+def _unique_str(genes: tuple[int, ...]) -> str:
+    """NAS-Bench-201's isomorphism key (``to_unique_str(consider_zero=True)``)."""
+    nodes = {0: "0"}
+    for j in (1, 2, 3):
+        terms = []
+        for (d, s), g in zip(EDGES, genes):
+            if d != j:
+                continue
+            op = OPS[g]
+            if op == "none" or nodes[s] == "#":
+                terms.append("#")
+            elif op == "skip_connect":
+                terms.append(nodes[s])
+            else:
+                terms.append(f"({nodes[s]})@{op}")
+        nodes[j] = "+".join(sorted(terms))
+    return nodes[3]
+
+
+@functools.cache
+def _representatives() -> dict[str, tuple[int, ...]]:
+    """Isomorphism key -> the class member that comes first in enumeration order."""
+    reps: dict[str, tuple[int, ...]] = {}
+    for genes in itertools.product(range(len(OPS)), repeat=len(EDGES)):
+        reps.setdefault(_unique_str(genes), genes)
+    return reps
+
+
+@functools.cache
+def benchmark_order() -> tuple[str, ...]:
+    """All cell strings in NAS-Bench-201's index order (index i is architecture number i)."""
+    cells = [NB201Space.genes_to_string(g) for g in itertools.product(range(len(OPS)), repeat=len(EDGES))]
+    random.Random(BENCHMARK_SEED).shuffle(cells)  # a private generator: same order as random.seed(88)
+    return tuple(cells)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
+        super().__init__(nn.ReLU(), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout))
+
+
+class Sum(nn.Module):
+    """Sum of a node's incoming edges (a block of its own in the table)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Zero(nn.Module):
+    """Output of a cell with no live path from input to output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+def _edge_op(op: str, channels: int) -> nn.Module:
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    if op == "skip_connect":
+        return nn.Identity()
+    raise ValueError(f"nb201: no module for op {op!r}")
+
+
+class Cell(nn.Module):
+    def __init__(self, genes: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        self.live = _live_edges(genes)
+        self.edges = nn.ModuleDict({f"e{d}{s}": _edge_op(op, channels) for d, s, op in self.live})
+        fan_in = {j: sum(1 for d, _, _ in self.live if d == j) for j in (1, 2, 3)}
+        self.sums = nn.ModuleDict({f"n{j}": Sum() for j, n in fan_in.items() if n > 1})
+        self.zero = Zero() if not self.live else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.zero is not None:
+            return self.zero(x)
+        nodes = {0: x}
+        for j in (1, 2, 3):
+            terms = [self.edges[f"e{d}{s}"](nodes[s]) for d, s, _ in self.live if d == j]
+            if terms:
+                nodes[j] = self.sums[f"n{j}"](*terms) if len(terms) > 1 else terms[0]
+        return nodes[3]
+
+
+class ResBlock(nn.Module):
+    """NAS-Bench-201's reduction block: a stride-2 ResNet basic block with a pooled shortcut."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(cin, cout, 3, 2)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1)
+        # ceil_mode keeps the shortcut's size equal to the strided conv's on odd inputs
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class Head(nn.Module):
+    def __init__(self, cin: int, num_classes: int) -> None:
+        super().__init__()
+        self.lastact = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.lastact(x)), 1))
+
+
+class NB201Space(SearchSpace):
+    name = "nb201"
+    version = "1"
+    description = "NAS-Bench-201 cells: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
+
+    def __init__(self, *, input_shape: Shape, num_classes: int = 10, C: int = 16, N: int = 5) -> None:
+        super().__init__(input_shape=input_shape, num_classes=num_classes)
+        if C < 1 or N < 1:
+            raise InvalidInputShapeError(f"nb201: C and N must be >= 1, got C={C}, N={N}")
+        self.C, self.N = int(C), int(N)
+
+    # ----- genotype -----
+    @classmethod
+    def cardinalities(cls) -> tuple[int, ...]:
+        return (len(OPS),) * len(EDGES)
+
+    @classmethod
+    def genes_to_string(cls, genes: tuple[int, ...]) -> str:
+        nodes: list[list[str]] = [[], [], []]
+        for (d, s), g in zip(EDGES, genes):
+            nodes[d - 1].append(f"{OPS[g]}~{s}")
+        return "+".join("|" + "|".join(n) + "|" for n in nodes)
+
+    @classmethod
+    def string_to_genes(cls, text: str) -> tuple[int, ...]:
+        nodes = text.split("+")
+        if len(nodes) != 3 or not all(_NODE_RE.match(n) for n in nodes):
+            raise InvalidArchitectureError(
+                f"nb201: {text!r} is not a cell string like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
+            )
+        genes = []
+        for j, node in enumerate(nodes, start=1):
+            items = node.strip("|").split("|")
+            if len(items) != j:
+                raise InvalidArchitectureError(f"nb201: node {j} needs {j} incoming edges, got {len(items)} in {node!r}")
+            for expected_src, item in enumerate(items):
+                op, src = item.split("~")
+                if op not in OPS:
+                    raise InvalidArchitectureError(f"nb201: node {j}: unknown operation {op!r} (known: {', '.join(OPS)})")
+                if int(src) != expected_src:
+                    raise InvalidArchitectureError(f"nb201: node {j}: edge {item!r} should come from node {expected_src}")
+                genes.append(OPS.index(op))
+        return tuple(genes)
+
+    @classmethod
+    def canonical_string(cls, genes: tuple[int, ...]) -> str:
+        return cls.genes_to_string(_representatives()[_unique_str(genes)])
+
+    @classmethod
+    def size(cls) -> int:
+        return len(OPS) ** len(EDGES)
+
+    @classmethod
+    def n_distinct(cls) -> int:
+        """Number of isomorphism classes (6,466)."""
+        return len(_representatives())
+
+    @classmethod
+    def is_connected(cls, arch: Architecture) -> bool:
+        """Whether the cell has a path from input to output (else it outputs zeros)."""
+        cls._check_arch(arch)
+        return bool(_live_edges(arch.genes))
+
+    @classmethod
+    def from_index(cls, index: int) -> Architecture:
+        """The architecture with NAS-Bench-201 number ``index`` (0..15624)."""
+        order = benchmark_order()
+        if not 0 <= index < len(order):
+            raise InvalidArchitectureError(f"nb201: index {index} is outside 0..{len(order) - 1}")
+        return cls.parse(order[index])
+
+    @classmethod
+    def all_architectures(cls) -> list[Architecture]:
+        """Every cell, in enumeration (gene) order."""
+        return [cls.decode(g) for g in itertools.product(range(len(OPS)), repeat=len(EDGES))]
+
+    # ----- phenotype -----
+    def config(self) -> dict[str, object]:
+        return {**super().config(), "C": self.C, "N": self.N}
+
+    def blocks(self, arch: Architecture) -> list[Block]:
+        self._check_arch(arch)
+        c_in, h, w = self.input_shape
+        out: list[Block] = []
+        idx = 0
+
+        def add(kind: str, tail: str, in_shape: Shape, out_shape: tuple[int, ...], path: str, n_inputs: int = 1, **cfg: object) -> None:
+            key = f"{kind}-in:{shape_str(in_shape)}" + (f"-{tail}" if tail else "")
+            out.append(Block(key, kind, in_shape, out_shape, path, {"kind": kind, **cfg}, n_inputs))
+
+        C = self.C
+        add("stem", f"out:{C}", (c_in, h, w), (C, h, w), "blocks.0", cin=c_in, cout=C)
+        idx = 1
+        live = _live_edges(arch.genes)
+        for stage in range(3):
+            if stage > 0:
+                h2, w2 = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+                add("resblock", f"out:{2 * C}-s2", (C, h, w), (2 * C, h2, w2), f"blocks.{idx}", cin=C, cout=2 * C)
+                C, h, w, idx = 2 * C, h2, w2, idx + 1
+            shape = (C, h, w)
+            for _ in range(self.N):
+                if not live:
+                    add("zero", "", shape, shape, f"blocks.{idx}.zero")
+                for d, s, op in live:
+                    if op != "skip_connect":  # identity: no computation, no ONNX node
+                        add(op, f"out:{C}", shape, shape, f"blocks.{idx}.edges.e{d}{s}", op=op, channels=C)
+                for j in (1, 2, 3):
+                    n = sum(1 for d, _, _ in live if d == j)
+                    if n > 1:
+                        add("sum", f"n{n}", shape, shape, f"blocks.{idx}.sums.n{j}", n_inputs=n)
+                idx += 1
+        add("head", f"out:{self.num_classes}", (C, h, w), (self.num_classes,), f"blocks.{idx}", cin=C, classes=self.num_classes)
+        return out
+
+    def build_block(self, block: Block) -> nn.Module:
+        cfg = block.config
+        kind = cfg["kind"]
+        if kind == "stem":
+            return nn.Sequential(nn.Conv2d(cfg["cin"], cfg["cout"], 3, 1, 1, bias=False), nn.BatchNorm2d(cfg["cout"]))
+        if kind == "resblock":
+            return ResBlock(cfg["cin"], cfg["cout"])
+        if kind == "head":
+            return Head(cfg["cin"], cfg["classes"])
+        if kind == "sum":
+            return Sum()
+        if kind == "zero":
+            return Zero()
+        if kind in OPS:
+            return _edge_op(kind, cfg["channels"])
+        raise ValueError(f"nb201: unknown block kind {kind!r}")
+
+    def _build_model(self, arch: Architecture) -> nn.Module:
+        c_in = self.input_shape[0]
+        C = self.C
+        units: list[nn.Module] = [nn.Sequential(nn.Conv2d(c_in, C, 3, 1, 1, bias=False), nn.BatchNorm2d(C))]
+        for stage in range(3):
+            if stage > 0:
+                units.append(ResBlock(C, 2 * C))
+                C *= 2
+            units += [Cell(arch.genes, C) for _ in range(self.N)]
+        units.append(Head(C, self.num_classes))
+        return SequentialNet(units)
