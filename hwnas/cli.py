@@ -110,6 +110,71 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hwnas.device import load_device
+    from hwnas.profiler import profile
+
+    spec = load_device(args.device)
+    space = _space(args)
+    table = profile(spec, space, out=args.out, context_models=args.context_models, seed=args.seed,
+                    energy_model=args.energy_model, force=args.force, progress=not args.no_progress)
+    fit = table.context.get("fit") or {}
+    if fit:
+        loo, raw = fit["leave_one_out"], fit["raw_sum"]
+        print(f"whole-model check on {fit['n_models']} context models (leave-one-out): MAPE {loo['mape']:.1%}, "
+              f"{loo['within_10']:.0%} within ±10%  (sum of isolated blocks: MAPE {raw['mape']:.1%}, "
+              f"{raw['within_10']:.0%} within ±10%)")
+    print(f"table: {table.path}  (statistic: {table.statistic})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hwnas.predictor import Predictor
+    from hwnas.table import open_table
+
+    table, space, accepted = open_table(args.table, allow_mismatch=args.allow_mismatch)
+    arch = space.parse(args.arch)
+    predictor = Predictor(table, space)
+    pred = predictor.predict([arch])
+    latency = float(pred.latency_ms[0])
+    energy = None if pred.energy_mj is None else float(pred.energy_mj[0])
+    if args.json:
+        out = {"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
+               "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
+               "arch": arch.string, "arch_id": arch.id, "table": str(table.path), "device": table.fingerprint.get("device"),
+               "calibrated": table.calibration is not None, "accepted_mismatches": accepted,
+               "blocks": predictor.breakdown(arch)}
+        print(json.dumps(out, indent=2))
+        return 0
+    line = f"{latency:.4f} ms ({table.statistic})"
+    if energy is not None:
+        line += f"  {energy:.4f} mJ ({'estimated' if pred.energy_estimated else pred.energy_source})"
+    else:
+        line += "  energy unavailable"
+    print(line)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hwnas.device import load_device
+    from hwnas.validate import validate
+
+    spec = load_device(args.device) if args.device else None
+    r = validate(args.table, samples=args.samples, seed=args.seed, calibrate=args.calibrate, spec=spec,
+                 allow_mismatch=args.allow_mismatch, progress=not args.no_progress)
+    for name, key in (("hwnas predictor", "predictor"), ("sum of isolated blocks", "raw_block_sum")):
+        m = r[key]
+        print(f"{name:<24} MAPE {m['mape']:6.1%}   within ±10% {m['within_10']:6.1%}   Spearman rho {m['spearman_rho']:.3f}")
+    if "calibration" in r:
+        c = r["calibration"]
+        print(f"calibration stored in the table: scale {c['scale']:.4f}, offset {c['offset_ms']:+.4f} ms; in-sample "
+              f"MAPE {c['in_sample']['mape']:.1%}, within ±10% {c['in_sample']['within_10']:.0%} "
+              "(validate again with another --seed for a held-out check)")
+    print(f"{r['samples']} models, statistic {r['statistic']}, seed {r['seed']}; report {r['report_path']}"
+          + (f", plot {r['plot_path']}" if r.get("plot_path") else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwnas",
@@ -145,6 +210,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch exporter (default torchscript: ~300x faster here, see hwnas/onnx_io.py)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
+    p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
+    _add_space_args(p)
+    p.add_argument("--out", help="table path (default latency_tables/<device>/<space>-<CxHxW>.json)")
+    p.add_argument("--context-models", type=int, default=40,
+                   help="whole models timed alongside the blocks to fit the boundary correction (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the context models and weights (default 0)")
+    p.add_argument("--energy-model", action="store_true",
+                   help="with meter 'none': estimate energy from MACs and memory traffic (labelled 'estimated')")
+    p.add_argument("--force", action="store_true", help="re-profile from scratch instead of continuing the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("predict", help="predict an architecture's latency (and energy) from a table")
+    p.add_argument("--table", required=True, help="latency table (JSON)")
+    p.add_argument("--arch", required=True, help="architecture string (quote it)")
+    p.add_argument("--json", action="store_true", help="print JSON, with the statistic and a per-block breakdown")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("validate", help="measure random whole models and report the table's prediction error")
+    p.add_argument("--table", required=True, help="latency table (JSON)")
+    p.add_argument("--samples", type=int, default=50, help="random models to measure (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled models (default 0)")
+    p.add_argument("--calibrate", action="store_true", help="fit scale and offset on these models and store them in the table")
+    p.add_argument("--device", help="device spec to measure with (default: the one stored in the table)")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

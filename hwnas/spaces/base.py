@@ -11,6 +11,7 @@ A space has two halves:
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -267,6 +268,54 @@ class SearchSpace(abc.ABC):
             gen = torch.Generator().manual_seed(seed + 1)
             calibrate_batchnorm(model, (torch.randn((4, *self.input_shape), generator=gen) for _ in range(2)))
         return model.eval()
+
+    # ----- the latency-table view ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _catalog_templates(self) -> list[Architecture]:
+        """Architectures whose blocks, together, are every distinct block of the space."""
+
+    @functools.cached_property
+    def _catalog(self) -> tuple[tuple[Block, ...], dict[str, int]]:
+        blocks: dict[str, Block] = {}
+        for arch in self._catalog_templates():
+            for b in self.blocks(arch):
+                blocks.setdefault(b.key, b)
+        ordered = tuple(blocks.values())
+        return ordered, {b.key: i for i, b in enumerate(ordered)}
+
+    def catalog(self) -> tuple[Block, ...]:
+        """Every distinct block any architecture of this space (at this input) can contain:
+        the entries a complete latency table holds. Order is fixed."""
+        return self._catalog[0]
+
+    def catalog_index(self) -> dict[str, int]:
+        """Block key -> its position in ``catalog()``."""
+        return self._catalog[1]
+
+    def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Catalog indices of each architecture's blocks, with multiplicities: ``(index, weight)``.
+
+        Both are (n, slots) arrays: architecture i contains catalog block ``index[i, j]``
+        ``weight[i, j]`` times (0 for unused slots). ``genes`` is an (n, n_genes) matrix of
+        canonical gene vectors. Subclasses replace this reference implementation with a
+        vectorised one (the predictor's hot path); the tests check that the two agree.
+        """
+        index = self.catalog_index()
+        rows = [[index[b.key] for b in self.blocks(self.decode(g))] for g in np.atleast_2d(genes)]
+        width = max((len(r) for r in rows), default=0)
+        idx = np.zeros((len(rows), width), dtype=np.int64)
+        weight = np.zeros((len(rows), width), dtype=np.int32)
+        for i, r in enumerate(rows):
+            idx[i, : len(r)] = r
+            weight[i, : len(r)] = 1
+        return idx, weight
+
+    def block_counts(self, genes: np.ndarray) -> np.ndarray:
+        """How often each catalog block occurs in each architecture: shape (n, len(catalog))."""
+        idx, weight = self.block_slots(genes)
+        n, ncat = len(idx), len(self.catalog())
+        flat = (np.arange(n)[:, None] * ncat + idx).ravel()
+        return np.bincount(flat, weights=weight.ravel(), minlength=n * ncat).reshape(n, ncat).astype(np.int64)
 
     def example_input(self, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
         """A deterministic random input of the space's shape."""

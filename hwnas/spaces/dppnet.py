@@ -17,8 +17,10 @@ so that the cells run at about 32-56 pixels.
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -207,3 +209,52 @@ class DPPNetSpace(SearchSpace):
 
     def _build_model(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
+
+    # ----- latency-table view -----
+    def _catalog_templates(self) -> list[Architecture]:
+        # for each cell length, every layer the same op: covers every (position, op) pair
+        return [self.decode((li,) + (ni, ci) * MAX_LAYERS)
+                for li in range(len(LAYERS)) for ni in range(len(NORMS)) for ci in range(len(CONVS))]
+
+    @functools.cached_property
+    def _lut(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per cell length: catalog positions of the fixed blocks, and dense[position, op]."""
+        index = self.catalog_index()
+        n_ops = len(NORMS) * len(CONVS)
+        out = []
+        for li in range(len(LAYERS)):
+            dense = None
+            fixed = None
+            for op in range(n_ops):
+                arch = self._catalog_templates()[li * n_ops + op]
+                blocks = self.blocks(arch)
+                d = [index[b.key] for b in blocks if b.kind == "dense"]
+                if dense is None:
+                    dense = np.zeros((len(d), n_ops), np.int64)
+                    fixed = np.array([index[b.key] for b in blocks if b.kind != "dense"])
+                dense[:, op] = d
+            out.append((fixed, dense))
+        return out
+
+    def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        n = len(g)
+        n_fixed = len(self._lut[0][0])
+        width = n_fixed + max(len(d) for _, d in self._lut)
+        idx = np.zeros((n, width), np.int64)
+        weight = np.zeros((n, width), np.int32)
+        for li, (fixed, dense) in enumerate(self._lut):
+            rows = np.flatnonzero(g[:, 0] == li)
+            if not len(rows):
+                continue
+            L = LAYERS[li]
+            ops = g[rows][:, 1 : 1 + 2 * L].reshape(len(rows), L, 2)
+            op = ops[:, :, 0] * len(CONVS) + ops[:, :, 1]  # (rows, L)
+            positions = len(dense)
+            layer = np.arange(positions) % L  # positions run stage-major, then cell, then layer
+            idx[rows, :n_fixed] = fixed
+            weight[rows, :n_fixed] = 1
+            idx[rows, n_fixed : n_fixed + positions] = dense[np.arange(positions), op[:, layer]]
+            weight[rows, n_fixed : n_fixed + positions] = 1
+        return idx, weight
+

@@ -17,6 +17,7 @@ ones made stride 1, as the usual CIFAR variants of MobileNetV2 do.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -243,3 +244,44 @@ class MobileNetSpace(SearchSpace):
 
     def _build_model(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
+
+    # ----- latency-table view -----
+    def _catalog_templates(self) -> list[Architecture]:
+        # every stage at depth 2 (a first and a repeated block), every block the same (k, e)
+        return [
+            self.from_settings(width=w, stages=[[(k, e)] * 2 for _ in STAGE_CHANNELS])
+            for w in WIDTHS for k in KERNELS for e in EXPANSIONS
+        ]
+
+    @functools.cached_property
+    def _lut(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Catalog positions: stem[w], head[w], block[w, stage, first-or-repeat, k, e]."""
+        index = self.catalog_index()
+        n_w, n_s = len(WIDTHS), len(STAGE_CHANNELS)
+        stem = np.zeros(n_w, np.int64)
+        head = np.zeros(n_w, np.int64)
+        blk = np.zeros((n_w, n_s, 2, len(KERNELS), len(EXPANSIONS)), np.int64)
+        for arch, (wi, ki, ei) in zip(self._catalog_templates(),
+                                      np.ndindex(n_w, len(KERNELS), len(EXPANSIONS))):
+            blocks = self.blocks(arch)
+            stem[wi], head[wi] = index[blocks[0].key], index[blocks[-1].key]
+            for s in range(n_s):
+                for pos in range(2):
+                    blk[wi, s, pos, ki, ei] = index[blocks[1 + 2 * s + pos].key]
+        return stem, head, blk
+
+    def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        stem, head, blk = self._lut
+        w = g[:, 0]
+        depths = np.asarray(DEPTHS)
+        cols, masks = [stem[w], head[w]], [np.ones(len(g), np.int32)] * 2
+        for s in range(len(STAGE_CHANNELS)):
+            start = 1 + s * GENES_PER_STAGE
+            depth = depths[g[:, start]]
+            for slot in range(MAX_DEPTH):
+                k, e = g[:, start + 1 + 2 * slot], g[:, start + 2 + 2 * slot]
+                cols.append(blk[w, s, min(slot, 1), k, e])
+                masks.append((slot < depth).astype(np.int32))
+        return np.stack(cols, 1), np.stack(masks, 1)
+

@@ -25,6 +25,7 @@ import itertools
 import random
 import re
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -104,10 +105,15 @@ class Sum(nn.Module):
 
 
 class Zero(nn.Module):
-    """Output of a cell with no live path from input to output."""
+    """Output of a cell with no live path from input to output.
+
+    ``x * 0`` rather than ``zeros_like(x)``: with static shapes onnxruntime folds a zeros_like
+    and everything after it into a constant, so the exported model would skip the network the
+    table and the torch model describe.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
+        return x * 0.0
 
 
 def _edge_op(op: str, channels: int) -> nn.Module:
@@ -169,7 +175,7 @@ class Head(nn.Module):
 
 class NB201Space(SearchSpace):
     name = "nb201"
-    version = "1"
+    version = "2"
     description = "NAS-Bench-201 cells: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10, C: int = 16, N: int = 5) -> None:
@@ -309,3 +315,62 @@ class NB201Space(SearchSpace):
             units += [Cell(arch.genes, C) for _ in range(self.N)]
         units.append(Head(C, self.num_classes))
         return SequentialNet(units)
+
+    # ----- latency-table view -----
+    def _catalog_templates(self) -> list[Architecture]:
+        # all edges of one op (every op, every sum fan-in), plus a cut cell (the zero block)
+        return [self.decode((op,) * len(EDGES)) for op in range(len(OPS))]
+
+    @functools.cached_property
+    def _lut(self) -> dict[str, np.ndarray]:
+        index = self.catalog_index()
+        templates = self._catalog_templates()
+        fixed = [b for b in self.blocks(templates[2]) if b.kind in ("stem", "resblock", "head")]
+        op = np.zeros((3, len(OPS)), np.int64)
+        sum2, sum3, zero = (np.zeros(3, np.int64) for _ in range(3))
+        for t, arch in enumerate(templates):
+            per_stage = self._blocks_by_stage(arch)
+            for s in range(3):
+                for b in per_stage[s]:
+                    if b.kind in OPS:
+                        op[s, t] = index[b.key]
+                    elif b.kind == "sum":
+                        (sum2 if b.n_inputs == 2 else sum3)[s] = index[b.key]
+                    elif b.kind == "zero":
+                        zero[s] = index[b.key]
+        return {"fixed": np.array([index[b.key] for b in fixed]), "op": op, "sum2": sum2, "sum3": sum3, "zero": zero}
+
+    def _blocks_by_stage(self, arch: Architecture) -> list[list[Block]]:
+        stages: list[list[Block]] = [[], [], []]
+        stage = 0
+        for b in self.blocks(arch):
+            if b.kind == "resblock":
+                stage += 1
+            elif b.kind not in ("stem", "head"):
+                stages[stage].append(b)
+        return stages
+
+    def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        lut = self._lut
+        n = len(g)
+        real = g != OPS.index("none")
+        r1 = real[:, 0]
+        r2 = real[:, 1] | (r1 & real[:, 2])
+        o2 = real[:, 5]
+        o1 = real[:, 4] | (real[:, 2] & o2)
+        # (dst, src) order of EDGES: 10, 20, 21, 30, 31, 32
+        live = np.stack([real[:, 0] & o1, real[:, 1] & o2, real[:, 2] & r1 & o2, real[:, 3], real[:, 4] & r1, real[:, 5] & r2], 1)
+        computed = live & (g != OPS.index("skip_connect"))
+        fan2 = live[:, 1].astype(int) + live[:, 2]
+        fan3 = live[:, 3].astype(int) + live[:, 4] + live[:, 5]
+        cut = ~live.any(1)
+        cols = [np.broadcast_to(lut["fixed"], (n, len(lut["fixed"])))]
+        weights = [np.ones((n, len(lut["fixed"])), np.int32)]
+        N = self.N
+        for s in range(3):
+            cols += [lut["op"][s][g], lut["sum2"][s][None].repeat(n, 0)[:, None],
+                     np.where(fan3 == 3, lut["sum3"][s], lut["sum2"][s])[:, None], lut["zero"][s][None].repeat(n, 0)[:, None]]
+            weights += [N * computed, N * (fan2 == 2)[:, None], N * (fan3 >= 2)[:, None], N * cut[:, None]]
+        return np.concatenate(cols, 1), np.concatenate(weights, 1).astype(np.int32)
+

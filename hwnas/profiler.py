@@ -1,0 +1,238 @@
+"""Profile a device: time every block of a space in onnxruntime and write a latency table.
+
+The work, in order:
+
+1. Check the provider and read the fingerprint; continue a half-built table at the same path
+   (only if it was made here, with the same settings, protocol and space version).
+2. Plan the jobs: every catalog block the table still lacks, plus ``context_models`` random
+   whole models (for the boundary correction, see ``hwnas.predictor``), spread over the chunks
+   so that both see the same machine.
+3. Per chunk: export each job to ONNX and verify it (outside the pinned cores: torch's threads
+   crawl when squeezed onto one core), open onnxruntime sessions with the device's settings, time
+   them with the protocol of ``hwnas.timing`` on the pinned cores, read energy where the device
+   has a meter, and save the table atomically. A killed profile loses at most one chunk.
+4. Fit the boundary correction and mark the table complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas import __version__
+from hwnas.device import DeviceSpec, check_provider, fingerprint, open_session, pinned
+from hwnas.energy import ENERGY_MODEL, EnergyMeter, estimate_energy_mj, open_meter
+from hwnas.errors import HwnasError
+from hwnas.onnx_io import export_onnx
+from hwnas.predictor import fit_context
+from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.table import LatencyTable, TableMismatchError, default_table_path, space_record
+from hwnas.timing import Protocol, measure
+
+CHUNK = 48
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "block" or "model"
+    key: str  # block key, or architecture string
+    block: Block | None = None
+    arch: Architecture | None = None
+
+
+def make_runner(model_path: str | Path, spec: DeviceSpec, input_shapes: list[tuple[int, ...]], seed: int = 0) -> Callable[[], object]:
+    """One inference per call on pre-bound inputs (IOBinding), as the protocol times it."""
+    sess = open_session(model_path, spec)
+    rng = np.random.default_rng(seed)
+    io = sess.io_binding()
+    for inp, shape in zip(sess.get_inputs(), input_shapes):
+        io.bind_cpu_input(inp.name, rng.standard_normal((spec.batch_size, *shape)).astype(np.float32))
+    for out in sess.get_outputs():
+        io.bind_output(out.name)
+
+    def run() -> object:
+        return sess.run_with_iobinding(io)
+
+    run.session = sess  # type: ignore[attr-defined]  # keep the session alive with the closure
+    return run
+
+
+def build_block_model(space: SearchSpace, block: Block, seed: int = 0) -> torch.nn.Module:
+    """A block alone, with seeded weights and BatchNorm statistics calibrated on random inputs."""
+    module = init_weights(space.build_block(block), seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = (tuple(torch.randn((4, *block.in_shape), generator=gen) for _ in range(block.n_inputs)) for _ in range(2))
+
+    class _Star(torch.nn.Module):  # calibrate_batchnorm feeds one tensor; a sum takes several
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self.inner(*xs)
+
+    calibrate_batchnorm(_Star(module), batches)
+    return module.eval()
+
+
+def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, seed: int) -> tuple[Path, list[tuple[int, ...]]]:
+    path = folder / f"{job.kind}-{abs(hash(job.key)) % 10**12}.onnx"
+    batch = spec.batch_size
+    if job.kind == "block":
+        assert job.block is not None
+        shapes = [job.block.in_shape] * job.block.n_inputs
+        model = build_block_model(space, job.block, seed)
+    else:
+        assert job.arch is not None
+        shapes = [space.input_shape]
+        model = space.build(job.arch, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
+    export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
+    return path, shapes
+
+
+def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:
+    return {"kind": block.kind, "in_shape": list(block.in_shape), "out_shape": list(block.out_shape),
+            "n_inputs": block.n_inputs, "latency_ms": stats[f"{statistic}_ms"], "stats": stats,
+            "energy_mj": None}
+
+
+def _chunks(jobs: list[Job], size: int) -> Iterator[list[Job]]:
+    for i in range(0, len(jobs), size):
+        yield jobs[i : i + size]
+
+
+def _plan_context(space: SearchSpace, n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    seen: dict[str, str] = {}
+    for _ in range(50):
+        for arch in space.sample(rng, n):
+            seen.setdefault(arch.id, arch.string)
+            if len(seen) == n:
+                return list(seen.values())
+    return list(seen.values())
+
+
+def profile(
+    spec: DeviceSpec,
+    space: SearchSpace,
+    *,
+    out: str | Path | None = None,
+    protocol: Protocol | None = None,
+    context_models: int = 40,
+    seed: int = 0,
+    energy_model: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    chunk: int = CHUNK,
+    log: Callable[[str], None] = print,
+) -> LatencyTable:
+    """Profile ``space`` on ``spec``'s device into a table at ``out`` (see the module docstring).
+
+    Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
+    ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
+    """
+    check_provider(spec)
+    protocol = protocol or spec.protocol
+    fp = fingerprint(spec)
+    path = Path(out) if out else default_table_path(spec.name, space)
+    meter: EnergyMeter | None = open_meter(spec)
+    if meter is not None and energy_model:
+        raise HwnasError(f"{spec.source}: the device has an energy meter ({meter.source}); --energy-model is only for meter 'none'")
+
+    table: LatencyTable | None = None
+    if path.exists() and not force:
+        table = LatencyTable.load(path)
+        diffs = table.mismatches(fingerprint=fp, space=space)
+        if table.protocol != protocol.to_dict():
+            diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, here {v!r}"
+                      for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
+        if diffs:
+            raise TableMismatchError(f"{path} cannot be continued here: " + "; ".join(diffs)
+                                     + " (use --force to re-profile from scratch, or another --out)")
+        if table.complete:
+            log(f"{path} is complete and was made on this device with these settings: nothing to do (--force re-profiles)")
+            return table
+        log(f"continuing {path}: {len(table.entries)} entries already measured")
+    if table is None:
+        table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
+                             protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
+        table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
+    if meter is not None:
+        table.energy = {"available": True, "source": meter.source, "estimated": False,
+                        "note": "window energy / inferences, idle power included"}
+
+    done_models = {m["arch"] for m in table.context["models"]}
+    blocks = [Job("block", b.key, block=b) for b in space.catalog() if b.key not in table.entries]
+    models = [Job("model", a, arch=space.parse(a)) for a in table.context["planned"] if a not in done_models]
+    # spread the whole models evenly through the blocks, so both meet the same machine state
+    jobs: list[Job] = list(blocks)
+    for i, m in enumerate(models):
+        jobs.insert(min(len(jobs), round((i + 0.5) * (len(blocks) + len(models)) / max(1, len(models)))), m)
+
+    started = time.perf_counter()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("[bold]profile {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, disable=not progress, transient=False) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+        task = bar.add_task(f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}", total=len(jobs))
+        for part in _chunks(jobs, chunk):
+            runners = []
+            for job in part:
+                model_path, shapes = export_job(job, space, spec, Path(tmp), seed)
+                runners.append(make_runner(model_path, spec, shapes, seed))
+            with pinned(spec.runtime.affinity):
+                stats = measure(runners, protocol, on_done=lambda _i: bar.advance(task))
+                energies = [meter.measure(r, min_window_s=spec.energy.min_window_s)[0] if meter else None for r in runners]
+            for job, s, e in zip(part, stats, energies):
+                record = s.to_dict()
+                if job.kind == "block":
+                    assert job.block is not None
+                    entry = _entry_record(job.block, record, protocol.statistic)
+                    entry["energy_mj"] = e
+                    table.entries[job.key] = entry
+                else:
+                    table.context["models"].append({"arch": job.key, "stats": record, "energy_mj": e})
+            table.save(path)
+            for f in Path(tmp).iterdir():
+                f.unlink()
+    if energy_model:
+        _estimate_energy(space, table)
+    table.context["fit"] = fit_context(space, table)
+    table.complete = True
+    table.save(path)
+    unstable = [k for k, e in table.entries.items() if not e["stats"]["stable"]]
+    if unstable:
+        log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
+            f"e.g. {unstable[0]}")
+    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
+        f"{time.perf_counter() - started:.0f} s")
+    return table
+
+
+def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:
+    """Label every entry with an estimated energy from its MACs and memory traffic."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    for block in space.catalog():
+        module = space.build_block(block).eval()
+        inputs = tuple(torch.zeros((1, *block.in_shape)) for _ in range(block.n_inputs))
+        with torch.no_grad():
+            fca = FlopCountAnalysis(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            macs = int(fca.total())
+        params = sum(p.numel() for p in module.parameters())
+        bytes_moved = 4 * (params + int(np.prod(block.in_shape)) * block.n_inputs + int(np.prod(block.out_shape)))
+        table.entries[block.key]["energy_mj"] = estimate_energy_mj(macs, bytes_moved)
+    table.energy = {"available": True, "source": f"estimated:{ENERGY_MODEL['name']}", "estimated": True,
+                    "model": dict(ENERGY_MODEL)}
