@@ -175,6 +175,50 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.objectives import load_objectives, objectives_from_specs, parse_budget
+    from hwnas.search import SearchError, make_config, search
+
+    if args.resume:
+        result = search({}, args.resume, resume=True, progress=not args.no_progress)
+    else:
+        missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
+        if missing:
+            raise SearchError(f"--{missing[0].replace('_', '-')} is required (or --resume RUN_DIR)")
+        if bool(args.objectives) == bool(args.objective):
+            raise SearchError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
+        objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
+        if not args.table and not args.benchmark:
+            raise SearchError("give --table LATENCY_TABLE (a device's profile) or --benchmark TABLE.csv")
+        config = make_config(
+            space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),
+            objectives=objectives, budgets=[parse_budget(b) for b in args.budget], strategy=args.strategy,
+            strategy_options=dict(args.strategy_opt), evaluations=args.evaluations, seed=args.seed,
+            table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
+            accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch,
+        )
+        result = search(config, args.run_dir, progress=not args.no_progress)
+    names = [o["name"] for o in result.config["objectives"]["objectives"]]
+    state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
+    print(f"{result.config['strategy']}: {result.used} evaluations, front of {len(result.front)} ({state})")
+    for m in result.front:
+        print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
+    print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwnas",
@@ -240,6 +284,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("search", help="multi-objective search under a budget; writes the Pareto front")
+    p.add_argument("--space", help=f"search space ({', '.join(SPACES.names())})")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
+    p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a macro setting of the space (repeatable)")
+    p.add_argument("--objectives", help="objectives preset, e.g. objectives/accuracy-latency.toml")
+    p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
+                   help="an objective instead of a preset (repeatable; all but the first max one are cheap)")
+    p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
+                   help="a hard budget, e.g. 'latency_ms<=5' (repeatable)")
+    p.add_argument("--strategy", default="nsga2", help="random, nsga2, rl, evolution or progressive (default nsga2)")
+    p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy option, e.g. pop_size=20 or reward=mnas-hard (repeatable)")
+    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations to spend (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="the run's one seed (default 0)")
+    p.add_argument("--run-dir", help="folder for the archive and the front")
+    p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
+    p.add_argument("--benchmark", help="a tabular benchmark (CSV or Parquet) with an 'arch' column")
+    p.add_argument("--metric", type=_key_value, action="append", default=[], metavar="NAME=COLUMN",
+                   help="map a metric to a benchmark column, e.g. latency_ms=pi5_onnx_latency_ms")
+    p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
+    p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an accuracy estimator option (repeatable)")
+    p.add_argument("--time-limit", type=float, help="seconds one expensive evaluation may take (then: failed)")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

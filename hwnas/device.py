@@ -25,6 +25,7 @@ onnxruntime does not have is an error, and sessions for any provider but the CPU
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
@@ -94,9 +95,10 @@ class DeviceSpec:
     source: str = "<memory>"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (what a table stores); ``spec_from_record`` reverses it."""
         d = asdict(self)
         d["runtime"]["provider_options"] = dict(self.runtime.provider_options)
-        return d
+        return json.loads(json.dumps(d))
 
     def settings(self) -> dict[str, Any]:
         """The settings that change timings: a table made with other settings is refused."""

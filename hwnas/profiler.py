@@ -16,6 +16,7 @@ The work, in order:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -46,6 +47,19 @@ class Job:
     key: str  # block key, or architecture string
     block: Block | None = None
     arch: Architecture | None = None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads inside the block. Exporting a block is a tiny
+    graph: with torch's default of one thread per core, its OpenMP barriers stall whenever the
+    other core is busy (here: 12x slower conv2d while anything ran beside it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_runner(model_path: str | Path, spec: DeviceSpec, input_shapes: list[tuple[int, ...]], seed: int = 0) -> Callable[[], object]:
@@ -180,6 +194,24 @@ def profile(
         jobs.insert(min(len(jobs), round((i + 0.5) * (len(blocks) + len(models)) / max(1, len(models)))), m)
 
     started = time.perf_counter()
+    with torch_threads(1):
+        _run_jobs(jobs, table, path, space, spec, protocol, meter, seed, chunk, progress)
+    if energy_model:
+        _estimate_energy(space, table)
+    table.context["fit"] = fit_context(space, table)
+    table.complete = True
+    table.save(path)
+    unstable = [k for k, e in table.entries.items() if not e["stats"]["stable"]]
+    if unstable:
+        log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
+            f"e.g. {unstable[0]}")
+    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
+        f"{time.perf_counter() - started:.0f} s")
+    return table
+
+
+def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, spec: DeviceSpec,
+              protocol: Protocol, meter: EnergyMeter | None, seed: int, chunk: int, progress: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = [TextColumn("[bold]profile {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -206,18 +238,6 @@ def profile(
             table.save(path)
             for f in Path(tmp).iterdir():
                 f.unlink()
-    if energy_model:
-        _estimate_energy(space, table)
-    table.context["fit"] = fit_context(space, table)
-    table.complete = True
-    table.save(path)
-    unstable = [k for k, e in table.entries.items() if not e["stats"]["stable"]]
-    if unstable:
-        log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
-            f"e.g. {unstable[0]}")
-    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
-        f"{time.perf_counter() - started:.0f} s")
-    return table
 
 
 def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:

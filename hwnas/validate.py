@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 
 from hwnas.device import DeviceSpec, pinned, spec_from_record
 from hwnas.predictor import Predictor
-from hwnas.profiler import Job, export_job, make_runner
+from hwnas.profiler import Job, export_job, make_runner, torch_threads
 from hwnas.table import open_table
 from hwnas.timing import Protocol, measure
 
@@ -69,10 +69,11 @@ def validate(
     ) as bar:
         task = bar.add_task("export", total=2 * samples)
         runners = []
-        for arch in archs:
-            path, shapes = export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed)
-            runners.append(make_runner(path, spec, shapes, seed))
-            bar.advance(task)
+        with torch_threads(1):  # see hwnas.profiler.torch_threads
+            for arch in archs:
+                path, shapes = export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed)
+                runners.append(make_runner(path, spec, shapes, seed))
+                bar.advance(task)
         with pinned(spec.runtime.affinity):
             stats = measure(runners, protocol, on_done=lambda _i: bar.advance(task))
     measured = np.array([s.value(table.statistic) for s in stats])

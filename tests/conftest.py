@@ -20,3 +20,33 @@ def space(request: pytest.FixtureRequest) -> SearchSpace:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+QUICK_DEVICE = {
+    "name": "test-cpu",
+    "runtime": {"intra_op_threads": 1, "affinity": [1] if len(__import__("os").sched_getaffinity(0)) > 1 else [0]},
+    "protocol": {"warmup_runs": 3, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0},
+}
+
+
+@pytest.fixture(scope="session")
+def quick_device() -> dict:
+    return QUICK_DEVICE
+
+
+@pytest.fixture(scope="session")
+def quick_spec():
+    """A real CPU device with a short protocol, so a whole tiny profile takes seconds."""
+    from hwnas.device import parse_device
+
+    return parse_device(QUICK_DEVICE, "test-cpu.toml")
+
+
+@pytest.fixture(scope="session")
+def tiny_table(tmp_path_factory: pytest.TempPathFactory, quick_spec):
+    """A real profile of nb201 (one cell per stage) at 3x8x8 on this CPU."""
+    from hwnas.profiler import profile
+
+    space = get_space("nb201", input_shape="3x8x8", N=1)
+    path = tmp_path_factory.mktemp("tables") / "nb201-3x8x8.json"
+    return profile(quick_spec, space, out=path, context_models=16, progress=False, log=lambda _m: None)

@@ -232,6 +232,22 @@ class SearchSpace(abc.ABC):
         return cls.decode(np.where(mask, ga, gb)), cls.decode(np.where(mask, gb, ga))
 
     @classmethod
+    def growth_steps(cls) -> list[list[int]] | None:
+        """For progressive (DPP-Net) search: the genes each growth step decides, in order. Genes
+        not yet decided take value 0, which must give a valid, smaller member. None: the space
+        does not grow (it is not a cell space)."""
+        return None
+
+    @classmethod
+    def grown(cls, genes: Sequence[int], step: int) -> tuple[int, ...]:
+        """``genes`` with everything decided after ``step`` reset to 0 (see growth_steps)."""
+        steps = cls.growth_steps()
+        if steps is None:
+            raise InvalidArchitectureError(f"{cls.name}: the space does not define growth steps")
+        keep = {g for s in steps[: step + 1] for g in s}
+        return tuple(int(v) if i in keep else 0 for i, v in enumerate(genes))
+
+    @classmethod
     def _check_arch(cls, arch: Architecture) -> None:
         if not isinstance(arch, Architecture) or arch.space != cls.name:
             got = arch.space if isinstance(arch, Architecture) else type(arch).__name__

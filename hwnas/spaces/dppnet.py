@@ -150,6 +150,17 @@ class DPPNetSpace(SearchSpace):
         return tuple(genes)
 
     @classmethod
+    def growth_steps(cls) -> list[list[int]]:
+        # one layer per step; the layer-count gene is set by grown()
+        return [[1 + 2 * i, 2 + 2 * i] for i in range(MAX_LAYERS)]
+
+    @classmethod
+    def grown(cls, genes, step: int) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+        g = list(super().grown(genes, step))
+        g[0] = min(step, len(LAYERS) - 1)
+        return tuple(g)
+
+    @classmethod
     def size(cls) -> int:
         return sum((len(NORMS) * len(CONVS)) ** n for n in LAYERS)
 

@@ -226,6 +226,12 @@ class NB201Space(SearchSpace):
         return len(OPS) ** len(EDGES)
 
     @classmethod
+    def growth_steps(cls) -> list[list[int]]:
+        # grow towards the input: first the direct edge 3<-0 (connected on its own), then node 1
+        # with its edge to the output, then node 2 with its edges; undecided edges are 'none'
+        return [[3], [0, 4], [1, 2, 5]]
+
+    @classmethod
     def n_distinct(cls) -> int:
         """Number of isomorphism classes (6,466)."""
         return len(_representatives())

@@ -1,0 +1,199 @@
+"""Where a search's metrics come from.
+
+* ``TableMetrics``: ``latency_ms`` and ``energy_mj`` predicted from a device's latency table (cheap).
+* ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap).
+* ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
+  column in the space's string form. Isomorphic architectures resolve to one entry: rows are
+  keyed by architecture id, and the row of the class's canonical string wins, else the first row
+  in file order. An architecture missing from the table is an error that names it.
+
+Accuracy estimators are registered by name (``ACCURACY``): ``table`` reads a benchmark column;
+later estimators train candidates or share weights.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import gzip
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import HwnasError
+from hwnas.registry import Registry
+from hwnas.spaces.base import Architecture, SearchSpace
+
+
+class BenchmarkError(HwnasError, KeyError):
+    """A benchmark file that is missing or malformed, or lacks an architecture or column."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Evaluation:
+    """One candidate's outcome, as the search loop records and tells it."""
+
+    arch: Architecture
+    metrics: dict[str, float] = field(default_factory=dict)
+    status: str = "complete"  # complete | failed | infeasible
+    reason: str | None = None
+    violation: float = 0.0  # hard budgets: 0 when met
+    soft_violation: float = 0.0
+    expensive: bool = False  # counted against the evaluation budget
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+class MetricSource(abc.ABC):
+    """Computes some metrics for a batch of architectures (NaN where it cannot)."""
+
+    provides: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": type(self).__name__, "provides": list(self.provides)}
+
+
+class TableMetrics(MetricSource):
+    def __init__(self, predictor: Any) -> None:  # hwnas.predictor.Predictor
+        self.predictor = predictor
+        self.provides = ("latency_ms", "energy_mj") if predictor.energy_mj is not None else ("latency_ms",)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        pred = self.predictor.predict(archs)
+        out = {"latency_ms": pred.latency_ms}
+        if pred.energy_mj is not None:
+            out["energy_mj"] = pred.energy_mj
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        t = self.predictor.table
+        return {"source": "latency table", "path": str(t.path), "statistic": t.statistic,
+                "energy": t.energy, "calibrated": t.calibration is not None, "fingerprint": t.fingerprint}
+
+
+class FactsMetrics(MetricSource):
+    provides = ("params", "flops")
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._cache: dict[str, tuple[int, int]] = {}
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        from hwnas.facts import describe
+
+        rows = []
+        for a in archs:
+            if a.id not in self._cache:
+                f = describe(self.space, a)
+                self._cache[a.id] = (f.params, f.macs)
+            rows.append(self._cache[a.id])
+        arr = np.array(rows, dtype=float).reshape(-1, 2)
+        return {"params": arr[:, 0], "flops": arr[:, 1]}
+
+
+class BenchmarkMetrics(MetricSource):
+    """Columns of a tabular benchmark, looked up by architecture id."""
+
+    def __init__(self, path: str | Path, space: type[SearchSpace] | SearchSpace, *,
+                 columns: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.space = space
+        names, rows = _read_table(self.path)
+        if "arch" not in names:
+            raise BenchmarkError(f"{self.path}: no 'arch' column (columns: {', '.join(names)})")
+        self.columns = [c for c in names if c != "arch"]
+        self.mapping = dict(columns or {})
+        for metric, col in self.mapping.items():
+            if col not in self.columns:
+                raise BenchmarkError(f"{self.path}: no column {col!r} for metric {metric!r} (columns: {', '.join(self.columns)})")
+        self.provides = tuple(self.columns) + tuple(m for m in self.mapping if m not in self.columns)
+        index: dict[str, int] = {}
+        data = np.full((len(rows), len(self.columns)), np.nan)
+        canonical_rows: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            try:
+                arch = space.parse(row["arch"])
+            except HwnasError as exc:
+                raise BenchmarkError(f"{self.path}: row {i + 2}: {exc}") from None
+            for j, c in enumerate(self.columns):
+                v = row.get(c)
+                try:
+                    data[i, j] = float(v) if v not in (None, "") else np.nan
+                except (TypeError, ValueError):
+                    raise BenchmarkError(f"{self.path}: row {i + 2}, column {c!r}: {v!r} is not a number") from None
+            index.setdefault(arch.id, i)
+            if arch.string == arch.canonical:
+                canonical_rows[arch.id] = i
+        index.update(canonical_rows)
+        self._index, self._data = index, data
+        self.n_rows = len(rows)
+
+    def column(self, metric: str) -> np.ndarray:
+        """Every row's value of a metric (for true fronts and quantiles in benchmarks)."""
+        return self._data[:, self.columns.index(self.mapping.get(metric, metric))]
+
+    def rows_by_id(self) -> dict[str, int]:
+        return dict(self._index)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        rows = []
+        for a in archs:
+            i = self._index.get(a.id)
+            if i is None:
+                raise BenchmarkError(f"{self.path}: no row for {a.string} (id {a.id}) nor any isomorphic architecture")
+            rows.append(i)
+        sel = self._data[rows]
+        out = {c: sel[:, j] for j, c in enumerate(self.columns)}
+        for metric, col in self.mapping.items():
+            out[metric] = out[col]
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "tabular benchmark", "path": str(self.path), "rows": self.n_rows,
+                "distinct": len(self._index), "columns": self.columns, "mapping": self.mapping}
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: no such benchmark table")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise BenchmarkError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from None
+        table = pq.read_table(path)
+        names = table.column_names
+        cols = {n: table.column(n).to_pylist() for n in names}
+        return names, [{n: ("" if cols[n][i] is None else str(cols[n][i])) for n in names} for i in range(table.num_rows)]
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchmarkError(f"{path}: not a readable CSV ({exc})") from None
+
+
+# Accuracy estimators: name -> factory(space, **options) -> MetricSource providing "accuracy".
+AccuracyFactory = Callable[..., MetricSource]
+ACCURACY: Registry[AccuracyFactory] = Registry("accuracy estimator")
+
+
+def _table_accuracy(space: SearchSpace, *, benchmark: str | Path, column: str = "accuracy", **_: Any) -> MetricSource:
+    return BenchmarkMetrics(benchmark, space, columns={"accuracy": column} if column != "accuracy" else None)
+
+
+ACCURACY.register("table", _table_accuracy)

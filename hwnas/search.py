@@ -1,0 +1,444 @@
+"""The search loop, written once for every strategy: ask -> cheap metrics -> budget filter ->
+expensive evaluation -> archive -> tell, until the evaluation budget is spent.
+
+* Cheap metrics (latency and energy from the table, params, FLOPs, cheap benchmark columns) are
+  computed for every candidate first. A candidate that breaks a hard budget is recorded as
+  ``infeasible`` and told to the strategy, but never sent to the expensive evaluation, and it does
+  not count against ``evaluations``.
+* An expensive evaluation that raises, returns NaN, runs out of memory or past its time limit is
+  recorded as ``failed`` with the reason; the search goes on.
+* An architecture already evaluated in this run (the same id: isomorphic cells included) gets its
+  earlier result again, without evaluation or a new record.
+* Resume (``resume=True``): the run's config is read back from the archive, the strategy is
+  rebuilt from the same seed and replayed against the archived results in order, then continues.
+  Nothing completed is recomputed, and a resumed seeded run ends at the front an uninterrupted one
+  would have reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import platform
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas import __version__
+from hwnas.archive import Archive, ArchiveError, Record
+from hwnas.errors import HwnasError
+from hwnas.metrics import ACCURACY, BenchmarkMetrics, Evaluation, FactsMetrics, MetricSource, TableMetrics
+from hwnas.objectives import Constraint, ObjectiveSet, parse_budget
+from hwnas.pareto import constrained_front, hypervolume
+from hwnas.spaces import SearchSpace, get_space
+from hwnas.spaces.base import Architecture
+from hwnas.strategies import STRATEGIES
+
+MAX_CANDIDATES_PER_EVALUATION = 50  # stop asking when a budget filters out nearly everything
+
+
+class SearchError(HwnasError, RuntimeError):
+    """A search that cannot be set up or resumed."""
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    front: list[dict[str, Any]]
+    feasible: bool
+    evaluations: list[Evaluation]
+    used: int
+    config: dict[str, Any]
+    stopped: str = "budget"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def archive_path(self) -> Path:
+        return self.run_dir / "archive.sqlite"
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import onnxruntime
+    import pymoo
+    import torch
+
+    return {"hwnas": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "pymoo": pymoo.__version__}
+
+
+class CandidateEvaluator:
+    """Routes each metric to its source and runs the expensive ones with failure handling."""
+
+    def __init__(self, objectives: ObjectiveSet, sources: Sequence[MetricSource], *, time_limit_s: float | None = None) -> None:
+        self.objectives = objectives
+        self.time_limit_s = time_limit_s
+        self.route: dict[str, MetricSource] = {}
+        for metric in objectives.metrics:
+            source = next((s for s in sources if metric in s.provides), None)
+            if source is None:
+                have = sorted({m for s in sources for m in s.provides})
+                raise SearchError(f"no source provides metric {metric!r} (available: {', '.join(have) or 'none'}; "
+                                  "give --table for latency_ms/energy_mj, --benchmark for benchmark columns)")
+            self.route[metric] = source
+        self.cheap_metrics = [m for m in objectives.metrics if objectives.is_cheap(m)]
+        self.expensive_metrics = [m for m in objectives.metrics if not objectives.is_cheap(m)]
+
+    def _collect(self, metrics: list[str], archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for source in dict.fromkeys(self.route[m] for m in metrics):
+            values = source.evaluate(archs)
+            for m in metrics:
+                if self.route[m] is source:
+                    out[m] = np.asarray(values[m], dtype=float)
+        return out
+
+    def cheap(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return self._collect(self.cheap_metrics, archs)
+
+    def expensive(self, arch: Architecture) -> tuple[dict[str, float], str | None]:
+        """The expensive metrics of one candidate, and a failure reason (None if it succeeded)."""
+        try:
+            with _time_limit(self.time_limit_s):
+                values = self._collect(self.expensive_metrics, [arch])
+        except TimeoutError:
+            return {}, f"time limit of {self.time_limit_s:g} s exceeded"
+        except MemoryError:
+            return {}, "out of memory"
+        except HwnasError as exc:
+            if "no row for" in str(exc):
+                raise  # a benchmark that lacks an architecture is a setup error, not a candidate failure
+            return {}, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a candidate's own failure: record it and go on
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            reason = "out of memory" if "out of memory" in text.lower() else f"{type(exc).__name__}: {text}"
+            return {}, reason
+        metrics = {m: float(v[0]) for m, v in values.items()}
+        bad = [m for m, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            return metrics, f"{', '.join(bad)} is NaN or infinite"
+        return metrics, None
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise TimeoutError
+
+    try:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+    except ValueError:  # not the main thread: no alarm, no limit
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def build_sources(config: dict[str, Any], space: SearchSpace) -> tuple[list[MetricSource], dict[str, Any]]:
+    """Metric sources from a run config; returns them and the device fingerprint (if a table)."""
+    from hwnas.predictor import Predictor
+    from hwnas.table import open_table
+
+    sources: list[MetricSource] = []
+    fingerprint: dict[str, Any] = {}
+    if config.get("table"):
+        table, table_space, _ = open_table(config["table"], allow_mismatch=config.get("allow_mismatch", False))
+        if table_space.config() != space.config() or table_space.name != space.name:
+            raise SearchError(f"{config['table']} was profiled for {table_space!r}, not {space!r}")
+        sources.append(TableMetrics(Predictor(table, space)))
+        fingerprint = table.fingerprint
+    if config.get("benchmark"):
+        sources.append(BenchmarkMetrics(config["benchmark"], space, columns=config.get("columns") or None))
+    accuracy = config.get("accuracy")
+    if accuracy and accuracy != "table":
+        sources.insert(0, ACCURACY.get(accuracy)(space, **config.get("accuracy_options", {})))
+    elif accuracy == "table" and not config.get("benchmark"):
+        raise SearchError("--accuracy table needs --benchmark TABLE.csv")
+    sources.append(FactsMetrics(space))
+    return sources, fingerprint
+
+
+def _objective_set(config: dict[str, Any]) -> ObjectiveSet:
+    from hwnas.objectives import Objective
+
+    o = config["objectives"]
+    objs = tuple(Objective(d["name"], d["direction"], d["cheap"]) for d in o["objectives"])
+    cons = tuple(parse_budget(c["budget"], hard=c["hard"]) for c in o["constraints"])
+    return ObjectiveSet(objs, cons, o.get("source", "<config>"))
+
+
+def make_config(
+    *, space: str, input_shape: str, num_classes: int = 10, space_options: dict[str, int] | None = None,
+    objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "nsga2",
+    strategy_options: dict[str, Any] | None = None, evaluations: int = 100, seed: int = 0,
+    table: str | None = None, benchmark: str | None = None, columns: dict[str, str] | None = None,
+    accuracy: str | None = None, accuracy_options: dict[str, Any] | None = None,
+    time_limit_s: float | None = None, allow_mismatch: bool = False,
+) -> dict[str, Any]:
+    """A search's complete, JSON-able description: stored in the archive, enough to resume."""
+    if evaluations < 1:
+        raise SearchError(f"evaluations must be >= 1, got {evaluations}")
+    STRATEGIES.get(strategy)
+    objs = objectives.with_budgets(list(budgets))
+    if accuracy is None:
+        accuracy = "table" if benchmark else None
+    return {
+        "space": space, "input_shape": input_shape, "num_classes": num_classes, "space_options": dict(space_options or {}),
+        "objectives": objs.to_dict(), "strategy": strategy, "strategy_options": dict(strategy_options or {}),
+        "evaluations": int(evaluations), "seed": int(seed),
+        "table": str(Path(table).resolve()) if table else None,
+        "benchmark": str(Path(benchmark).resolve()) if benchmark else None, "columns": dict(columns or {}),
+        "accuracy": accuracy, "accuracy_options": dict(accuracy_options or {}),
+        "time_limit_s": time_limit_s, "allow_mismatch": allow_mismatch,
+    }
+
+
+def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+           log: Any = print) -> SearchResult:
+    """Run (or resume) a search described by ``make_config``; see the module docstring."""
+    run_dir = Path(run_dir)
+    archive_path = run_dir / "archive.sqlite"
+    if resume:
+        if not archive_path.is_file():
+            raise SearchError(f"{run_dir}: no archive.sqlite to resume")
+        with Archive(archive_path) as a:
+            stored = a.meta("config")
+        if stored is None:
+            raise SearchError(f"{archive_path}: no run config stored; cannot resume")
+        config = stored
+    elif archive_path.exists() and Archive(archive_path).count(expensive_only=False) > 0:
+        raise SearchError(f"{run_dir} already holds a search; use --resume {run_dir} or another --run-dir")
+
+    space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
+                      **config["space_options"])
+    objectives = _objective_set(config)
+    sources, fingerprint = build_sources(config, space)
+    evaluator = CandidateEvaluator(objectives, sources, time_limit_s=config.get("time_limit_s"))
+    rng = np.random.default_rng(config["seed"])
+    options = dict(config["strategy_options"])
+    cls = STRATEGIES.get(config["strategy"])
+    if config["strategy"] == "progressive":
+        options.setdefault("cheap", evaluator.cheap)
+    try:
+        strategy = cls(space, objectives, rng, **options)
+    except TypeError as exc:
+        raise SearchError(f"strategy {config['strategy']!r}: {exc}") from None
+
+    archive = Archive(archive_path)
+    if not resume:
+        archive.set_meta("config", config)
+        archive.set_meta("versions", versions())
+        archive.set_meta("fingerprint", fingerprint)
+        archive.set_meta("sources", [s.describe() for s in sources])
+        archive.set_meta("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    replay: Iterator[Record] = iter(list(archive.records()))
+    pending = next(replay, None)
+    replayed = 0
+    known: dict[str, Evaluation] = {}
+    trace: list[Evaluation] = []
+    used = 0
+    asked = 0
+    budget = config["evaluations"]
+    stopped = "budget"
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{config['strategy']}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("search", total=budget, info="")
+        while used < budget:
+            if asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
+                stopped = "candidate cap: the budget filters out nearly every candidate"
+                break
+            batch = strategy.ask()
+            asked += len(batch)
+            outcomes: list[Evaluation] = []
+            cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
+            for i, arch in enumerate(batch):
+                if used >= budget:
+                    break
+                if arch.id in known:
+                    outcomes.append(_again(known[arch.id], arch))
+                    continue
+                if pending is not None:  # replaying the archive of an interrupted run
+                    if pending.arch_id != arch.id:
+                        raise ArchiveError(f"{archive_path}: replay diverged at evaluation {pending.seq} "
+                                           f"(archived {pending.arch}, strategy asked {arch.string}); the archive "
+                                           "belongs to another configuration or hwnas version")
+                    e = Evaluation(arch, pending.metrics, pending.status, pending.reason, pending.violation,
+                                   pending.soft_violation, pending.expensive, pending.wall_s)
+                    pending = next(replay, None)
+                    replayed += 1
+                else:
+                    e = _evaluate(arch, {m: float(v[i]) for m, v in cheap.items()}, objectives, evaluator)
+                    archive.add(e, strategy=config["strategy"], seed=config["seed"], started=time.time() - e.wall_s)
+                known[arch.id] = e
+                outcomes.append(e)
+                trace.append(e)
+                if e.expensive:
+                    used += 1
+                    bar.update(task, completed=used, info=_progress_info(trace, objectives))
+            if used >= budget and len(outcomes) < len(batch):
+                break  # the budget ran out inside this batch: nothing more is told
+            strategy.tell(outcomes)
+    archive.set_meta("state", {"used": used, "asked": asked, "replayed": replayed, "stopped": stopped})
+    if replayed:
+        log(f"resumed: {replayed} archived evaluations replayed, {len(trace) - replayed} new")
+    if stopped != "budget":
+        log(f"warning: stopped early ({stopped}) after {used} of {budget} evaluations")
+    front, feasible = _finish(run_dir, trace, objectives, evaluator, archive, config, used)
+    archive.close()
+    return SearchResult(run_dir, front, feasible, trace, used, config, stopped, _history(trace, objectives))
+
+
+def _again(e: Evaluation, arch: Architecture) -> Evaluation:
+    return Evaluation(arch, dict(e.metrics), e.status, e.reason, e.violation, e.soft_violation, False, 0.0)
+
+
+def _evaluate(arch: Architecture, cheap: dict[str, float], objectives: ObjectiveSet, evaluator: CandidateEvaluator) -> Evaluation:
+    start = time.perf_counter()
+    arrays = {m: np.array([v]) for m, v in cheap.items()}
+    hard_cheap = [c for c in objectives.constraints if c.hard and c.name in cheap]
+    violation = float(sum(c.violation(arrays[c.name])[0] for c in hard_cheap))
+    if violation > 0:
+        return Evaluation(arch, dict(cheap), "infeasible", "breaks a hard budget: " +
+                          ", ".join(c.text for c in hard_cheap if c.violation(arrays[c.name])[0] > 0),
+                          violation, 0.0, False, time.perf_counter() - start)
+    values, reason = evaluator.expensive(arch)
+    metrics = {**cheap, **values}
+    arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
+    hard = [c for c in objectives.constraints if c.hard and c.name not in cheap]
+    violation = float(sum(c.violation(arrays[c.name])[0] for c in hard)) if reason is None else 0.0
+    soft = float(sum(c.violation(arrays[c.name])[0] for c in objectives.constraints if not c.hard)) if reason is None else 0.0
+    status = "failed" if reason else "complete"
+    return Evaluation(arch, metrics, status, reason, violation, soft, True, time.perf_counter() - start)
+
+
+def _front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[list[Evaluation], bool]:
+    done = [e for e in trace if e.ok]
+    if not done:
+        return [], False
+    F = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
+    idx, feasible = constrained_front(F, np.array([e.violation for e in done]))
+    return [done[i] for i in idx], feasible
+
+
+def _history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, float]]:
+    """Run-relative hypervolume after each expensive evaluation (objectives scaled by the run's
+    own ideal and nadir of complete evaluations; reference point 1.1 in each)."""
+    done = [e for e in trace if e.ok and e.violation == 0]
+    if not done:
+        return []
+    F_all = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
+    ideal, nadir = F_all.min(0), F_all.max(0)
+    span = np.where(nadir > ideal, nadir - ideal, 1.0)
+    rows, k, seen = [], 0, []
+    for e in trace:
+        if not e.expensive:
+            continue
+        k += 1
+        if e.ok and e.violation == 0:
+            seen.append(e)
+        F = (objectives.F({m: np.array([x.metrics[m] for x in seen]) for m in objectives.names}) - ideal) / span if seen else np.zeros((0, len(ideal)))
+        rows.append({"eval": k, "hypervolume": hypervolume(F, np.full(len(ideal), 1.1)) if len(F) else 0.0})
+    return rows
+
+
+def _progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
+    front, feasible = _front_of(trace, objectives)
+    acc = next((o for o in objectives.objectives if not o.cheap and o.direction == "max"), None)
+    best = max((e.metrics[acc.name] for e in front), default=float("nan")) if acc and feasible else float("nan")
+    return f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  best {acc.name if acc else ''} {best:.4g}"
+
+
+def _finish(run_dir: Path, trace: list[Evaluation], objectives: ObjectiveSet, evaluator: CandidateEvaluator,
+            archive: Archive, config: dict[str, Any], used: int) -> tuple[list[dict[str, Any]], bool]:
+    front, feasible = _front_of(trace, objectives)
+    least_violating = False
+    if not front and trace:
+        # nothing met the budget, so nothing was evaluated expensively: return the least-violating
+        # candidates, evaluated now, clearly marked
+        cands = sorted({e.arch.id: e for e in trace if e.status == "infeasible"}.values(), key=lambda e: e.violation)
+        least = [e for e in cands if math.isclose(e.violation, cands[0].violation, rel_tol=1e-9)][:10] if cands else []
+        done = []
+        for e in least:
+            values, reason = evaluator.expensive(e.arch)
+            done.append(Evaluation(e.arch, {**e.metrics, **values}, "failed" if reason else "complete", reason,
+                                   e.violation, 0.0, False, 0.0))
+        front, _ = _front_of(done, objectives)
+        front = front or least
+        least_violating = bool(front)
+    members = [{"arch": e.arch.string, "arch_id": e.arch.id, **{m: e.metrics.get(m) for m in objectives.metrics},
+                "violation": e.violation, "feasible": e.violation == 0} for e in front]
+    members.sort(key=lambda r: tuple(r[o.name] if o.direction == "min" else -(r[o.name] or 0) for o in objectives.objectives[1:2] or objectives.objectives))
+    meta = archive.all_meta()
+    out = {"run_dir": str(run_dir), "feasible": feasible, "least_violating": least_violating,
+           "note": ("no candidate met the hard budget: this is the least-violating set, NOT a feasible front"
+                    if least_violating else "non-dominated feasible evaluations"),
+           "objectives": objectives.to_dict(), "evaluations_used": used, "front": members,
+           "config": config, "versions": meta.get("versions"), "fingerprint": meta.get("fingerprint"),
+           "sources": meta.get("sources"), "seed": config["seed"]}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "front.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    with (run_dir / "front.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch", "arch_id", *objectives.metrics, "feasible"])
+        for r in members:
+            w.writerow([r["arch"], r["arch_id"], *(r[m] for m in objectives.metrics), r["feasible"]])
+    with (run_dir / "history.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["eval", "hypervolume"])
+        for row in _history(trace, objectives):
+            w.writerow([row["eval"], f"{row['hypervolume']:.6f}"])
+    _plot_front(run_dir / "front.png", trace, front, objectives, least_violating)
+    return members, feasible
+
+
+def _plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluation], objectives: ObjectiveSet,
+                least_violating: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    objs = objectives.objectives
+    if len(objs) < 2:
+        return
+    # accuracy-like objective on y, the first cheap one on x
+    y = next((o for o in objs if not o.cheap), objs[0])
+    x = next((o for o in objs if o is not y), objs[1])
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
+    done = [e for e in trace if e.ok]
+    infeasible = [e for e in trace if e.status == "infeasible"]
+    if done:
+        ax.scatter([e.metrics[x.name] for e in done], [e.metrics[y.name] for e in done], s=10, color="0.7", label="evaluated")
+    if infeasible:
+        ax.scatter([e.metrics.get(x.name, np.nan) for e in infeasible], [np.nan] * len(infeasible), s=8)
+    if front:
+        pts = sorted((e.metrics.get(x.name), e.metrics.get(y.name)) for e in front)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="tab:red" if least_violating else "tab:blue",
+                label="least-violating (budget not met)" if least_violating else "Pareto front")
+    for c in objectives.constraints:
+        if c.name == x.name:
+            ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
+    ax.set_xlabel(f"{x.name} ({x.direction})")
+    ax.set_ylabel(f"{y.name} ({y.direction})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
