@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import csv
+import functools
 import gzip
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class BenchmarkMetrics(MetricSource):
                  columns: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.space = space
-        names, rows = _read_table(self.path)
+        names, rows = _read_table_cached(str(self.path.resolve()), self.path.stat().st_mtime_ns if self.path.exists() else 0)
         if "arch" not in names:
             raise BenchmarkError(f"{self.path}: no 'arch' column (columns: {', '.join(names)})")
         self.columns = [c for c in names if c != "arch"]
@@ -163,6 +164,11 @@ class BenchmarkMetrics(MetricSource):
     def describe(self) -> dict[str, Any]:
         return {"source": "tabular benchmark", "path": str(self.path), "rows": self.n_rows,
                 "distinct": len(self._index), "columns": self.columns, "mapping": self.mapping}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table_cached(path: str, _mtime_ns: int) -> tuple[list[str], list[dict[str, str]]]:
+    return _read_table(Path(path))  # keyed by modification time: an edited file is read again
 
 
 def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -50,3 +50,18 @@ def igd(F: np.ndarray, true_front: np.ndarray, scale: np.ndarray | None = None) 
     if scale is not None:
         F, T = F / scale, T / scale
     return float(IGD(T)(F))
+
+
+def budget_regret(acc_found: np.ndarray, cost_found: np.ndarray, acc_all: np.ndarray, cost_all: np.ndarray,
+                  budgets: np.ndarray) -> np.ndarray:
+    """Per budget: best accuracy in the whole table within it, minus the best found within it.
+
+    A budget under which nothing was found counts the full gap to the table's worst accuracy.
+    """
+    out = []
+    for b in np.atleast_1d(budgets):
+        true_best = np.max(acc_all[cost_all <= b])
+        ok = cost_found <= b
+        found = np.max(acc_found[ok]) if ok.any() else np.min(acc_all)
+        out.append(true_best - found)
+    return np.asarray(out, dtype=float)

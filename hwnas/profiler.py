@@ -5,13 +5,16 @@ The work, in order:
 1. Check the provider and read the fingerprint; continue a half-built table at the same path
    (only if it was made here, with the same settings, protocol and space version).
 2. Plan the jobs: every catalog block the table still lacks, plus ``context_models`` random
-   whole models (for the boundary correction, see ``hwnas.predictor``), spread over the chunks
-   so that both see the same machine.
-3. Per chunk: export each job to ONNX and verify it (outside the pinned cores: torch's threads
-   crawl when squeezed onto one core), open onnxruntime sessions with the device's settings, time
-   them with the protocol of ``hwnas.timing`` on the pinned cores, read energy where the device
-   has a meter, and save the table atomically. A killed profile loses at most one chunk.
-4. Fit the boundary correction and mark the table complete.
+   whole models (for the boundary correction, see ``hwnas.predictor``).
+3. Export every job to ONNX and verify it (outside the pinned cores, with torch on one thread),
+   and open an onnxruntime session for each with the device's settings.
+4. Time all of them together with the protocol of ``hwnas.timing`` on the pinned cores: one
+   interleaved pass, so that blocks and whole models see the same machine and drift is spread
+   over all of them (measuring in separate chunks put minutes between a model and its blocks).
+   Each entry is saved, atomically and at most every ``save_every_s``, as soon as it is finished
+   (with its energy, where the device has a meter): a killed profile loses only unfinished
+   entries, and export is cheap to redo.
+5. Fit the boundary correction and mark the table complete.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchn
 from hwnas.table import LatencyTable, TableMismatchError, default_table_path, space_record
 from hwnas.timing import Protocol, measure
 
-CHUNK = 48
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,6 @@ def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[s
             "energy_mj": None}
 
 
-def _chunks(jobs: list[Job], size: int) -> Iterator[list[Job]]:
-    for i in range(0, len(jobs), size):
-        yield jobs[i : i + size]
-
-
 def _plan_context(space: SearchSpace, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     seen: dict[str, str] = {}
@@ -147,7 +144,7 @@ def profile(
     energy_model: bool = False,
     force: bool = False,
     progress: bool = True,
-    chunk: int = CHUNK,
+    save_every_s: float = 2.0,
     log: Callable[[str], None] = print,
 ) -> LatencyTable:
     """Profile ``space`` on ``spec``'s device into a table at ``out`` (see the module docstring).
@@ -185,17 +182,17 @@ def profile(
         table.energy = {"available": True, "source": meter.source, "estimated": False,
                         "note": "window energy / inferences, idle power included"}
 
-    done_models = {m["arch"] for m in table.context["models"]}
-    blocks = [Job("block", b.key, block=b) for b in space.catalog() if b.key not in table.entries]
+    def finished(record: dict[str, Any] | None) -> bool:
+        return record is not None and (meter is None or record.get("energy_mj") is not None)
+
+    done_models = {m["arch"] for m in table.context["models"] if finished(m)}
+    blocks = [Job("block", b.key, block=b) for b in space.catalog() if not finished(table.entries.get(b.key))]
     models = [Job("model", a, arch=space.parse(a)) for a in table.context["planned"] if a not in done_models]
-    # spread the whole models evenly through the blocks, so both meet the same machine state
-    jobs: list[Job] = list(blocks)
-    for i, m in enumerate(models):
-        jobs.insert(min(len(jobs), round((i + 0.5) * (len(blocks) + len(models)) / max(1, len(models)))), m)
+    jobs: list[Job] = blocks + models  # measured together, interleaved: both meet the same machine
 
     started = time.perf_counter()
     with torch_threads(1):
-        _run_jobs(jobs, table, path, space, spec, protocol, meter, seed, chunk, progress)
+        _run_jobs(jobs, table, path, space, spec, protocol, meter, seed, progress, save_every_s)
     if energy_model:
         _estimate_energy(space, table)
     table.context["fit"] = fit_context(space, table)
@@ -211,33 +208,52 @@ def profile(
 
 
 def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, spec: DeviceSpec,
-              protocol: Protocol, meter: EnergyMeter | None, seed: int, chunk: int, progress: bool) -> None:
+              protocol: Protocol, meter: EnergyMeter | None, seed: int, progress: bool, save_every_s: float) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = [TextColumn("[bold]profile {task.description}"), BarColumn(), MofNCompleteColumn(),
+    model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}
+
+    def record(job: Job, stats: dict[str, Any], energy: float | None) -> None:
+        if job.kind == "block":
+            assert job.block is not None
+            entry = _entry_record(job.block, stats, protocol.statistic)
+            entry["energy_mj"] = energy
+            table.entries[job.key] = entry
+        else:
+            row = {"arch": job.key, "stats": stats, "energy_mj": energy}
+            if job.key in model_index:
+                table.context["models"][model_index[job.key]] = row
+            else:
+                model_index[job.key] = len(table.context["models"])
+                table.context["models"].append(row)
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
-        task = bar.add_task(f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}", total=len(jobs))
-        for part in _chunks(jobs, chunk):
-            runners = []
-            for job in part:
-                model_path, shapes = export_job(job, space, spec, Path(tmp), seed)
-                runners.append(make_runner(model_path, spec, shapes, seed))
-            with pinned(spec.runtime.affinity):
-                stats = measure(runners, protocol, on_done=lambda _i: bar.advance(task))
-                energies = [meter.measure(r, min_window_s=spec.energy.min_window_s)[0] if meter else None for r in runners]
-            for job, s, e in zip(part, stats, energies):
-                record = s.to_dict()
-                if job.kind == "block":
-                    assert job.block is not None
-                    entry = _entry_record(job.block, record, protocol.statistic)
-                    entry["energy_mj"] = e
-                    table.entries[job.key] = entry
-                else:
-                    table.context["models"].append({"arch": job.key, "stats": record, "energy_mj": e})
-            table.save(path)
-            for f in Path(tmp).iterdir():
-                f.unlink()
+    what = f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}"
+    with Progress(*columns, disable=not progress) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+        exporting = bar.add_task(f"export  {what}", total=len(jobs))
+        runners = []
+        for job in jobs:
+            model_path, shapes = export_job(job, space, spec, Path(tmp), seed)
+            runners.append(make_runner(model_path, spec, shapes, seed))
+            bar.advance(exporting)
+        measuring = bar.add_task(f"measure {what}", total=len(jobs))
+        last_save = [time.monotonic()]
+
+        def done(i: int, stats: Any) -> None:
+            bar.advance(measuring)
+            if meter is None:  # with a meter, an entry is finished only once its energy is read
+                record(jobs[i], stats.to_dict(), None)
+                if time.monotonic() - last_save[0] >= save_every_s:
+                    table.save(path)
+                    last_save[0] = time.monotonic()
+
+        with pinned(spec.runtime.affinity):
+            final = measure(runners, protocol, on_done=done)
+            for job, stats, run in zip(jobs, final, runners):
+                energy = meter.measure(run, min_window_s=spec.energy.min_window_s)[0] if meter else None
+                record(job, stats.to_dict(), energy)
+        table.save(path)
 
 
 def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:

@@ -292,7 +292,8 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
                 trace.append(e)
                 if e.expensive:
                     used += 1
-                    bar.update(task, completed=used, info=_progress_info(trace, objectives))
+                    if progress:
+                        bar.update(task, completed=used, info=_progress_info(trace, objectives))
             if used >= budget and len(outcomes) < len(batch):
                 break  # the budget ran out inside this batch: nothing more is told
             strategy.tell(outcomes)
@@ -360,10 +361,18 @@ def _history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict
 
 
 def _progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
+    """Front size, best feasible accuracy and the run-relative hypervolume so far."""
     front, feasible = _front_of(trace, objectives)
     acc = next((o for o in objectives.objectives if not o.cheap and o.direction == "max"), None)
     best = max((e.metrics[acc.name] for e in front), default=float("nan")) if acc and feasible else float("nan")
-    return f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  best {acc.name if acc else ''} {best:.4g}"
+    hv = float("nan")
+    done = [e for e in trace if e.ok and e.violation == 0]
+    if feasible and done:
+        F = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
+        lo, hi = F.min(0), F.max(0)
+        hv = hypervolume((F - lo) / np.where(hi > lo, hi - lo, 1.0), np.full(F.shape[1], 1.1))
+    return (f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  "
+            f"best {acc.name if acc else ''} {best:.4g}  HV {hv:.3f}")
 
 
 def _finish(run_dir: Path, trace: list[Evaluation], objectives: ObjectiveSet, evaluator: CandidateEvaluator,

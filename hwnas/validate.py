@@ -75,7 +75,7 @@ def validate(
                 runners.append(make_runner(path, spec, shapes, seed))
                 bar.advance(task)
         with pinned(spec.runtime.affinity):
-            stats = measure(runners, protocol, on_done=lambda _i: bar.advance(task))
+            stats = measure(runners, protocol, on_done=lambda _i, _s: bar.advance(task))
     measured = np.array([s.value(table.statistic) for s in stats])
 
     report: dict[str, Any] = {

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.crossover import Crossover
-from pymoo.core.duplicate import ElementwiseDuplicateElimination
+from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
@@ -61,13 +61,30 @@ class _SpaceMutation(Mutation):
         return np.array([self.space.mutate(self.space.decode(x), random_state, rate=self.rate).genes for x in X])
 
 
-class _SameArchitecture(ElementwiseDuplicateElimination):
+class _SameArchitecture(DuplicateElimination):
+    """Duplicates are candidates with the same architecture id (isomorphic cells included),
+    found by hashing: pymoo's element-wise elimination compares every pair."""
+
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
         self.space = space
+        self._ids: dict[tuple[int, ...], str] = {}
 
-    def is_equal(self, a: Any, b: Any) -> bool:
-        return self.space.decode(a.X).id == self.space.decode(b.X).id
+    def _id(self, x: np.ndarray) -> str:
+        key = tuple(int(v) for v in x)
+        if key not in self._ids:
+            self._ids[key] = self.space.decode(key).id
+        return self._ids[key]
+
+    def _do(self, pop: Any, other: Any, is_duplicate: np.ndarray) -> np.ndarray:
+        seen = {self._id(o.X) for o in other} if other is not None else set()
+        for i, ind in enumerate(pop):
+            h = self._id(ind.X)
+            if h in seen:
+                is_duplicate[i] = True
+            else:
+                seen.add(h)
+        return is_duplicate
 
 
 class NSGA2Strategy(Strategy):
