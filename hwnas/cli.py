@@ -219,6 +219,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hwnas.bench import BenchError, print_summary, run_bench
+    from hwnas.objectives import parse_budget
+
+    if not args.objective:
+        raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
+    summary = run_bench(
+        space=args.space, input_shape=args.input, table=args.table, objectives=args.objective,
+        strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], evaluations=args.evaluations,
+        seeds=args.seeds, out=args.out, budgets=[parse_budget(b) for b in args.budget],
+        cheap=args.cheap.split(",") if args.cheap is not None else None, workers=args.workers,
+        command=["hwnas", *args.argv],
+    )
+    print_summary(summary)
+    print(f"seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['wall_s']:.1f} s on {summary['workers']} "
+          f"worker(s); traces, summary.json, hv.png and front.png in {args.out}/")
+    return 0
+
+
+def cmd_bench_import(args: argparse.Namespace) -> int:
+    from hwnas.bench import import_nb201
+
+    n = import_nb201(args.input, args.output, index_column=args.index_column)
+    print(f"wrote {args.output}: {n} rows, 'arch' in NAS-Bench-201 cell strings (benchmark index order)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwnas",
@@ -314,12 +341,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("bench", help="compare strategies on a tabular benchmark: many seeds, random beside each, "
+                                     "performance over time ('hwnas bench import --help' converts indexed tables)")
+    p.add_argument("--space", required=True, help="search space of the table's architectures")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--table", required=True, help="tabular benchmark (CSV, CSV.gz or Parquet) with an 'arch' column")
+    p.add_argument("--objective", action="append", default=[], metavar="COLUMN:min|max",
+                   help="an objective column (repeatable); all but the first max one are cheap")
+    p.add_argument("--cheap", help="comma-separated columns that are cheap (overrides the default)")
+    p.add_argument("--budget", action="append", default=[], metavar="'COLUMN<=X'", help="a hard budget (repeatable)")
+    p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive", help="comma-separated (random is always added)")
+    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations per run (default 100)")
+    p.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per strategy (default 20)")
+    p.add_argument("--workers", type=int, help="processes (default: one per core)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-import", help="convert a table indexed by NAS-Bench-201 number to arch strings "
+                                            "(also: hwnas bench import)")
+    p.add_argument("--input", required=True, help="CSV with an index column 0..15624")
+    p.add_argument("--output", required=True, help="CSV to write, with an 'arch' column")
+    p.add_argument("--index-column", default="index", help="name of the index column (default 'index')")
+    p.set_defaults(func=cmd_bench_import)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["bench", "import"]:  # `hwnas bench import ...` reads better than a second command name
+        argv = ["bench-import", *argv[2:]]
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, recorded by commands that write results
     handler: Handler = args.func
     try:
         return handler(args)

@@ -24,7 +24,7 @@ import math
 import platform
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,64 +247,95 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
         archive.set_meta("sources", [s.describe() for s in sources])
         archive.set_meta("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     replay: Iterator[Record] = iter(list(archive.records()))
-    pending = next(replay, None)
-    replayed = 0
-    known: dict[str, Evaluation] = {}
-    trace: list[Evaluation] = []
-    used = 0
-    asked = 0
-    budget = config["evaluations"]
-    stopped = "budget"
+    pending: list[Record | None] = [next(replay, None)]
+    replayed = [0]
+
+    def from_archive(arch: Architecture) -> Evaluation | None:
+        record = pending[0]
+        if record is None:
+            return None
+        if record.arch_id != arch.id:
+            raise ArchiveError(f"{archive_path}: replay diverged at evaluation {record.seq} (archived {record.arch}, "
+                               f"strategy asked {arch.string}); the archive belongs to another configuration or hwnas version")
+        pending[0] = next(replay, None)
+        replayed[0] += 1
+        return Evaluation(arch, record.metrics, record.status, record.reason, record.violation,
+                          record.soft_violation, record.expensive, record.wall_s)
+
+    def to_archive(e: Evaluation) -> None:
+        archive.add(e, strategy=config["strategy"], seed=config["seed"], started=time.time() - e.wall_s)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    budget = config["evaluations"]
     with Progress(TextColumn(f"[bold]{config['strategy']}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
         task = bar.add_task("search", total=budget, info="")
-        while used < budget:
-            if asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
-                stopped = "candidate cap: the budget filters out nearly every candidate"
-                break
-            batch = strategy.ask()
-            asked += len(batch)
-            outcomes: list[Evaluation] = []
-            cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
-            for i, arch in enumerate(batch):
-                if used >= budget:
-                    break
-                if arch.id in known:
-                    outcomes.append(_again(known[arch.id], arch))
-                    continue
-                if pending is not None:  # replaying the archive of an interrupted run
-                    if pending.arch_id != arch.id:
-                        raise ArchiveError(f"{archive_path}: replay diverged at evaluation {pending.seq} "
-                                           f"(archived {pending.arch}, strategy asked {arch.string}); the archive "
-                                           "belongs to another configuration or hwnas version")
-                    e = Evaluation(arch, pending.metrics, pending.status, pending.reason, pending.violation,
-                                   pending.soft_violation, pending.expensive, pending.wall_s)
-                    pending = next(replay, None)
-                    replayed += 1
-                else:
-                    e = _evaluate(arch, {m: float(v[i]) for m, v in cheap.items()}, objectives, evaluator)
-                    archive.add(e, strategy=config["strategy"], seed=config["seed"], started=time.time() - e.wall_s)
-                known[arch.id] = e
-                outcomes.append(e)
-                trace.append(e)
-                if e.expensive:
-                    used += 1
-                    if progress:
-                        bar.update(task, completed=used, info=_progress_info(trace, objectives))
-            if used >= budget and len(outcomes) < len(batch):
-                break  # the budget ran out inside this batch: nothing more is told
-            strategy.tell(outcomes)
-    archive.set_meta("state", {"used": used, "asked": asked, "replayed": replayed, "stopped": stopped})
-    if replayed:
-        log(f"resumed: {replayed} archived evaluations replayed, {len(trace) - replayed} new")
+
+        def show(trace: list[Evaluation], used: int) -> None:
+            if progress:
+                bar.update(task, completed=used, info=_progress_info(trace, objectives))
+
+        trace, used, asked, stopped = run_strategy(strategy, evaluator, objectives, budget, lookup=from_archive,
+                                                   record=to_archive, on_progress=show)
+    replayed_n = replayed[0]
+    archive.set_meta("state", {"used": used, "asked": asked, "replayed": replayed_n, "stopped": stopped})
+    if replayed_n:
+        log(f"resumed: {replayed_n} archived evaluations replayed, {len(trace) - replayed_n} new")
     if stopped != "budget":
         log(f"warning: stopped early ({stopped}) after {used} of {budget} evaluations")
     front, feasible = _finish(run_dir, trace, objectives, evaluator, archive, config, used)
     archive.close()
     return SearchResult(run_dir, front, feasible, trace, used, config, stopped, _history(trace, objectives))
+
+
+
+def run_strategy(
+    strategy: Any, evaluator: CandidateEvaluator, objectives: ObjectiveSet, budget: int, *,
+    lookup: Callable[[Architecture], Evaluation | None] | None = None,
+    record: Callable[[Evaluation], None] | None = None,
+    on_progress: Callable[[list[Evaluation], int], None] | None = None,
+) -> tuple[list[Evaluation], int, int, str]:
+    """The loop itself: ask, cheap metrics, budget filter, expensive evaluation, tell.
+
+    ``lookup`` may answer a candidate from elsewhere (the archive, on resume) before it is
+    evaluated; ``record`` sees every new evaluation. Returns the trace (every new candidate, in
+    order), the expensive evaluations used, the candidates asked and why it stopped.
+    """
+    known: dict[str, Evaluation] = {}
+    trace: list[Evaluation] = []
+    used = asked = 0
+    stopped = "budget"
+    while used < budget:
+        if asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
+            stopped = "candidate cap: the budget filters out nearly every candidate"
+            break
+        batch = strategy.ask()
+        asked += len(batch)
+        outcomes: list[Evaluation] = []
+        cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
+        for i, arch in enumerate(batch):
+            if used >= budget:
+                break
+            if arch.id in known:
+                outcomes.append(_again(known[arch.id], arch))
+                continue
+            e = lookup(arch) if lookup else None
+            if e is None:
+                e = _evaluate(arch, {m: float(v[i]) for m, v in cheap.items()}, objectives, evaluator)
+                if record:
+                    record(e)
+            known[arch.id] = e
+            outcomes.append(e)
+            trace.append(e)
+            if e.expensive:
+                used += 1
+                if on_progress:
+                    on_progress(trace, used)
+        if used >= budget and len(outcomes) < len(batch):
+            break  # the budget ran out inside this batch: nothing more is told
+        strategy.tell(outcomes)
+    return trace, used, asked, stopped
 
 
 def _again(e: Evaluation, arch: Architecture) -> Evaluation:
