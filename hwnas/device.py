@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import platform
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,11 +37,8 @@ import onnxruntime as ort
 
 from hwnas.errors import HwnasError
 from hwnas.timing import Protocol
+from hwnas.tomlfile import read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -202,14 +198,7 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
 
 def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
     """Read a device spec file; raises DeviceSpecError naming the file and the field."""
-    p = Path(path)
-    if not p.is_file():
-        raise DeviceSpecError(f"{p}: no such device spec file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DeviceSpecError(f"{p}: not valid TOML ({exc})") from None
-    return parse_device(data, str(p))
+    return parse_device(read_toml(path, DeviceSpecError, "device spec file"), str(Path(path)))
 
 
 def check_provider(spec: DeviceSpec) -> None:

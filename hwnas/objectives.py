@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,8 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError
+from hwnas.tomlfile import read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 CHEAP_BY_DEFAULT = {"latency_ms", "energy_mj", "params", "flops", "macs"}
 _BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
@@ -180,12 +176,7 @@ def objectives_from_specs(specs: list[str], *, cheap: set[str] | None = None, so
 def load_objectives(path: str | Path) -> ObjectiveSet:
     """Read a preset; raises ObjectiveError naming the file and field."""
     p = Path(path)
-    if not p.is_file():
-        raise ObjectiveError(f"{p}: no such objectives preset")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ObjectiveError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p, ObjectiveError, "objectives preset")
     unknown = set(data) - {"objective", "constraint", "description"}
     if unknown:
         raise ObjectiveError(f"{p}: field '{sorted(unknown)[0]}': unknown (expected objective, constraint)")

@@ -372,7 +372,8 @@ def _front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[li
 
 def _history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, float]]:
     """Run-relative hypervolume after each expensive evaluation (objectives scaled by the run's
-    own ideal and nadir of complete evaluations; reference point 1.1 in each)."""
+    own ideal and nadir of complete evaluations; reference point 1.1 in each), as a fraction of
+    the reference box."""
     done = [e for e in trace if e.ok and e.violation == 0]
     if not done:
         return []
@@ -387,7 +388,8 @@ def _history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict
         if e.ok and e.violation == 0:
             seen.append(e)
         F = (objectives.F({m: np.array([x.metrics[m] for x in seen]) for m in objectives.names}) - ideal) / span if seen else np.zeros((0, len(ideal)))
-        rows.append({"eval": k, "hypervolume": hypervolume(F, np.full(len(ideal), 1.1)) if len(F) else 0.0})
+        box = 1.1 ** len(ideal)  # reported as a fraction of the reference box: 0..1
+        rows.append({"eval": k, "hypervolume": hypervolume(F, np.full(len(ideal), 1.1)) / box if len(F) else 0.0})
     return rows
 
 
@@ -401,7 +403,7 @@ def _progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str
     if feasible and done:
         F = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
         lo, hi = F.min(0), F.max(0)
-        hv = hypervolume((F - lo) / np.where(hi > lo, hi - lo, 1.0), np.full(F.shape[1], 1.1))
+        hv = hypervolume((F - lo) / np.where(hi > lo, hi - lo, 1.0), np.full(F.shape[1], 1.1)) / 1.1 ** F.shape[1]
     return (f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  "
             f"best {acc.name if acc else ''} {best:.4g}  HV {hv:.3f}")
 

@@ -18,7 +18,7 @@ from hwnas.archive import Archive
 from hwnas.cli import main
 from hwnas.metrics import ACCURACY, BenchmarkError, BenchmarkMetrics, MetricSource
 from hwnas.objectives import objectives_from_specs, parse_budget
-from hwnas.search import SearchError, make_config, search
+from hwnas.search import make_config, search
 from hwnas.spaces import NB201Space
 from hwnas.strategies import STRATEGIES
 
@@ -66,7 +66,7 @@ def test_strategy_runs_and_respects_a_hard_budget(strategy: str, tmp_path: Path)
 def test_same_seed_same_trace_and_different_seeds_differ(strategy: str, tmp_path: Path) -> None:
     a = search(config(strategy, seed=5, evaluations=20), tmp_path / "a", progress=False)
     b = search(config(strategy, seed=5, evaluations=20), tmp_path / "b", progress=False)
-    c = search(config(strategy, seed=6, evaluations=20), tmp_path / "c", progress=False)
+    search(config(strategy, seed=6, evaluations=20), tmp_path / "c", progress=False)
     assert trace(tmp_path / "a") == trace(tmp_path / "b")
     assert trace(tmp_path / "a") != trace(tmp_path / "c")
     assert a.front == b.front

@@ -110,7 +110,7 @@ def test_block_list_is_consistent_with_the_built_model(space: SearchSpace, rng: 
         assert len({b.path for b in blocks}) == len(blocks)
         seen: dict[str, list[tuple[tuple[int, ...], ...]]] = {}
 
-        def hook(path: str):
+        def hook(path: str, seen: dict = seen):
             def record(_m, inputs, output):
                 seen.setdefault(path, []).append((tuple(t.shape[1:] for t in inputs), tuple(output.shape[1:])))
             return record
