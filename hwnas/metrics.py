@@ -203,3 +203,12 @@ def _table_accuracy(space: SearchSpace, *, benchmark: str | Path, column: str = 
 
 
 ACCURACY.register("table", _table_accuracy)
+
+
+def _train_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
+    from hwnas.training import TrainAccuracy  # torch training code loads only when asked for
+
+    return TrainAccuracy(space, **options)
+
+
+ACCURACY.register("train", _train_accuracy)

@@ -1,0 +1,153 @@
+"""``--accuracy train``: train each candidate from scratch at low fidelity and report its
+validation accuracy (a proxy, recorded as such).
+
+A few epochs on a subset of the training split; SGD with momentum and a cosine schedule; label
+smoothing optional. Deterministic by seed: weights come from ``space.build(arch, seed=...)`` and
+the batch order from a private numpy Generator; nothing touches global random state. Results are
+cached by architecture id and settings (in memory, and in a JSON file when ``cache`` is given). A
+loss that turns NaN or diverges raises TrainingFailed, which the search records as a failed
+evaluation with its reason. Only the training and validation splits are ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.data import Dataset, load_dataset, make_splits, standardize
+from hwnas.errors import HwnasError
+from hwnas.metrics import MetricSource
+from hwnas.spaces.base import Architecture, SearchSpace
+
+
+class TrainingFailed(RuntimeError):
+    """A candidate whose training diverged (a candidate failure, not a setup error)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 3
+    subset: float = 1.0  # fraction of the training split used
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.0
+    seed: int = 0  # weights and batch order
+    split_seed: int = 0  # the train/validation/test split
+    max_loss: float = 1e3  # above this (or NaN) the run has diverged
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train_and_evaluate(model: nn.Module, ds: Dataset, train_idx: np.ndarray, eval_idx: np.ndarray,
+                       s: TrainSettings, mean: np.ndarray, std: np.ndarray) -> float:
+    """Train ``model`` on ``train_idx`` and return its accuracy (%) on ``eval_idx``."""
+    rng = np.random.default_rng(s.seed)
+    m = torch.as_tensor(mean, dtype=torch.float32)[None, :, None, None]
+    sd = torch.as_tensor(std, dtype=torch.float32)[None, :, None, None]
+    x_all = (torch.from_numpy(ds.x) - m) / sd
+    y_all = torch.from_numpy(ds.y)
+    n_train = max(s.batch_size, int(round(s.subset * len(train_idx))))
+    idx = rng.permutation(train_idx)[:n_train]
+    steps_per_epoch = math.ceil(len(idx) / s.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps_per_epoch))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+    model.train()
+    for epoch in range(s.epochs):
+        order = rng.permutation(idx)
+        for b in range(steps_per_epoch):
+            batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
+            if len(batch) < 2:  # BatchNorm needs two samples
+                continue
+            loss = loss_fn(model(x_all[batch]), y_all[batch])
+            value = float(loss.detach())
+            if not math.isfinite(value) or value > s.max_loss:
+                raise TrainingFailed(f"loss diverged to {value:.3g} in epoch {epoch + 1}, step {b + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for b in range(0, len(eval_idx), 256):
+            batch = torch.from_numpy(eval_idx[b:b + 256])
+            logits = model(x_all[batch])
+            if not torch.isfinite(logits).all():
+                raise TrainingFailed("the trained model outputs NaN or infinite logits")
+            correct += int((logits.argmax(1) == y_all[batch]).sum())
+    return 100.0 * correct / len(eval_idx)
+
+
+class TrainAccuracy(MetricSource):
+    """Validation accuracy after low-fidelity training from scratch."""
+
+    provides = ("accuracy",)
+
+    def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", cache: str | None = None,
+                 threads: int | None = None, **settings: Any) -> None:
+        unknown = set(settings) - set(TrainSettings.__dataclass_fields__)
+        if unknown:
+            raise HwnasError(f"train: unknown option {sorted(unknown)[0]!r} "
+                             f"(options: dataset, cache, threads, {', '.join(TrainSettings.__dataclass_fields__)})")
+        self.space = space
+        self.settings = TrainSettings(**settings)
+        self.dataset_name = dataset
+        self.ds = load_dataset(dataset)
+        if self.ds.input_shape != space.input_shape:
+            raise HwnasError(f"train: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))}, but the space "
+                             f"is built for {'x'.join(map(str, space.input_shape))} (use --input to match)")
+        if self.ds.classes != space.num_classes:
+            raise HwnasError(f"train: dataset {dataset} has {self.ds.classes} classes, the space {space.num_classes} "
+                             "(use --classes to match)")
+        self.splits = make_splits(self.ds, self.settings.split_seed)
+        self.mean, self.std = standardize(self.ds, self.splits.train)
+        self.threads = threads or max(1, (os.cpu_count() or 1))
+        self.cache_path = Path(cache) if cache else None
+        self._cache: dict[str, float] = {}
+        if self.cache_path and self.cache_path.is_file():
+            self._cache = json.loads(self.cache_path.read_text())
+        self.hits = 0
+
+    def _key(self, arch: Architecture) -> str:
+        return f"{self.space.name}:{arch.id}:{self.dataset_name}:{self.settings.key()}"
+
+    def accuracy(self, arch: Architecture) -> float:
+        key = self._key(arch)
+        if key in self._cache:
+            self.hits += 1
+            return self._cache[key]
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            model = self.space.build(arch, seed=self.settings.seed, calibrate_bn=False)
+            acc = train_and_evaluate(model, self.ds, self.splits.train, self.splits.val, self.settings, self.mean, self.std)
+        finally:
+            torch.set_num_threads(before)
+        self._cache[key] = acc
+        if self.cache_path:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._cache))
+            tmp.replace(self.cache_path)
+        return acc
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "train", "proxy": True, "dataset": self.dataset_name, "settings": asdict(self.settings),
+                "split_seed": self.splits.seed, "split_sizes": [len(self.splits.train), len(self.splits.val), len(self.splits.test)]}

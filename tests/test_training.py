@@ -1,0 +1,66 @@
+"""The `train` accuracy estimator: determinism, cache, divergence as a failure, a tiny real search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwnas.archive import Archive
+from hwnas.errors import HwnasError
+from hwnas.metrics import ACCURACY
+from hwnas.objectives import objectives_from_specs
+from hwnas.search import make_config, search
+from hwnas.spaces import get_space
+from hwnas.training import TrainAccuracy
+
+FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
+
+
+def _space():
+    return get_space("dppnet", input_shape="1x8x8", N=1, growth=8, stem_channels=8)
+
+
+def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
+    space = _space()
+    arch = space.parse("bnrelu-conv3x3+bnrelu-conv1x1")
+    a = TrainAccuracy(space, cache=str(tmp_path / "cache.json"), **FAST)
+    first = a.accuracy(arch)
+    assert 30.0 < first <= 100.0  # two epochs on digits learn well above chance (10%)
+    assert a.accuracy(arch) == first and a.hits == 1
+    fresh = TrainAccuracy(space, **FAST)  # no cache: trains again, same result
+    assert fresh.accuracy(arch) == first and fresh.hits == 0
+    reloaded = TrainAccuracy(space, cache=str(tmp_path / "cache.json"), **FAST)
+    assert reloaded.accuracy(arch) == first and reloaded.hits == 1
+    other_seed = TrainAccuracy(space, seed=1, **FAST)
+    assert other_seed.accuracy(arch) != first
+
+
+def test_divergence_is_a_recorded_failure(tmp_path: Path) -> None:
+    space = _space()
+    objectives = objectives_from_specs(["accuracy:max", "params:min"])
+    cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
+                      objectives=objectives, strategy="random", evaluations=3, seed=0, accuracy="train",
+                      accuracy_options={**FAST, "epochs": 1, "lr": 1e6})
+    result = search(cfg, tmp_path, progress=False)
+    with Archive(tmp_path / "archive.sqlite") as arc:
+        failed = [r for r in arc.records() if r.status == "failed"]
+    assert failed and all("diverged" in r.reason or "NaN" in r.reason for r in failed)
+    assert result.used == 3 and not result.front
+
+
+def test_tiny_search_with_train_accuracy_on_digits(tmp_path: Path) -> None:
+    objectives = objectives_from_specs(["accuracy:max", "flops:min"])
+    cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
+                      objectives=objectives, strategy="nsga2", strategy_options={"pop_size": 4}, evaluations=6, seed=0,
+                      accuracy="train", accuracy_options=FAST)
+    result = search(cfg, tmp_path, progress=False)
+    assert result.used == 6 and result.front
+    assert all(20.0 < m["accuracy"] <= 100.0 and m["flops"] > 0 for m in result.front)
+
+
+def test_mismatched_dataset_and_options_are_errors() -> None:
+    with pytest.raises(HwnasError, match="is 1x8x8, but the space is built for 1x28x28"):
+        ACCURACY.get("train")(get_space("dppnet", input_shape="1x28x28"), dataset="digits")
+    with pytest.raises(HwnasError, match="unknown option 'epoch'"):
+        ACCURACY.get("train")(_space(), dataset="digits", epoch=3)
