@@ -246,6 +246,16 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from hwnas.retrain import retrain
+
+    report = retrain(args.run_dir, epochs=args.epochs, dataset=args.dataset, seed=args.seed, limit=args.limit)
+    ok = [m for m in report["models"] if m["status"] == "complete"]
+    print(f"{len(ok)} of {len(report['models'])} front members retrained on {report['dataset']} "
+          f"({report['settings']['epochs']} epochs); report {args.run_dir}/retrain.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwnas",
@@ -341,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("retrain", help="retrain a search's front from scratch at full fidelity (val and test accuracy)")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    p.add_argument("--dataset", help="dataset (default: the one the search used)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and batch order (default 0)")
+    p.add_argument("--limit", type=int, help="retrain only the first N front members")
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("bench", help="compare strategies on a tabular benchmark: many seeds, random beside each, "
                                      "performance over time ('hwnas bench import --help' converts indexed tables)")

@@ -212,3 +212,12 @@ def _train_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
 
 
 ACCURACY.register("train", _train_accuracy)
+
+
+def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
+    from hwnas.supernet import SupernetAccuracy
+
+    return SupernetAccuracy(space, **options)
+
+
+ACCURACY.register("supernet", _supernet_accuracy)

@@ -51,14 +51,15 @@ class TrainSettings:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_and_evaluate(model: nn.Module, ds: Dataset, train_idx: np.ndarray, eval_idx: np.ndarray,
-                       s: TrainSettings, mean: np.ndarray, std: np.ndarray) -> float:
-    """Train ``model`` on ``train_idx`` and return its accuracy (%) on ``eval_idx``."""
-    rng = np.random.default_rng(s.seed)
+def normalised(ds: Dataset, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     m = torch.as_tensor(mean, dtype=torch.float32)[None, :, None, None]
     sd = torch.as_tensor(std, dtype=torch.float32)[None, :, None, None]
-    x_all = (torch.from_numpy(ds.x) - m) / sd
-    y_all = torch.from_numpy(ds.y)
+    return (torch.from_numpy(ds.x) - m) / sd, torch.from_numpy(ds.y)
+
+
+def fit(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, train_idx: np.ndarray, s: TrainSettings) -> nn.Module:
+    """Train ``model`` in place on ``train_idx``; raises TrainingFailed if the loss diverges."""
+    rng = np.random.default_rng(s.seed)
     n_train = max(s.batch_size, int(round(s.subset * len(train_idx))))
     idx = rng.permutation(train_idx)[:n_train]
     steps_per_epoch = math.ceil(len(idx) / s.batch_size)
@@ -80,16 +81,28 @@ def train_and_evaluate(model: nn.Module, ds: Dataset, train_idx: np.ndarray, eva
             loss.backward()
             opt.step()
             sched.step()
+    return model.eval()
+
+
+def accuracy_on(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, idx: np.ndarray) -> float:
+    """Top-1 accuracy (%) of ``model`` on the samples ``idx``."""
     model.eval()
     correct = 0
     with torch.no_grad():
-        for b in range(0, len(eval_idx), 256):
-            batch = torch.from_numpy(eval_idx[b:b + 256])
+        for b in range(0, len(idx), 256):
+            batch = torch.from_numpy(idx[b:b + 256])
             logits = model(x_all[batch])
             if not torch.isfinite(logits).all():
                 raise TrainingFailed("the trained model outputs NaN or infinite logits")
             correct += int((logits.argmax(1) == y_all[batch]).sum())
-    return 100.0 * correct / len(eval_idx)
+    return 100.0 * correct / len(idx)
+
+
+def train_and_evaluate(model: nn.Module, ds: Dataset, train_idx: np.ndarray, eval_idx: np.ndarray,
+                       s: TrainSettings, mean: np.ndarray, std: np.ndarray) -> float:
+    """Train ``model`` on ``train_idx`` and return its accuracy (%) on ``eval_idx``."""
+    x_all, y_all = normalised(ds, mean, std)
+    return accuracy_on(fit(model, x_all, y_all, train_idx, s), x_all, y_all, eval_idx)
 
 
 class TrainAccuracy(MetricSource):

@@ -64,3 +64,27 @@ def test_mismatched_dataset_and_options_are_errors() -> None:
         ACCURACY.get("train")(get_space("dppnet", input_shape="1x28x28"), dataset="digits")
     with pytest.raises(HwnasError, match="unknown option 'epoch'"):
         ACCURACY.get("train")(_space(), dataset="digits", epoch=3)
+
+
+def test_retrain_gives_each_front_member_val_and_test_accuracy(tmp_path: Path, capsys) -> None:
+    import json
+
+    from hwnas.cli import main
+
+    objectives = objectives_from_specs(["accuracy:max", "flops:min"])
+    cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
+                      objectives=objectives, strategy="random", evaluations=4, seed=0, accuracy="train",
+                      accuracy_options={**FAST, "epochs": 1})
+    result = search(cfg, tmp_path, progress=False)
+    assert main(["retrain", str(tmp_path), "--epochs", "3", "--limit", "2"]) == 0
+    report = json.loads((tmp_path / "retrain.json").read_text())
+    assert len(report["models"]) == min(2, len(result.front))
+    for m in report["models"]:
+        assert m["status"] == "complete" and m["proxy"] == "train"
+        assert 0 <= m["val_accuracy"] <= 100 and 0 <= m["test_accuracy"] <= 100
+        assert Path(m["weights"]).is_file()
+    sizes = report["split_sizes"]
+    assert sizes["train"] + sizes["val"] + sizes["test"] == 1797
+    bench_run = tmp_path / "no-dataset"
+    bench_run.mkdir()
+    assert main(["retrain", str(bench_run)]) == 2

@@ -290,6 +290,10 @@ class SearchSpace(abc.ABC):
     def _catalog_templates(self) -> list[Architecture]:
         """Architectures whose blocks, together, are every distinct block of the space."""
 
+    def supernet_templates(self) -> list[Architecture]:
+        """Architectures that, together, occupy every weight-sharing slot at its largest shape."""
+        return self._catalog_templates()
+
     @functools.cached_property
     def _catalog(self) -> tuple[tuple[Block, ...], dict[str, int]]:
         blocks: dict[str, Block] = {}

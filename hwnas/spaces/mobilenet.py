@@ -210,7 +210,7 @@ class MobileNetSpace(SearchSpace):
 
         h2, w2 = _conv_out(h, stem_stride), _conv_out(w, stem_stride)
         add("stem", f"mid:{stem_c}-out:{first_c}-s{stem_stride}", (c, h, w), (first_c, h2, w2),
-            {"cin": c, "mid": stem_c, "cout": first_c, "stride": stem_stride})
+            {"cin": c, "mid": stem_c, "cout": first_c, "stride": stem_stride, "share": "stem"})
         cin, h, w = first_c, h2, w2
         for s, base in enumerate(STAGE_CHANNELS):
             sg = self._stage_genes(g, s)
@@ -220,11 +220,12 @@ class MobileNetSpace(SearchSpace):
                 stride = strides[s] if b == 0 else 1
                 h2, w2 = _conv_out(h, stride), _conv_out(w, stride)
                 add("mbconv", f"out:{cout}-k{k}-e{e}-s{stride}", (cin, h, w), (cout, h2, w2),
-                    {"cin": cin, "cout": cout, "kernel": k, "expansion": e, "stride": stride})
+                    {"cin": cin, "cout": cout, "kernel": k, "expansion": e, "stride": stride,
+                     "share": f"s{s + 1}b{b + 1}-k{k}e{e}"})
                 cin, h, w = cout, h2, w2
         mid = make_divisible(HEAD_CHANNELS * width)
         add("head", f"mid:{mid}-out:{self.num_classes}", (cin, h, w), (self.num_classes,),
-            {"cin": cin, "mid": mid, "classes": self.num_classes})
+            {"cin": cin, "mid": mid, "classes": self.num_classes, "share": "head"})
         return out
 
     def build_block(self, block: Block) -> nn.Module:
@@ -252,6 +253,11 @@ class MobileNetSpace(SearchSpace):
             self.from_settings(width=w, stages=[[(k, e)] * 2 for _ in STAGE_CHANNELS])
             for w in WIDTHS for k in KERNELS for e in EXPANSIONS
         ]
+
+    def supernet_templates(self) -> list[Architecture]:
+        # the widest network, every stage 4 deep, once per (kernel, expansion)
+        return [self.from_settings(width=WIDTHS[-1], stages=[[(k, e)] * MAX_DEPTH for _ in STAGE_CHANNELS])
+                for k in KERNELS for e in EXPANSIONS]
 
     @functools.cached_property
     def _lut(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,206 @@
+"""``--accuracy supernet``: one-shot weight sharing (SPOS, Guo et al. 2020) for ``mobilenet``
+and ``dppnet``.
+
+The supernet holds, for every *sharing slot* a block can occupy (``config["share"]`` of its
+blocks: a stage/slot/choice for MBConv, a stage/cell/layer/op for dense layers, the stem, the
+head...), one tensor per parameter at the largest shape any architecture needs there. A subnet
+is the space's own model in which every parameter is replaced by a leading slice, a *view*, of the
+supernet's tensor. Widths and growing input channels therefore share their first channels.
+Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
+
+Training: uniform single-path sampling. Every step draws an architecture uniformly (per gene,
+from the run's Generator), builds its view-subnet and takes one SGD step on a training batch.
+Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
+batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
+The trained supernet is saved and reused by later searches with the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.data import Dataset, load_dataset, make_splits, standardize
+from hwnas.errors import HwnasError
+from hwnas.metrics import MetricSource
+from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    seed: int = 0
+    split_seed: int = 0
+    calib_batches: int = 8  # training batches used to recalibrate a subnet's BatchNorm
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tuple[nn.Module, str, str, str]]:
+    """(module, parameter name, sharing slot, parameter path inside the block) for every parameter."""
+    blocks = sorted(space.blocks(arch), key=lambda b: -len(b.path))  # deepest paths first
+    out = []
+    for full, _ in list(model.named_parameters()):
+        block = next((b for b in blocks if full.startswith(b.path + ".")), None)
+        if block is None or "share" not in block.config:
+            raise HwnasError(f"{space.name}: parameter {full} belongs to no shareable block")
+        owner_path, _, pname = full.rpartition(".")
+        out.append((model.get_submodule(owner_path), pname, block.config["share"], full[len(block.path) + 1:]))
+    return out
+
+
+class Supernet(nn.Module):
+    """Max-shaped shared tensors, keyed by (sharing slot, parameter path in the block)."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        super().__init__()
+        if space.name not in ("mobilenet", "dppnet"):
+            raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
+        self.space = space
+        self.names: dict[tuple[str, str], str] = {}
+        self.weights = nn.ParameterDict()
+        for i, arch in enumerate(space.supernet_templates()):
+            model = init_weights(space._build_model(arch), seed + i)
+            for module, pname, slot, local in _slots(space, arch, model):
+                p = getattr(module, pname).detach()
+                key = (slot, local)
+                name = self.names.setdefault(key, f"w{len(self.names)}")
+                if name not in self.weights or any(a > b for a, b in zip(p.shape, self.weights[name].shape)):
+                    if name in self.weights:  # grow to the elementwise max shape, keeping what is there
+                        old = self.weights[name].detach()
+                        shape = [max(a, b) for a, b in zip(p.shape, old.shape)]
+                        grown = torch.zeros(shape)
+                        grown[tuple(slice(0, d) for d in p.shape)] = p
+                        grown[tuple(slice(0, d) for d in old.shape)] = old
+                        p = grown
+                    self.weights[name] = nn.Parameter(p.clone())
+
+    def subnet(self, arch: Architecture) -> nn.Module:
+        """The space's model of ``arch`` whose parameters are views of the supernet's tensors."""
+        model = self.space._build_model(arch)
+        for module, pname, slot, local in _slots(self.space, arch, model):
+            name = self.names.get((slot, local))
+            if name is None:
+                raise HwnasError(f"supernet has no weights for {slot}/{local} (made for another space config?)")
+            shared = self.weights[name]
+            p = module._parameters[pname]
+            if p.ndim != shared.ndim or any(a > b for a, b in zip(p.shape, shared.shape)):
+                raise HwnasError(f"supernet slot {slot}/{local} is {tuple(shared.shape)}, the subnet needs {tuple(p.shape)}")
+            del module._parameters[pname]
+            setattr(module, pname, shared[tuple(slice(0, d) for d in p.shape)])  # a view: gradients reach the supernet
+        return model
+
+
+class SupernetAccuracy(MetricSource):
+    """Validation accuracy of a subnet inheriting the trained supernet's weights (a proxy)."""
+
+    provides = ("accuracy",)
+
+    def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
+                 threads: int | None = None, log: Any = print, **settings: Any) -> None:
+        unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
+        if unknown:
+            raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
+                             f"(options: dataset, path, threads, {', '.join(SupernetSettings.__dataclass_fields__)})")
+        self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
+        self.ds: Dataset = load_dataset(dataset)
+        if self.ds.input_shape != space.input_shape or self.ds.classes != space.num_classes:
+            raise HwnasError(f"supernet: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))} with {self.ds.classes} "
+                             f"classes; the space is {'x'.join(map(str, space.input_shape))} with {space.num_classes}")
+        self.splits = make_splits(self.ds, self.settings.split_seed)
+        mean, std = standardize(self.ds, self.splits.train)
+        self.x = (torch.from_numpy(self.ds.x) - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
+        self.y = torch.from_numpy(self.ds.y)
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.path = Path(path) if path else None
+        self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
+                     "dataset": dataset, "settings": asdict(self.settings)}
+        self.train_seconds = 0.0
+        with self._threads():
+            self.net = self._load_or_train(log)
+
+    def _threads(self) -> Any:
+        from hwnas.profiler import torch_threads
+
+        return torch_threads(self.threads)
+
+    def _load_or_train(self, log: Any) -> Supernet:
+        net = Supernet(self.space, self.settings.seed)
+        if self.path and self.path.is_file():
+            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+            if saved.get("meta") != json.loads(json.dumps(self.meta)):
+                raise HwnasError(f"{self.path}: a supernet trained with other settings; delete it or give another path")
+            net.load_state_dict(saved["state"])
+            self.train_seconds = float(saved.get("train_seconds", 0.0))
+            return net
+        start = time.perf_counter()
+        self.train(net)
+        self.train_seconds = time.perf_counter() - start
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            torch.save({"meta": self.meta, "state": net.state_dict(), "train_seconds": self.train_seconds}, tmp)
+            tmp.replace(self.path)
+            log(f"supernet trained in {self.train_seconds:.0f} s, saved to {self.path}")
+        return net
+
+    def train(self, net: Supernet) -> None:
+        s = self.settings
+        rng = np.random.default_rng(s.seed)
+        idx = self.splits.train
+        steps = math.ceil(len(idx) / s.batch_size)
+        opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
+        loss_fn = nn.CrossEntropyLoss()
+        for _ in range(s.epochs):
+            order = rng.permutation(idx)
+            for b in range(steps):
+                batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
+                if len(batch) < 2:
+                    continue
+                arch = self.space.sample(rng, 1)[0]  # uniform single path
+                sub = net.subnet(arch).train()
+                loss = loss_fn(sub(self.x[batch]), self.y[batch])
+                if not torch.isfinite(loss):
+                    raise HwnasError(f"supernet training diverged (loss {float(loss)}) on {arch.string}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+
+    def accuracy(self, arch: Architecture) -> float:
+        s = self.settings
+        with self._threads(), torch.no_grad():
+            sub = self.net.subnet(arch)
+            rng = np.random.default_rng(s.seed + 1)
+            calib = rng.permutation(self.splits.train)[: s.calib_batches * s.batch_size]
+            batches = (self.x[torch.from_numpy(calib[i:i + s.batch_size])] for i in range(0, len(calib), s.batch_size))
+            calibrate_batchnorm(sub, batches)
+            correct = 0
+            for i in range(0, len(self.splits.val), 512):
+                b = torch.from_numpy(self.splits.val[i:i + 512])
+                correct += int((sub(self.x[b]).argmax(1) == self.y[b]).sum())
+        return 100.0 * correct / len(self.splits.val)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
+                "train_seconds": self.train_seconds}

@@ -1,0 +1,79 @@
+"""The weight-sharing supernet: views, gradients, BatchNorm recalibration, training, save/reuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.errors import HwnasError
+from hwnas.spaces import get_space
+from hwnas.spaces.base import calibrate_batchnorm
+from hwnas.supernet import Supernet, SupernetAccuracy
+
+TINY = {"N": 1, "growth": 8, "stem_channels": 8}
+
+
+@pytest.mark.parametrize(("name", "shape", "opts"), [("mobilenet", "1x28x28", {}), ("dppnet", "1x8x8", TINY)])
+def test_subnet_parameters_are_views_of_the_supernet(name: str, shape: str, opts: dict) -> None:
+    space = get_space(name, input_shape=shape, **opts)
+    net = Supernet(space)
+    storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    for arch in space.sample(np.random.default_rng(0), 3):
+        sub = net.subnet(arch)
+        assert not list(sub.parameters())  # nothing of its own: every weight is a view
+        reference = space.build(arch)
+        tensors = [getattr(m, n) for m in sub.modules() for n in ("weight", "bias")
+                   if isinstance(getattr(m, n, None), torch.Tensor)]
+        assert len(tensors) == len(list(reference.parameters()))
+        assert all(t.untyped_storage().data_ptr() in storages for t in tensors)
+        out = sub.train()(torch.randn(4, *space.input_shape))
+        out.square().mean().backward()
+        assert sum(p.grad.abs().sum() for p in net.parameters() if p.grad is not None) > 0  # gradients reach it
+        net.zero_grad()
+
+
+def test_a_change_to_the_supernet_is_seen_by_the_subnet() -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    net = Supernet(space)
+    arch = space.parse("bnrelu-conv3x3+bn-conv1x1")
+    sub = net.subnet(arch).eval()
+    x = torch.randn(2, 1, 8, 8)
+    before = sub(x).detach().clone()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1.5)
+    assert not torch.allclose(sub(x), before)
+
+
+def test_batchnorm_recalibration_changes_the_statistics() -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    sub = Supernet(space).subnet(space.parse("bnrelu-conv3x3"))
+    bn = next(m for m in sub.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
+    calibrate_batchnorm(sub, (torch.rand(16, 1, 8, 8) * 3 for _ in range(2)))
+    assert not torch.all(bn.running_mean == 0) and not torch.all(bn.running_var == 1)
+
+
+def test_spos_training_learns_and_is_saved_and_reused(tmp_path: Path) -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    path = tmp_path / "supernet.pt"
+    est = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=20, threads=1, log=lambda _m: None)
+    archs = space.sample(np.random.default_rng(1), 4)
+    accs = est.evaluate(archs)["accuracy"]
+    assert path.is_file() and est.train_seconds > 0
+    assert np.all(accs > 30.0)  # well above chance (10%) after 20 epochs of SPOS (~400 steps)
+    again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=20, threads=1)
+    assert again.train_seconds == est.train_seconds  # loaded, not retrained
+    np.testing.assert_allclose(again.evaluate(archs)["accuracy"], accs)
+    with pytest.raises(HwnasError, match="other settings"):
+        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=21, threads=1)
+
+
+def test_supernet_errors() -> None:
+    with pytest.raises(HwnasError, match="mobilenet and dppnet"):
+        Supernet(get_space("nb201", input_shape="3x8x8", N=1))
+    with pytest.raises(HwnasError, match="unknown option 'epoch'"):
+        SupernetAccuracy(get_space("dppnet", input_shape="1x8x8", **TINY), dataset="digits", epoch=2)
