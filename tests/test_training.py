@@ -37,7 +37,6 @@ def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
 
 
 def test_divergence_is_a_recorded_failure(tmp_path: Path) -> None:
-    space = _space()
     objectives = objectives_from_specs(["accuracy:max", "params:min"])
     cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
                       objectives=objectives, strategy="random", evaluations=3, seed=0, accuracy="train",
