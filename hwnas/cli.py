@@ -200,8 +200,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bool(args.objectives) == bool(args.objective):
             raise SearchError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
-        if not args.table and not args.benchmark:
-            raise SearchError("give --table LATENCY_TABLE (a device's profile) or --benchmark TABLE.csv")
         config = make_config(
             space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),
             objectives=objectives, budgets=[parse_budget(b) for b in args.budget], strategy=args.strategy,
