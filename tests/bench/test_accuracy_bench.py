@@ -29,6 +29,7 @@ pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
 SETTING = os.environ.get("HWNAS_BENCH_ACC", "dppnet:1x8x8:digits")
 N = int(os.environ.get("HWNAS_BENCH_ACC_N", "20"))
+LOW_EPOCHS, LOW_SUBSET = 3, 1.0  # the train estimator's default fidelity
 
 
 def test_proxy_rank_agreement() -> None:
@@ -44,7 +45,7 @@ def test_proxy_rank_agreement() -> None:
             seen.add(a.id)
             archs.append(a)
     full = TrainAccuracy(space, dataset=dataset, epochs=15, seed=0)
-    low = TrainAccuracy(space, dataset=dataset, epochs=1, subset=0.5, seed=0)
+    low = TrainAccuracy(space, dataset=dataset, epochs=LOW_EPOCHS, subset=LOW_SUBSET, seed=0)
     t0 = time.perf_counter()
     super_est = SupernetAccuracy(space, dataset=dataset, epochs=30, seed=0, log=lambda _m: None)
     super_train_s = time.perf_counter() - t0
@@ -64,7 +65,7 @@ def test_proxy_rank_agreement() -> None:
     out = {
         "command": f"HWNAS_BENCH_ACC={SETTING} make bench (tests/bench/test_accuracy_bench.py)",
         "space": space_name, "input": shape, "dataset": dataset, "architectures": N,
-        "full_fidelity": "stand-alone, 15 epochs, full training split", "train_proxy": "1 epoch, half the training split",
+        "full_fidelity": "stand-alone, 15 epochs, full training split", "train_proxy": f"{LOW_EPOCHS} epochs, {LOW_SUBSET:.0%} of the training split",
         "supernet_proxy": "SPOS, 30 epochs, 8 BN-calibration batches",
         "kendall_tau": {"train": float(tau_train), "supernet": float(tau_super), "target": 0.5},
         "seconds": {"train_eval_median": float(np.median(res["train_s"])), "full_eval_median": float(np.median(res["full_s"])),
