@@ -37,6 +37,11 @@ from hwnas.metrics import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
 
 
+# Bump when the spaces' sharing slots change (dppnet's became per cell length in 2): a saved
+# supernet from another scheme is refused instead of loading misassigned weights.
+SHARING_VERSION = 2
+
+
 @dataclass(frozen=True)
 class SupernetSettings:
     epochs: int = 10
@@ -130,7 +135,7 @@ class SupernetAccuracy(MetricSource):
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.path = Path(path) if path else None
         self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
-                     "dataset": dataset, "settings": asdict(self.settings)}
+                     "sharing": SHARING_VERSION, "dataset": dataset, "settings": asdict(self.settings)}
         self.train_seconds = 0.0
         with self._threads():
             self.net = self._load_or_train(log)

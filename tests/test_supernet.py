@@ -60,16 +60,17 @@ def test_batchnorm_recalibration_changes_the_statistics() -> None:
 def test_spos_training_learns_and_is_saved_and_reused(tmp_path: Path) -> None:
     space = get_space("dppnet", input_shape="1x8x8", **TINY)
     path = tmp_path / "supernet.pt"
-    est = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=20, threads=1, log=lambda _m: None)
+    est = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, threads=1, log=lambda _m: None)
     archs = space.sample(np.random.default_rng(1), 4)
     accs = est.evaluate(archs)["accuracy"]
     assert path.is_file() and est.train_seconds > 0
-    assert np.all(accs > 30.0)  # well above chance (10%) after 20 epochs of SPOS (~400 steps)
-    again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=20, threads=1)
+    # well above chance (10%) after 30 epochs of SPOS (~600 steps, shared by four cell lengths)
+    assert accs.mean() > 30.0 and np.all(accs > 20.0)
+    again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, threads=1)
     assert again.train_seconds == est.train_seconds  # loaded, not retrained
     np.testing.assert_allclose(again.evaluate(archs)["accuracy"], accs)
     with pytest.raises(HwnasError, match="other settings"):
-        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=21, threads=1)
+        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=31, threads=1)
 
 
 def test_supernet_errors() -> None:

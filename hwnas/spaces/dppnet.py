@@ -196,15 +196,15 @@ class DPPNetSpace(SearchSpace):
             if stage > 0:
                 c2 = make_divisible(c * 0.5, self.groups)
                 h2, w2 = (h + 1) // 2, (w + 1) // 2
-                add("transition", f"out:{c2}", (c, h, w), (c2, h2, w2), cin=c, cout=c2, share=f"t{stage}")
+                add("transition", f"out:{c2}", (c, h, w), (c2, h2, w2), cin=c, cout=c2, share=f"L{len(layers)}-t{stage}")
                 c, h, w = c2, h2, w2
             for cell in range(self.N):
                 for layer, (norm, conv) in enumerate(layers):
                     tail = f"{norm}-{conv}-out:{self.growth}" + (f"-g{self.groups}" if conv.startswith("g") else "")
                     add("dense", tail, (c, h, w), (c + self.growth, h, w), norm=norm, conv=conv, cin=c, growth=self.growth,
-                        groups=self.groups, share=f"st{stage}c{cell}l{layer}-{norm}-{conv}")
+                        groups=self.groups, share=f"L{len(layers)}-st{stage}c{cell}l{layer}-{norm}-{conv}")
                     c += self.growth
-        add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes, share="head")
+        add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes, share=f"L{len(layers)}-head")
         return out
 
     def build_block(self, block: Block) -> nn.Module:
