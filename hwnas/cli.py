@@ -408,5 +408,3 @@ def _entry() -> None:  # console script
 if __name__ == "__main__":
     _entry()
 
-
-__all__: list[Any] = ["main", "build_parser"]

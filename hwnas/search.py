@@ -427,7 +427,9 @@ def _finish(run_dir: Path, trace: list[Evaluation], objectives: ObjectiveSet, ev
         least_violating = bool(front)
     members = [{"arch": e.arch.string, "arch_id": e.arch.id, **{m: e.metrics.get(m) for m in objectives.metrics},
                 "violation": e.violation, "feasible": e.violation == 0} for e in front]
-    members.sort(key=lambda r: tuple(r[o.name] if o.direction == "min" else -(r[o.name] or 0) for o in objectives.objectives[1:2] or objectives.objectives))
+    # listed from the cheapest (e.g. fastest) member up, by the first cheap objective
+    order = next((o for o in objectives.objectives if o.cheap), objectives.objectives[0])
+    members.sort(key=lambda r: float(order.to_min(np.asarray(r[order.name], dtype=float))))
     meta = archive.all_meta()
     out = {"run_dir": str(run_dir), "feasible": feasible, "least_violating": least_violating,
            "note": ("no candidate met the hard budget: this is the least-violating set, NOT a feasible front"
@@ -466,11 +468,8 @@ def _plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluat
     x = next((o for o in objs if o is not y), objs[1])
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
     done = [e for e in trace if e.ok]
-    infeasible = [e for e in trace if e.status == "infeasible"]
     if done:
         ax.scatter([e.metrics[x.name] for e in done], [e.metrics[y.name] for e in done], s=10, color="0.7", label="evaluated")
-    if infeasible:
-        ax.scatter([e.metrics.get(x.name, np.nan) for e in infeasible], [np.nan] * len(infeasible), s=8)
     if front:
         pts = sorted((e.metrics.get(x.name), e.metrics.get(y.name)) for e in front)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="tab:red" if least_violating else "tab:blue",

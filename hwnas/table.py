@@ -10,8 +10,8 @@ Default location: ``latency_tables/<device>/<space>-<CxHxW>.json``. A table hold
 * ``fingerprint``, ``device`` settings, ``space`` (name, version, config), ``protocol``;
 * ``calibration``: an optional correction fitted by ``hwnas validate --calibrate``.
 
-Tables are written atomically after every chunk of entries, so a profile killed half-way leaves a
-valid, incomplete table that the next run continues. Loading one for use checks that it was made
+Tables are written atomically as entries finish, so a profile killed half-way leaves a valid,
+incomplete table that the next run continues without re-measuring finished entries. Loading one for use checks that it was made
 on this device and runtime with the same settings and space version, and refuses it otherwise.
 """
 

@@ -263,7 +263,6 @@ class NB201Space(SearchSpace):
         self._check_arch(arch)
         c_in, h, w = self.input_shape
         out: list[Block] = []
-        idx = 0
 
         def add(kind: str, tail: str, in_shape: Shape, out_shape: tuple[int, ...], path: str, n_inputs: int = 1, **cfg: object) -> None:
             key = f"{kind}-in:{shape_str(in_shape)}" + (f"-{tail}" if tail else "")
