@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS evaluation (
     finished TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evaluation_arch_id ON evaluation (arch_id);
+-- expensive results that finished while an earlier candidate of their batch was still running:
+-- kept here until they can be recorded in order, so that a driver crash loses none of them
+CREATE TABLE IF NOT EXISTS finished_early (arch_id TEXT PRIMARY KEY, result TEXT NOT NULL);
 """
 
 
@@ -131,6 +134,22 @@ class Archive:
     def evaluations(self, space: SearchSpace | type[SearchSpace]) -> list[Evaluation]:
         return [Evaluation(space.parse(r.arch), r.metrics, r.status, r.reason, r.violation, r.soft_violation,
                            r.expensive, r.wall_s) for r in self.records()]
+
+    def stash(self, arch_id: str, metrics: dict[str, float], reason: str | None, wall_s: float) -> None:
+        """Keep an expensive result that cannot be recorded in order yet."""
+        self.db.execute("INSERT OR REPLACE INTO finished_early (arch_id, result) VALUES (?, ?)",
+                        (arch_id, json.dumps({"metrics": json.loads(_json_metrics(metrics)), "reason": reason,
+                                              "wall_s": wall_s})))
+
+    def stashed(self, arch_id: str) -> tuple[dict[str, float], str | None, float] | None:
+        row = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (arch_id,)).fetchone()
+        if row is None:
+            return None
+        r = json.loads(row[0])
+        return ({k: (float("nan") if v is None else v) for k, v in r["metrics"].items()}, r["reason"], r["wall_s"])
+
+    def unstash(self, arch_id: str) -> None:
+        self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (arch_id,))
 
     def count(self, *, expensive_only: bool = True) -> int:
         q = "SELECT COUNT(*) FROM evaluation" + (" WHERE expensive = 1" if expensive_only else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,11 +22,15 @@ from hwnas.spaces import SPACES, SearchSpace, get_space
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _space_option(text: str) -> tuple[str, int]:
+def _space_option(text: str) -> tuple[str, int | float]:
     key, sep, value = text.partition("=")
-    if not sep or not key or not value.lstrip("-").isdigit():
-        raise argparse.ArgumentTypeError(f"space option {text!r} is not KEY=INTEGER, e.g. C=16")
-    return key, int(value)
+    try:
+        number: int | float = int(value) if value.lstrip("-").isdigit() else float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not key or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"space option {text!r} is not KEY=NUMBER, e.g. C=16 or scale=0.25")
+    return key, number
 
 
 def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) -> None:
@@ -34,7 +39,7 @@ def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) 
                    help="input shape without batch, e.g. 1x28x28, 3x32x32, 3x224x224")
     p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a macro setting of the space, e.g. C=16 or N=5 for nb201 (repeatable)")
+                   help="a macro setting of the space, e.g. C=16 or N=5 for nb201, scale=0.25 for mobilenet (repeatable)")
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
@@ -192,7 +197,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search import SearchError, make_config, search
 
     if args.resume:
-        result = search({}, args.resume, resume=True, progress=not args.no_progress)
+        result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
     else:
         missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
         if missing:
@@ -207,7 +212,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
             accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch,
         )
-        result = search(config, args.run_dir, progress=not args.no_progress)
+        result = search(config, args.run_dir, progress=not args.no_progress, executor=args.executor)
     names = [o["name"] for o in result.config["objectives"]["objectives"]]
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
     print(f"{result.config['strategy']}: {result.used} evaluations, front of {len(result.front)} ({state})")
@@ -251,6 +256,27 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     ok = [m for m in report["models"] if m["status"] == "complete"]
     print(f"{len(ok)} of {len(report['models'])} front members retrained on {report['dataset']} "
           f"({report['settings']['epochs']} epochs); report {args.run_dir}/retrain.json")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hwnas.export import export_front
+
+    index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
+                         limit=args.limit, seed=args.seed, budgets=args.budget, argv=["hwnas", *args.argv],
+                         progress=not args.no_progress)
+    over = index["over_budget"]
+    print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "
+          f"(ONNX + cards, index.json), measured on {index['device']}"
+          + (f"; {len(over)} BREAK THE BUDGET: {', '.join(over)}" if over else "; all within budget"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hwnas.report import write_report
+
+    path = write_report(args.run_dir, out=args.out, export_dir=args.export)
+    print(f"report: {path}")
     return 0
 
 
@@ -347,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, help="seconds one expensive evaluation may take (then: failed)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
+    p.add_argument("--executor", default="local", metavar="KIND",
+                   help="where expensive evaluations run: local (default), processes:N, dask-local:N, "
+                        "dask://HOST:PORT[?resources=GPU=1] (Dask needs: pip install 'hwnas[dask]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
@@ -355,8 +384,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     p.add_argument("--dataset", help="dataset (default: the one the search used)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and batch order (default 0)")
-    p.add_argument("--limit", type=int, help="retrain only the first N front members")
+    p.add_argument("--limit", type=int, help="retrain only N front members, spread along the front")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("export", help="export the front as verified ONNX models with cards, re-measured on the device")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--out", required=True, help="output folder for <name>.onnx, <name>.json, <name>.md, index.json")
+    p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
+    p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
+    p.add_argument("--epochs", type=int, default=15, help="retraining epochs (default 15)")
+    p.add_argument("--limit", type=int, help="export only N front members, spread along the front")
+    p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
+                   help="an extra budget to check the measured models against (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of retraining and export inputs (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write a static HTML report (plots, sortable model table) for a run")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    p.add_argument("--export", help="export folder (default: the last hwnas export of this run)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="compare strategies on a tabular benchmark: many seeds, random beside each, "
                                      "performance over time ('hwnas bench import --help' converts indexed tables)")

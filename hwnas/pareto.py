@@ -65,3 +65,12 @@ def budget_regret(acc_found: np.ndarray, cost_found: np.ndarray, acc_all: np.nda
         found = np.max(acc_found[ok]) if ok.any() else np.min(acc_all)
         out.append(true_best - found)
     return np.asarray(out, dtype=float)
+
+
+def spread(n_total: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly along a front of ``n_total`` (all of them when no limit)."""
+    if limit is None or limit >= n_total:
+        return list(range(n_total))
+    if limit <= 0:
+        return []
+    return sorted({int(round(i)) for i in np.linspace(0, n_total - 1, limit)})

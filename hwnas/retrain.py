@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,12 +21,16 @@ import torch
 from hwnas.archive import Archive
 from hwnas.data import load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
+from hwnas.pareto import spread
 from hwnas.spaces import get_space
 from hwnas.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
 
 
 def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None, seed: int = 0,
-            limit: int | None = None, threads: int | None = None, log: Any = print) -> dict[str, Any]:
+            limit: int | None = None, archs: Sequence[str] | None = None, threads: int | None = None,
+            log: Any = print) -> dict[str, Any]:
+    """Retrain the front (``limit`` members spread along it, or the given ``archs``); models
+    already in ``retrain.json`` with the same settings and weights on disk are kept, not redone."""
     run_dir = Path(run_dir)
     front_path = run_dir / "front.json"
     if not front_path.is_file():
@@ -50,19 +55,39 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
     x_all, y_all = normalised(ds, mean, std)
     keep = {k: options[k] for k in ("batch_size", "lr", "momentum", "weight_decay", "label_smoothing") if k in options}
     settings = TrainSettings(**{**keep, "epochs": epochs, "subset": 1.0, "seed": seed, "split_seed": split_seed})
-    front = json.loads(front_path.read_text())["front"][:limit]
+    if archs is None:
+        members = json.loads(front_path.read_text())["front"]
+        front = [members[i] for i in spread(len(members), limit)]
+    else:
+        front = [{"arch": a} for a in archs]
     out_dir = run_dir / "retrained"
     out_dir.mkdir(exist_ok=True)
-    models = []
+    report_path = run_dir / "retrain.json"
+    previous = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    kept = {m["arch_id"]: m for m in previous.get("models", [])
+            if previous.get("settings") == asdict(settings) and previous.get("dataset") == dataset}
+    models: list[dict[str, Any]] = []
+
+    def save() -> dict[str, Any]:
+        report = {"run_dir": str(run_dir), "dataset": dataset, "split_seed": split_seed,
+                  "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+                  "settings": asdict(settings), "models": models + list(kept.values())}
+        report_path.write_text(json.dumps(report, indent=1) + "\n")
+        return report
+
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         for member in front:
             arch = space.parse(member["arch"])
+            old = kept.pop(arch.id, None)
+            if old and old.get("status") == "complete" and Path(old.get("weights", "")).is_file():
+                models.append(old)  # finished work survives: not retrained again
+                continue
             start = time.perf_counter()
             row: dict[str, Any] = {"arch": arch.string, "arch_id": arch.id, "proxy_accuracy": member.get("accuracy"),
-                                   "proxy": config.get("accuracy")}
+                                   "proxy": config.get("accuracy"), "epochs": epochs}
             try:
                 model = fit(space.build(arch, seed=seed, calibrate_bn=False), x_all, y_all, splits.train, settings)
                 row.update(val_accuracy=accuracy_on(model, x_all, y_all, splits.val),
@@ -73,12 +98,9 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
                 row.update(status="failed", reason=str(exc))
             row["seconds"] = time.perf_counter() - start
             models.append(row)
+            save()  # after each model: a crash loses the model in progress at most
             log(f"retrained {arch.string}: val {row.get('val_accuracy', float('nan')):.2f}%  "
                 f"test {row.get('test_accuracy', float('nan')):.2f}%  ({row['seconds']:.0f} s)")
     finally:
         torch.set_num_threads(before)
-    report = {"run_dir": str(run_dir), "dataset": dataset, "split_seed": split_seed,
-              "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-              "settings": asdict(settings), "models": models}
-    (run_dir / "retrain.json").write_text(json.dumps(report, indent=1) + "\n")
-    return report
+    return save()

@@ -183,7 +183,7 @@ def _objective_set(config: dict[str, Any]) -> ObjectiveSet:
 
 
 def make_config(
-    *, space: str, input_shape: str, num_classes: int = 10, space_options: dict[str, int] | None = None,
+    *, space: str, input_shape: str, num_classes: int = 10, space_options: dict[str, float] | None = None,
     objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "nsga2",
     strategy_options: dict[str, Any] | None = None, evaluations: int = 100, seed: int = 0,
     table: str | None = None, benchmark: str | None = None, columns: dict[str, str] | None = None,
@@ -209,8 +209,15 @@ def make_config(
 
 
 def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-           log: Any = print) -> SearchResult:
-    """Run (or resume) a search described by ``make_config``; see the module docstring."""
+           log: Any = print, executor: str | None = None) -> SearchResult:
+    """Run (or resume) a search described by ``make_config``; see the module docstring.
+
+    ``executor`` says where expensive evaluations run (``hwnas.executors``: local,
+    processes:N, dask-local:N, dask://HOST:PORT); it is not part of the run: the trace is the
+    same whatever runs it, and a run may be resumed with another executor.
+    """
+    from hwnas.executors import make_executor, worker_setup
+
     run_dir = Path(run_dir)
     archive_path = run_dir / "archive.sqlite"
     if resume:
@@ -224,6 +231,10 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
     elif archive_path.exists() and Archive(archive_path).count(expensive_only=False) > 0:
         raise SearchError(f"{run_dir} already holds a search; use --resume {run_dir} or another --run-dir")
 
+    if config.get("accuracy") == "supernet" and not (config.get("accuracy_options") or {}).get("path"):
+        # saved in the run: a resumed search and every worker load it instead of training again
+        config = {**config, "accuracy_options": {**config.get("accuracy_options", {}),
+                                                 "path": str((run_dir / "supernet.pt").resolve())}}
     space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
                       **config["space_options"])
     objectives = _objective_set(config)
@@ -264,6 +275,23 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
 
     def to_archive(e: Evaluation) -> None:
         archive.add(e, strategy=config["strategy"], seed=config["seed"], started=time.time() - e.wall_s)
+        archive.unstash(e.arch.id)
+
+    pool = make_executor(executor, evaluator=evaluator, space=space)
+    setup = worker_setup(config, pool.threads_per_worker())
+
+    def execute(archs: list[Architecture]) -> list[tuple[dict[str, float], str | None, float]]:
+        # results that finished before a crash (stashed, not yet recorded in order) are not redone
+        done = {i: archive.stashed(a.id) for i, a in enumerate(archs)}
+        todo = [i for i, r in done.items() if r is None]
+
+        def keep(j: int, result: tuple[dict[str, float], str | None, float]) -> None:
+            archive.stash(archs[todo[j]].id, *result)
+
+        fresh = pool.run(setup, [archs[i].string for i in todo], on_result=keep) if todo else []
+        for i, r in zip(todo, fresh):
+            done[i] = r
+        return [done[i] for i in range(len(archs))]  # type: ignore[misc]
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -276,8 +304,11 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
             if progress:
                 bar.update(task, completed=used, info=_progress_info(trace, objectives))
 
-        trace, used, asked, stopped = run_strategy(strategy, evaluator, objectives, budget, lookup=from_archive,
-                                                   record=to_archive, on_progress=show)
+        try:
+            trace, used, asked, stopped = run_strategy(strategy, evaluator, objectives, budget, lookup=from_archive,
+                                                       record=to_archive, on_progress=show, execute=execute)
+        finally:
+            pool.close()
     replayed_n = replayed[0]
     archive.set_meta("state", {"used": used, "asked": asked, "replayed": replayed_n, "stopped": stopped})
     if replayed_n:
@@ -295,37 +326,77 @@ def run_strategy(
     lookup: Callable[[Architecture], Evaluation | None] | None = None,
     record: Callable[[Evaluation], None] | None = None,
     on_progress: Callable[[list[Evaluation], int], None] | None = None,
+    execute: Callable[[list[Architecture]], list[tuple[dict[str, float], str | None, float]]] | None = None,
 ) -> tuple[list[Evaluation], int, int, str]:
     """The loop itself: ask, cheap metrics, budget filter, expensive evaluation, tell.
 
     ``lookup`` may answer a candidate from elsewhere (the archive, on resume) before it is
-    evaluated; ``record`` sees every new evaluation. Returns the trace (every new candidate, in
-    order), the expensive evaluations used, the candidates asked and why it stopped.
+    evaluated; ``record`` sees every new evaluation, in order. ``execute`` runs the expensive
+    evaluations of one batch (default: one after another, here) and returns (metrics, failure
+    reason, seconds) per candidate, in order. Whatever runs them, the trace is the same: the
+    batch is planned in order, and results are recorded and told in order. Returns the trace
+    (every new candidate, in order), the expensive evaluations used, the candidates asked and
+    why it stopped.
     """
     known: dict[str, Evaluation] = {}
     trace: list[Evaluation] = []
     used = asked = 0
     stopped = "budget"
+    run = execute or (lambda archs: [_expensive_timed(evaluator, a) for a in archs])
     while used < budget:
         if asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
             stopped = "candidate cap: the budget filters out nearly every candidate"
             break
         batch = strategy.ask()
         asked += len(batch)
-        outcomes: list[Evaluation] = []
         cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
+        # plan the batch in order: what is known, replayed, infeasible, or to be evaluated
+        plan: list[tuple[str, Any]] = []
+        first: dict[str, int] = {}
+        todo: list[tuple[int, Architecture, dict[str, float]]] = []
+        planned_used = used
         for i, arch in enumerate(batch):
-            if used >= budget:
+            if planned_used >= budget:
                 break
             if arch.id in known:
-                outcomes.append(_again(known[arch.id], arch))
+                plan.append(("again", known[arch.id]))
                 continue
+            if arch.id in first:
+                plan.append(("same", first[arch.id]))
+                continue
+            first[arch.id] = len(plan)
             e = lookup(arch) if lookup else None
             if e is None:
-                e = _evaluate(arch, {m: float(v[i]) for m, v in cheap.items()}, objectives, evaluator)
-                if record:
-                    record(e)
-            known[arch.id] = e
+                values = {m: float(v[i]) for m, v in cheap.items()}
+                e = _infeasible(arch, values, objectives)
+                if e is None:
+                    todo.append((len(plan), arch, values))
+                    plan.append(("todo", len(todo) - 1))
+                    planned_used += 1
+                    continue
+                plan.append(("new", e))
+            else:
+                plan.append(("old", e))
+                planned_used += int(e.expensive)
+        results = run([a for _, a, _ in todo]) if todo else []
+        outcomes: list[Evaluation] = []
+        for kind, item in plan:
+            if kind == "again":
+                outcomes.append(_again(item, item.arch))
+                continue
+            if kind == "same":
+                outcomes.append(_again(outcomes[item], outcomes[item].arch))
+                continue
+            if kind == "todo":
+                _, arch, values = todo[item]
+                metrics, reason, wall_s = results[item]
+                e = _complete(arch, values, metrics, reason, wall_s, objectives)
+                kind = "new"
+            else:
+                e = item
+            if kind == "new" and record:
+                record(e)
+            known[e.arch.id] = e
             outcomes.append(e)
             trace.append(e)
             if e.expensive:
@@ -342,23 +413,33 @@ def _again(e: Evaluation, arch: Architecture) -> Evaluation:
     return Evaluation(arch, dict(e.metrics), e.status, e.reason, e.violation, e.soft_violation, False, 0.0)
 
 
-def _evaluate(arch: Architecture, cheap: dict[str, float], objectives: ObjectiveSet, evaluator: CandidateEvaluator) -> Evaluation:
+def _expensive_timed(evaluator: CandidateEvaluator, arch: Architecture) -> tuple[dict[str, float], str | None, float]:
     start = time.perf_counter()
+    values, reason = evaluator.expensive(arch)
+    return values, reason, time.perf_counter() - start
+
+
+def _infeasible(arch: Architecture, cheap: dict[str, float], objectives: ObjectiveSet) -> Evaluation | None:
+    """The candidate's record if its cheap metrics break a hard budget (it is then never trained)."""
     arrays = {m: np.array([v]) for m, v in cheap.items()}
     hard_cheap = [c for c in objectives.constraints if c.hard and c.name in cheap]
     violation = float(sum(c.violation(arrays[c.name])[0] for c in hard_cheap))
-    if violation > 0:
-        return Evaluation(arch, dict(cheap), "infeasible", "breaks a hard budget: " +
-                          ", ".join(c.text for c in hard_cheap if c.violation(arrays[c.name])[0] > 0),
-                          violation, 0.0, False, time.perf_counter() - start)
-    values, reason = evaluator.expensive(arch)
+    if violation <= 0:
+        return None
+    return Evaluation(arch, dict(cheap), "infeasible", "breaks a hard budget: " +
+                      ", ".join(c.text for c in hard_cheap if c.violation(arrays[c.name])[0] > 0),
+                      violation, 0.0, False, 0.0)
+
+
+def _complete(arch: Architecture, cheap: dict[str, float], values: dict[str, float], reason: str | None, wall_s: float,
+              objectives: ObjectiveSet) -> Evaluation:
     metrics = {**cheap, **values}
     arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
     hard = [c for c in objectives.constraints if c.hard and c.name not in cheap]
     violation = float(sum(c.violation(arrays[c.name])[0] for c in hard)) if reason is None else 0.0
     soft = float(sum(c.violation(arrays[c.name])[0] for c in objectives.constraints if not c.hard)) if reason is None else 0.0
     status = "failed" if reason else "complete"
-    return Evaluation(arch, metrics, status, reason, violation, soft, True, time.perf_counter() - start)
+    return Evaluation(arch, metrics, status, reason, violation, soft, True, wall_s)
 
 
 def _front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[list[Evaluation], bool]:

@@ -4,8 +4,10 @@ and ``dppnet``.
 The supernet holds, for every *sharing slot* a block can occupy (``config["share"]`` of its
 blocks: a stage/slot/choice for MBConv, a stage/cell/layer/op for dense layers, the stem, the
 head...), one tensor per parameter at the largest shape any architecture needs there. A subnet
-is the space's own model in which every parameter is replaced by a leading slice, a *view*, of the
-supernet's tensor. Widths and growing input channels therefore share their first channels.
+is the space's own model in which every parameter is replaced by a slice, a *view*, of the
+supernet's tensor: the leading channels, and the centre of larger kernels. Widths, expansion
+ratios and growing input channels therefore share their first channels, and kernel sizes their
+centres (Once-for-All's elastic kernel, without its transformation matrices).
 Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
 
 Training: uniform single-path sampling. Every step draws an architecture uniformly (per gene,
@@ -35,23 +37,35 @@ from hwnas.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
 from hwnas.metrics import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.training import nhwc
 
 
-# Bump when the spaces' sharing slots change (dppnet's became per cell length in 2): a saved
-# supernet from another scheme is refused instead of loading misassigned weights.
-SHARING_VERSION = 2
+# Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
+# kernel and expansion choices share one tensor per block position since 3): a saved supernet
+# from another scheme is refused instead of loading misassigned weights.
+SHARING_VERSION = 3
+
+
+def _window(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[slice, ...]:
+    """Where a smaller parameter sits in its shared tensor: leading channels, and for conv
+    kernels the centre (a 3x3 kernel is the middle of the 7x7 one, as in Once-for-All)."""
+    out = []
+    for dim, (b, s) in enumerate(zip(big, small)):
+        start = (b - s) // 2 if len(big) == 4 and dim >= 2 else 0
+        out.append(slice(start, start + s))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class SupernetSettings:
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 4e-5
     seed: int = 0
     split_seed: int = 0
-    calib_batches: int = 8  # training batches used to recalibrate a subnet's BatchNorm
+    calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -91,8 +105,8 @@ class Supernet(nn.Module):
                         old = self.weights[name].detach()
                         shape = [max(a, b) for a, b in zip(p.shape, old.shape)]
                         grown = torch.zeros(shape)
-                        grown[tuple(slice(0, d) for d in p.shape)] = p
-                        grown[tuple(slice(0, d) for d in old.shape)] = old
+                        grown[_window(tuple(shape), tuple(p.shape))] = p
+                        grown[_window(tuple(shape), tuple(old.shape))] = old
                         p = grown
                     self.weights[name] = nn.Parameter(p.clone())
 
@@ -108,7 +122,18 @@ class Supernet(nn.Module):
             if p.ndim != shared.ndim or any(a > b for a, b in zip(p.shape, shared.shape)):
                 raise HwnasError(f"supernet slot {slot}/{local} is {tuple(shared.shape)}, the subnet needs {tuple(p.shape)}")
             del module._parameters[pname]
-            setattr(module, pname, shared[tuple(slice(0, d) for d in p.shape)])  # a view: gradients reach the supernet
+            setattr(module, pname, shared[_window(tuple(shared.shape), tuple(p.shape))])  # a view: gradients reach the supernet
+        return model
+
+    def standalone(self, arch: Architecture) -> nn.Module:
+        """A stand-alone copy of the subnet, with the supernet's current weights in parameters of
+        its own (for evaluation and export: such a model can run channels-last)."""
+        model = self.space._build_model(arch)
+        with torch.no_grad():
+            for module, pname, slot, local in _slots(self.space, arch, model):
+                p = getattr(module, pname)
+                shared = self.weights[self.names[(slot, local)]]
+                p.copy_(shared[_window(tuple(shared.shape), tuple(p.shape))])
         return model
 
 
@@ -155,7 +180,7 @@ class SupernetAccuracy(MetricSource):
             self.train_seconds = float(saved.get("train_seconds", 0.0))
             return net
         start = time.perf_counter()
-        self.train(net)
+        self.train(net, log)
         self.train_seconds = time.perf_counter() - start
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,42 +190,47 @@ class SupernetAccuracy(MetricSource):
             log(f"supernet trained in {self.train_seconds:.0f} s, saved to {self.path}")
         return net
 
-    def train(self, net: Supernet) -> None:
+    def train(self, net: Supernet, log: Any = print) -> None:
         s = self.settings
+        start = time.perf_counter()
         rng = np.random.default_rng(s.seed)
         idx = self.splits.train
         steps = math.ceil(len(idx) / s.batch_size)
         opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
         loss_fn = nn.CrossEntropyLoss()
-        for _ in range(s.epochs):
+        for epoch in range(s.epochs):
             order = rng.permutation(idx)
+            total, seen = 0.0, 0
             for b in range(steps):
                 batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
                 if len(batch) < 2:
                     continue
                 arch = self.space.sample(rng, 1)[0]  # uniform single path
                 sub = net.subnet(arch).train()
-                loss = loss_fn(sub(self.x[batch]), self.y[batch])
+                loss = loss_fn(sub(nhwc(self.x[batch])), self.y[batch])
                 if not torch.isfinite(loss):
                     raise HwnasError(f"supernet training diverged (loss {float(loss)}) on {arch.string}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
+                total, seen = total + float(loss.detach()) * len(batch), seen + len(batch)
+            log(f"supernet epoch {epoch + 1}/{s.epochs}: loss {total / max(seen, 1):.3f} "
+                f"({time.perf_counter() - start:.0f} s)")
 
     def accuracy(self, arch: Architecture) -> float:
         s = self.settings
         with self._threads(), torch.no_grad():
-            sub = self.net.subnet(arch)
+            sub = self.net.standalone(arch).to(memory_format=torch.channels_last)
             rng = np.random.default_rng(s.seed + 1)
             calib = rng.permutation(self.splits.train)[: s.calib_batches * s.batch_size]
-            batches = (self.x[torch.from_numpy(calib[i:i + s.batch_size])] for i in range(0, len(calib), s.batch_size))
+            batches = (nhwc(self.x[torch.from_numpy(calib[i:i + s.batch_size])]) for i in range(0, len(calib), s.batch_size))
             calibrate_batchnorm(sub, batches)
             correct = 0
             for i in range(0, len(self.splits.val), 512):
                 b = torch.from_numpy(self.splits.val[i:i + 512])
-                correct += int((sub(self.x[b]).argmax(1) == self.y[b]).sum())
+                correct += int((sub(nhwc(self.x[b])).argmax(1) == self.y[b]).sum())
         return 100.0 * correct / len(self.splits.val)
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ on this device and runtime with the same settings and space version, and refuses
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
@@ -49,7 +50,15 @@ class MissingEntryError(HwnasError, KeyError):
 
 
 def default_table_path(device: str, space: SearchSpace, root: str | Path = "latency_tables") -> Path:
-    return Path(root) / device / f"{space.name}-{shape_str(space.input_shape)}.json"
+    """``<root>/<device>/<space>[-<option><value>...]-<CxHxW>.json``: non-default space options
+    are in the name, so tables of two configurations of a space do not collide."""
+    params = inspect.signature(type(space).__init__).parameters
+    config = space.config()
+    tag = "".join(f"-{k}{config[k]:g}" if isinstance(config[k], (int, float)) else f"-{k}{config[k]}"
+                  for k, p in params.items()
+                  if k in config and k not in ("input_shape", "num_classes") and p.default is not inspect.Parameter.empty
+                  and config[k] != p.default)
+    return Path(root) / device / f"{space.name}{tag}-{shape_str(space.input_shape)}.json"
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class TrainSettings:
     epochs: int = 3
     subset: float = 1.0  # fraction of the training split used
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 4e-5
     label_smoothing: float = 0.0
@@ -57,6 +57,11 @@ def normalised(ds: Dataset, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Te
     return (torch.from_numpy(ds.x) - m) / sd, torch.from_numpy(ds.y)
 
 
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """Channels-last batches: CPU depthwise-conv backward runs about 2x faster in NHWC."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def fit(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, train_idx: np.ndarray, s: TrainSettings) -> nn.Module:
     """Train ``model`` in place on ``train_idx``; raises TrainingFailed if the loss diverges."""
     rng = np.random.default_rng(s.seed)
@@ -66,6 +71,7 @@ def fit(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, train_idx: n
     opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+    model.to(memory_format=torch.channels_last)
     model.train()
     for epoch in range(s.epochs):
         order = rng.permutation(idx)
@@ -73,7 +79,7 @@ def fit(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, train_idx: n
             batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
             if len(batch) < 2:  # BatchNorm needs two samples
                 continue
-            loss = loss_fn(model(x_all[batch]), y_all[batch])
+            loss = loss_fn(model(nhwc(x_all[batch])), y_all[batch])
             value = float(loss.detach())
             if not math.isfinite(value) or value > s.max_loss:
                 raise TrainingFailed(f"loss diverged to {value:.3g} in epoch {epoch + 1}, step {b + 1}")
@@ -91,7 +97,7 @@ def accuracy_on(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, idx:
     with torch.no_grad():
         for b in range(0, len(idx), 256):
             batch = torch.from_numpy(idx[b:b + 256])
-            logits = model(x_all[batch])
+            logits = model(nhwc(x_all[batch]))
             if not torch.isfinite(logits).all():
                 raise TrainingFailed("the trained model outputs NaN or infinite logits")
             correct += int((logits.argmax(1) == y_all[batch]).sum())

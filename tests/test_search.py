@@ -149,9 +149,9 @@ def test_resume_after_sigkill_at_several_moments_reaches_the_same_front(tmp_path
             run = tmp_path / f"killed-{strategy}-{k}"
             code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_search import config; "
                     "from hwnas.search import search; import hwnas.search as s\n"
-                    "real = s._evaluate\n"
+                    "real = s._expensive_timed\n"
                     "def slow(*a, **kw):\n    time.sleep(0.02); return real(*a, **kw)\n"
-                    "s._evaluate = slow\n"
+                    "s._expensive_timed = slow\n"
                     f"search(config({strategy!r}, seed=2, evaluations=40), {str(run)!r}, progress=False)")
             proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             db = run / "archive.sqlite"

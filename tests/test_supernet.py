@@ -78,3 +78,35 @@ def test_supernet_errors() -> None:
         Supernet(get_space("nb201", input_shape="3x8x8", N=1))
     with pytest.raises(HwnasError, match="unknown option 'epoch'"):
         SupernetAccuracy(get_space("dppnet", input_shape="1x8x8", **TINY), dataset="digits", epoch=2)
+
+
+def test_kernel_and_expansion_choices_share_one_tensor_centre_and_leading_channels() -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    net = Supernet(space)
+
+    def first_depthwise(arch: object) -> torch.Tensor:
+        sub = net.subnet(arch)
+        block = sub.get_submodule("blocks.1")
+        return next(getattr(m, "weight") for m in block.modules()
+                    if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+
+    k3 = first_depthwise(space.from_settings(width="1.0", stages=[[(3, 6)]] * 6))
+    k7 = first_depthwise(space.from_settings(width="1.0", stages=[[(7, 6)]] * 6))
+    k7e3 = first_depthwise(space.from_settings(width="1.0", stages=[[(7, 3)]] * 6))
+    assert k3.shape[-1] == 3 and k7.shape[-1] == 7 and k7e3.shape[0] == k7.shape[0] // 2
+    assert k3.untyped_storage().data_ptr() == k7.untyped_storage().data_ptr()
+    assert torch.equal(k3, k7[:, :, 2:5, 2:5])  # the 3x3 kernel is the centre of the 7x7 one
+    assert torch.equal(k7e3, k7[: k7e3.shape[0]])  # a smaller expansion uses the leading channels
+
+
+def test_a_standalone_copy_computes_what_the_subnet_computes() -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    net = Supernet(space)
+    arch = space.sample(np.random.default_rng(3), 1)[0]
+    sub, own = net.subnet(arch).eval(), net.standalone(arch).eval()
+    assert len(list(own.parameters())) > 0
+    x = torch.randn(3, 1, 28, 28)
+    calibrate_batchnorm(sub, [x])
+    calibrate_batchnorm(own, [x])
+    with torch.no_grad():
+        assert torch.allclose(sub(x), own(x), atol=1e-5)

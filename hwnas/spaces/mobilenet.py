@@ -13,6 +13,11 @@ Small inputs cannot take MobileNetV2's five stride-2 layers (224 -> 7). The numb
 downsamplings is ``floor(log2(min(H, W) / 4))`` capped at 5, so the last feature map is about
 4-7 pixels wide (224 -> 7, 32 -> 4, 28 -> 7, 8 -> 4), and the earliest stride-2 positions are the
 ones made stride 1, as the usual CIFAR variants of MobileNetV2 do.
+
+Option ``scale`` (default 1.0) multiplies every channel count of the skeleton, under the searched
+width multiplier. MobileNetV2's channels are sized for ImageNet; a 10-class 28x28 task is
+served by ``scale=0.25`` at a sixteenth of the multiply-adds, which is what makes training
+candidates on this CPU affordable (see ``hwnas.demo``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchitectureError
+from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import (
     Architecture,
     Block,
@@ -98,6 +103,15 @@ class MobileNetSpace(SearchSpace):
     name = "mobilenet"
     version = "1"
     description = "MBConv stages (MnasNet/FBNet/OFA style): width x depth x kernel x expansion"
+
+    def __init__(self, *, input_shape: Shape, num_classes: int = 10, scale: float = 1.0) -> None:
+        super().__init__(input_shape=input_shape, num_classes=num_classes)
+        if not 0 < float(scale) <= 4:
+            raise InvalidInputShapeError(f"mobilenet: option scale must be in (0, 4], got {scale}")
+        self.scale = float(scale)
+
+    def config(self) -> dict[str, object]:
+        return {**super().config(), "scale": self.scale}
 
     # ----- genotype -----
     @classmethod
@@ -198,7 +212,7 @@ class MobileNetSpace(SearchSpace):
     def blocks(self, arch: Architecture) -> list[Block]:
         self._check_arch(arch)
         g = arch.genes
-        width = float(WIDTHS[g[0]])
+        width = float(WIDTHS[g[0]]) * self.scale
         stem_stride, strides = self._strides()
         c, h, w = self.input_shape
         stem_c, first_c = make_divisible(STEM_CHANNELS * width), make_divisible(FIRST_CHANNELS * width)
@@ -221,7 +235,7 @@ class MobileNetSpace(SearchSpace):
                 h2, w2 = _conv_out(h, stride), _conv_out(w, stride)
                 add("mbconv", f"out:{cout}-k{k}-e{e}-s{stride}", (cin, h, w), (cout, h2, w2),
                     {"cin": cin, "cout": cout, "kernel": k, "expansion": e, "stride": stride,
-                     "share": f"s{s + 1}b{b + 1}-k{k}e{e}"})
+                     "share": f"s{s + 1}b{b + 1}"})  # every (k, e) choice shares one tensor (OFA)
                 cin, h, w = cout, h2, w2
         mid = make_divisible(HEAD_CHANNELS * width)
         add("head", f"mid:{mid}-out:{self.num_classes}", (cin, h, w), (self.num_classes,),
