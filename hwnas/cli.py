@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
     p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
     _add_space_args(p)
-    p.add_argument("--out", help="table path (default latency_tables/<device>/<space>-<CxHxW>.json)")
+    p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
     p.add_argument("--context-models", type=int, default=40,
                    help="whole models timed alongside the blocks to fit the boundary correction (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the context models and weights (default 0)")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,17 +36,12 @@ from typing import Any
 import onnxruntime as ort
 
 from hwnas.errors import HwnasError
+from hwnas.remote import agent
+from hwnas.remote.agent import EXEC_MODES, OPT_LEVELS
 from hwnas.timing import Protocol
 from hwnas.tomlfile import read_toml
 
 
-OPT_LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-EXEC_MODES = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.ExecutionMode.ORT_PARALLEL}
 METERS = ("none", "rapl", "nvml", "external")
 
 
@@ -81,6 +76,26 @@ class EnergySettings:
 
 
 @dataclass(frozen=True)
+class RemoteSettings:
+    """A target reached over SSH (``hwnas.remote``): only Python, numpy and onnxruntime on it."""
+
+    connection: str  # ssh://user@host[:port]
+    python: str = "python3"
+    key_file: str | None = None
+    workdir: str = ".cache/hwnas-agent"  # relative to the remote user's home
+    known_hosts: str | None = None  # default: ssh's own (~/.ssh/known_hosts)
+    accept_new_host_key: bool = False  # trust a host seen for the first time (never a changed key)
+    batch: int = 32  # ONNX files sent and timed per round trip
+
+    @property
+    def user_host_port(self) -> tuple[str | None, str, int]:
+        rest = self.connection.removeprefix("ssh://")
+        user, _, hostport = rest.rpartition("@")
+        host, _, port = hostport.partition(":")
+        return (user or None), host, int(port or 22)
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     name: str
     runtime: RuntimeSettings = RuntimeSettings()
@@ -89,6 +104,7 @@ class DeviceSpec:
     description: str = ""
     protocol: Protocol = Protocol()
     source: str = "<memory>"
+    remote: RemoteSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (what a table stores); ``spec_from_record`` reverses it."""
@@ -191,9 +207,37 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
         protocol = Protocol(**kwargs)
     except ValueError as exc:
         raise _fail(path, "protocol", str(exc)) from None
+    remote = _parse_remote(data, path)
     _unknown(data, path, "")
     runtime = RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options)
-    return DeviceSpec(name, runtime, energy, batch, description, protocol, path)
+    return DeviceSpec(name, runtime, energy, batch, description, protocol, path, remote)
+
+
+_CONNECTION_RE = re.compile(r"^ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")
+
+
+def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
+    keys = ("python", "key_file", "workdir", "known_hosts", "accept_new_host_key", "remote_batch")
+    connection = _take(data, "connection", str, path, "", None)
+    if connection is None:
+        extra = next((k for k in keys if k in data), None)
+        if extra:
+            raise _fail(path, extra, "only used with a remote target: add connection = \"ssh://user@host:port\"")
+        return None
+    if not _CONNECTION_RE.match(connection):
+        raise _fail(path, "connection", f"{connection!r} is not ssh://[user@]host[:port]")
+    remote = RemoteSettings(
+        connection=connection, python=_take(data, "python", str, path, "", "python3"),
+        key_file=_take(data, "key_file", str, path, "", None), workdir=_take(data, "workdir", str, path, "", ".cache/hwnas-agent"),
+        known_hosts=_take(data, "known_hosts", str, path, "", None),
+        accept_new_host_key=_take(data, "accept_new_host_key", bool, path, "", False),
+        batch=_take(data, "remote_batch", int, path, "", 32),
+    )
+    if remote.batch < 1:
+        raise _fail(path, "remote_batch", f"must be >= 1, got {remote.batch}")
+    if remote.key_file and not Path(remote.key_file).expanduser().is_file():
+        raise _fail(path, "key_file", f"{remote.key_file} does not exist")
+    return remote
 
 
 def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
@@ -202,7 +246,16 @@ def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
 
 
 def check_provider(spec: DeviceSpec) -> None:
-    """Raise ProviderUnavailableError unless this onnxruntime has the spec's provider."""
+    """Raise ProviderUnavailableError unless this onnxruntime (the target's, for a remote spec)
+    has the spec's provider."""
+    if spec.remote is not None:
+        from hwnas.remote.ssh import RemoteTarget
+
+        available = RemoteTarget(spec).probe()["providers"]
+        if spec.runtime.provider not in available:
+            raise ProviderUnavailableError(f"{spec.source}: field 'runtime.provider': {spec.runtime.provider} is not "
+                                           f"available on {spec.remote.connection} (available: {', '.join(available)})")
+        return
     available = ort.get_available_providers()
     if spec.runtime.provider not in available:
         raise ProviderUnavailableError(
@@ -212,20 +265,8 @@ def check_provider(spec: DeviceSpec) -> None:
 
 
 def session_options(spec: DeviceSpec) -> ort.SessionOptions:
-    r = spec.runtime
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = r.intra_op_threads
-    so.inter_op_num_threads = r.inter_op_threads
-    so.graph_optimization_level = OPT_LEVELS[r.graph_optimization]
-    so.execution_mode = EXEC_MODES[r.execution_mode]
-    spin = "1" if r.allow_spinning else "0"
-    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    so.log_severity_level = 3
-    if r.provider != "CPUExecutionProvider":
-        # onnxruntime otherwise runs unsupported nodes (or everything) on the CPU without a word
-        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    return so
+    # one implementation for local sessions and the remote agent's (hwnas.remote.agent)
+    return agent.session_options(spec.to_dict()["runtime"])
 
 
 def open_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
@@ -260,47 +301,21 @@ def pinned(cores: tuple[int, ...] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(spec: DeviceSpec) -> dict[str, Any]:
     """What identifies the device and runtime a table was measured on (recorded in every table).
 
-    ``provider_used`` comes from a real session (``get_providers()``), not from the spec.
+    ``provider_used`` comes from a real session (``get_providers()``), not from the spec. For a
+    remote spec, everything is read on the target, by the agent.
     """
     import onnx
-    from onnx import TensorProto, helper
 
+    if spec.remote is not None:
+        from hwnas.remote.ssh import RemoteTarget
+
+        return {"device": spec.name, **RemoteTarget(spec).fingerprint()}
     check_provider(spec)
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 9)
-    r = spec.runtime
-    providers: list[Any] = [(r.provider, dict(r.provider_options))] if r.provider_options else [r.provider]
-    sess = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(spec), providers=providers)
-    return {
-        "device": spec.name,
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "system": platform.system(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "onnxruntime_version": ort.__version__,
-        "onnx_version": onnx.__version__,
-        "provider_used": sess.get_providers()[0],
-        "affinity": list(r.affinity) if r.affinity else None,
-        **spec.settings(),
-    }
+    d = spec.to_dict()
+    return {"device": spec.name, **agent.fingerprint(d["runtime"], spec.batch_size), "onnx_version": onnx.__version__}
 
 
 # Fields that must agree for a table to be used: the hardware, the runtime and its settings.
@@ -311,7 +326,10 @@ IDENTITY_FIELDS = ("cpu_model", "cpu_count", "machine", "system", "onnxruntime_v
 
 def spec_from_record(record: dict[str, Any]) -> DeviceSpec:
     """Rebuild a DeviceSpec from ``DeviceSpec.to_dict()`` (as stored in a table)."""
-    data = {k: v for k, v in record.items() if k != "source" and v is not None}
+    data = {k: v for k, v in record.items() if k not in ("source", "remote") and v is not None}
+    remote = record.get("remote")
+    if isinstance(remote, dict):
+        data.update({k: v for k, v in remote.items() if k != "batch" and v is not None}, remote_batch=remote.get("batch", 32))
     for section in ("runtime", "energy", "protocol"):
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if v is not None and v != {}}

@@ -30,20 +30,19 @@ import numpy as np
 import torch
 
 from hwnas.archive import Archive
-from hwnas.device import DeviceSpec, fingerprint, load_device, pinned, spec_from_record
-from hwnas.energy import open_meter
+from hwnas.device import DeviceSpec, fingerprint, load_device, spec_from_record
 from hwnas.errors import HwnasError
 from hwnas.facts import describe
 from hwnas.objectives import Constraint, parse_budget
 from hwnas.pareto import spread
 from hwnas.onnx_io import PARITY_ATOL, export_onnx
 from hwnas.predictor import Predictor
-from hwnas.profiler import make_runner, torch_threads
+from hwnas.profiler import measure_files, torch_threads
 from hwnas.search import versions
 from hwnas.spaces import get_space
 from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.table import LatencyTable, open_table
-from hwnas.timing import Protocol, measure
+from hwnas.timing import Protocol
 
 CARD_FIELDS = ("name", "arch", "arch_id", "space", "input_shape", "batch_size", "onnx", "onnx_sha256", "checks",
                "params", "macs", "flops", "accuracy", "latency", "energy", "budget", "device", "seeds", "versions",
@@ -118,7 +117,7 @@ def export_models(
     atol = PARITY_ATOL if provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    exports, runners = [], []
+    exports = []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=not progress) as bar:
         task = bar.add_task("export ", total=len(archs))
@@ -132,13 +131,13 @@ def export_models(
                 report = export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
                                      atol=atol, providers=(provider,))
                 exports.append(report)
-                runners.append(make_runner(report.path, spec, [space.input_shape], seed))  # the device's own session
                 bar.advance(task)
         meas = bar.add_task("measure", total=len(archs))
-        with pinned(spec.runtime.affinity):
-            stats = measure(runners, protocol, on_done=lambda _i, _s: bar.advance(meas))
-            meter = open_meter(spec)
-            energy = [meter.measure(run, min_window_s=spec.energy.min_window_s)[0] for run in runners] if meter else None
+        # the device's own sessions (here, or on its remote target), the profiling protocol
+        stats, energy = measure_files(spec, protocol, [(Path(r.path), [space.input_shape]) for r in exports], seed=seed,
+                                      on_done=lambda _i, _s: bar.advance(meas))
+    meter_source = None if spec.energy.meter == "none" else (
+        spec.energy.meter if spec.remote is None else f"{spec.energy.meter}@{spec.remote.connection}")
 
     fp = fingerprint(spec)
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -148,7 +147,7 @@ def export_models(
         measured_ms = st.value(protocol.statistic)
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
         pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
-        meas_mj = float(energy[i]) if energy else None
+        meas_mj = float(energy[i]) if energy[i] is not None else None
         known = {k: (float(v), "search") for k, v in (metrics[i] if metrics else {}).items()
                  if isinstance(v, (int, float)) and v is not None}
         known.update({"latency_ms": (measured_ms, "measured"), "params": (float(facts.params), "counted"),
@@ -173,7 +172,7 @@ def export_models(
                         "predicted_for_device": table.device.get("name") if table is not None else None,
                         "measured_stats": st.to_dict(), "protocol": protocol.to_dict()},
             "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
-                       "meter": meter.source if meter else None,
+                       "meter": meter_source,
                        "predicted_source": table.energy.get("source") if table is not None else None},
             "budget": _budget_checks(constraints, known),
             "device": {"name": spec.name, "spec": spec.source, "fingerprint": fp},

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from hwnas.onnx_io import export_onnx
 from hwnas.predictor import fit_context
 from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
 from hwnas.table import LatencyTable, TableMismatchError, default_table_path, space_record
-from hwnas.timing import Protocol, measure
+from hwnas.timing import Protocol, Stats, measure
 
 
 
@@ -156,9 +156,10 @@ def profile(
     protocol = protocol or spec.protocol
     fp = fingerprint(spec)
     path = Path(out) if out else default_table_path(spec.name, space)
-    meter: EnergyMeter | None = open_meter(spec)
-    if meter is not None and energy_model:
-        raise HwnasError(f"{spec.source}: the device has an energy meter ({meter.source}); --energy-model is only for meter 'none'")
+    meter: EnergyMeter | None = open_meter(spec) if spec.remote is None else None  # a remote meter is read there
+    has_meter = spec.energy.meter != "none"
+    if has_meter and energy_model:
+        raise HwnasError(f"{spec.source}: the device has an energy meter ({spec.energy.meter}); --energy-model is only for meter 'none'")
 
     table: LatencyTable | None = None
     if path.exists() and not force:
@@ -178,12 +179,13 @@ def profile(
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
                              protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
         table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
-    if meter is not None:
-        table.energy = {"available": True, "source": meter.source, "estimated": False,
+    if has_meter:
+        source = meter.source if meter else f"{spec.energy.meter}@{spec.remote.connection if spec.remote else ''}"
+        table.energy = {"available": True, "source": source, "estimated": False,
                         "note": "window energy / inferences, idle power included"}
 
     def finished(record: dict[str, Any] | None) -> bool:
-        return record is not None and (meter is None or record.get("energy_mj") is not None)
+        return record is not None and (not has_meter or record.get("energy_mj") is not None)
 
     done_models = {m["arch"] for m in table.context["models"] if finished(m)}
     blocks = [Job("block", b.key, block=b) for b in space.catalog() if not finished(table.entries.get(b.key))]
@@ -192,7 +194,7 @@ def profile(
 
     started = time.perf_counter()
     with torch_threads(1):
-        _run_jobs(jobs, table, path, space, spec, protocol, meter, seed, progress, save_every_s)
+        _run_jobs(jobs, table, path, space, spec, protocol, has_meter, seed, progress, save_every_s)
     if energy_model:
         _estimate_energy(space, table)
     table.context["fit"] = fit_context(space, table)
@@ -207,8 +209,36 @@ def profile(
     return table
 
 
+def measure_files(
+    spec: DeviceSpec,
+    protocol: Protocol,
+    items: Sequence[tuple[Path, list[tuple[int, ...]]]],
+    *,
+    seed: int = 0,
+    on_done: Callable[[int, Stats], None] | None = None,
+    on_batch: Callable[[list[int], list[Stats], list[float | None]], None] | None = None,
+) -> tuple[list[Stats], list[float | None]]:
+    """Time ONNX files with ``protocol`` on the spec's device: here (pinned cores, the spec's
+    energy meter) or on its remote target (``hwnas.remote``), in batches. Returns the statistics
+    and energy per inference (mJ, or None without a meter). ``on_done(i, stats)`` follows local
+    progress; ``on_batch(indices, stats, energy)`` sees finished work (once here, per batch there)."""
+    if spec.remote is not None:
+        from hwnas.remote.ssh import RemoteTarget
+
+        return RemoteTarget(spec).measure(items, protocol, seed=seed, on_batch=on_batch)
+    runners = [make_runner(path, spec, shapes, seed) for path, shapes in items]
+    meter = open_meter(spec)
+    with pinned(spec.runtime.affinity):
+        stats = measure(runners, protocol, on_done=on_done)
+        energy: list[float | None] = ([meter.measure(run, min_window_s=spec.energy.min_window_s)[0] for run in runners]
+                                      if meter else [None] * len(runners))
+    if on_batch:
+        on_batch(list(range(len(items))), stats, energy)
+    return stats, energy
+
+
 def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, spec: DeviceSpec,
-              protocol: Protocol, meter: EnergyMeter | None, seed: int, progress: bool, save_every_s: float) -> None:
+              protocol: Protocol, has_meter: bool, seed: int, progress: bool, save_every_s: float) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}
@@ -232,27 +262,29 @@ def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpa
     what = f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}"
     with Progress(*columns, disable=not progress) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
         exporting = bar.add_task(f"export  {what}", total=len(jobs))
-        runners = []
+        items = []
         for job in jobs:
-            model_path, shapes = export_job(job, space, spec, Path(tmp), seed)
-            runners.append(make_runner(model_path, spec, shapes, seed))
+            items.append(export_job(job, space, spec, Path(tmp), seed))
             bar.advance(exporting)
         measuring = bar.add_task(f"measure {what}", total=len(jobs))
         last_save = [time.monotonic()]
 
-        def done(i: int, stats: Any) -> None:
+        def done(i: int, stats: Stats) -> None:
             bar.advance(measuring)
-            if meter is None:  # with a meter, an entry is finished only once its energy is read
+            if not has_meter:  # with a meter, an entry is finished only once its energy is read
                 record(jobs[i], stats.to_dict(), None)
                 if time.monotonic() - last_save[0] >= save_every_s:
                     table.save(path)
                     last_save[0] = time.monotonic()
 
-        with pinned(spec.runtime.affinity):
-            final = measure(runners, protocol, on_done=done)
-            for job, stats, run in zip(jobs, final, runners):
-                energy = meter.measure(run, min_window_s=spec.energy.min_window_s)[0] if meter else None
-                record(job, stats.to_dict(), energy)
+        def finished(indices: list[int], stats: list[Stats], energy: list[float | None]) -> None:
+            for i, s, e in zip(indices, stats, energy):
+                record(jobs[i], s.to_dict(), e)
+            if spec.remote is not None:
+                bar.advance(measuring, len(indices))
+            table.save(path)  # a batch is safe once it is here
+
+        measure_files(spec, protocol, items, seed=seed, on_done=done, on_batch=finished)
         table.save(path)
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from hwnas.device import DeviceSpec, pinned, spec_from_record
+from hwnas.device import DeviceSpec, spec_from_record
 from hwnas.predictor import Predictor
-from hwnas.profiler import Job, export_job, make_runner, torch_threads
+from hwnas.profiler import Job, export_job, measure_files, torch_threads
 from hwnas.table import open_table
-from hwnas.timing import Protocol, measure
+from hwnas.timing import Protocol
 
 
 def _metrics(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -68,14 +68,12 @@ def validate(
         TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
     ) as bar:
         task = bar.add_task("export", total=2 * samples)
-        runners = []
+        items = []
         with torch_threads(1):  # see hwnas.profiler.torch_threads
             for arch in archs:
-                path, shapes = export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed)
-                runners.append(make_runner(path, spec, shapes, seed))
+                items.append(export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed))
                 bar.advance(task)
-        with pinned(spec.runtime.affinity):
-            stats = measure(runners, protocol, on_done=lambda _i, _s: bar.advance(task))
+        stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task))
     measured = np.array([s.value(table.statistic) for s in stats])
 
     report: dict[str, Any] = {
