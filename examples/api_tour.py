@@ -51,7 +51,7 @@ def main() -> None:
         print(f"front: accuracy {m['accuracy']:.2f}% (proxy)  latency {m['latency_ms']:.4f} ms  {m['arch']}")
 
     # 3. Export the front: retrain, verified ONNX, re-measured on the device, model cards; report.
-    index = export_front(out / "search", out / "models", retrain=True, epochs=4, progress=False)
+    index = export_front(out / "search", out / "models", retrain=True, epochs=4, limit=3, threads=1, progress=False)
     for m in index["models"]:
         print(f"exported {m['onnx']}: test {m['test_accuracy']:.2f}%  measured {m['measured_ms']:.4f} ms  "
               f"{'in budget' if m['budget_ok'] else 'BREAKS BUDGET'}")

@@ -15,6 +15,6 @@ hwnas search --space nb201 --input 1x8x8 --space-opt N=1 --table "$TABLE" \
     --objective accuracy:max --objective latency_ms:min --budget 'latency_ms<=0.05' \
     --accuracy train --accuracy-opt dataset=digits --accuracy-opt epochs=2 --accuracy-opt threads=1 \
     --strategy nsga2 --strategy-opt pop_size=6 --evaluations 12 --seed 0 --run-dir "$RUN/search" --no-progress
-hwnas export "$RUN/search" --out "$RUN/models" --retrain --epochs 5 --no-progress
+hwnas export "$RUN/search" --out "$RUN/models" --retrain --epochs 3 --limit 3 --threads 1 --no-progress
 hwnas report "$RUN/search"
 ls "$RUN/models"

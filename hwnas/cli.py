@@ -263,7 +263,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hwnas.export import export_front
 
     index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
-                         limit=args.limit, seed=args.seed, budgets=args.budget, argv=["hwnas", *args.argv],
+                         limit=args.limit, seed=args.seed, budgets=args.budget, threads=args.threads,
+                         argv=["hwnas", *args.argv],
                          progress=not args.no_progress)
     over = index["over_budget"]
     print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "
@@ -397,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
                    help="an extra budget to check the measured models against (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of retraining and export inputs (default 0)")
+    p.add_argument("--threads", type=int, help="torch threads for retraining (default: torch's, one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 

@@ -10,7 +10,7 @@
 3. Export the front (4 members spread along it): retrain each from scratch, export to verified
    ONNX, re-measure on the device, write model cards.
 4. Write the HTML report.
-About 8-12 minutes on 2 cores the first time; the table and supernet are reused after that.
+About 8-10 minutes on 2 cores (supernet training is 5 of them); the table and supernet are reused after that.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -211,15 +212,13 @@ class DaskExecutor(Executor):
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
 
     def threads_per_worker(self) -> int:
+        """Each host's cores (read on the workers) shared by the workers on that host."""
+        cores: dict[str, int] = self.client.run(os.cpu_count)
         info = self.client.scheduler_info().get("workers", {})
-        if not info:
+        if not cores or not info:
             return super().threads_per_worker()
-        # workers on one host share its cores; nthreads is what each was started with
-        per_host: dict[str, int] = {}
-        for w in info.values():
-            per_host[w.get("host", "")] = per_host.get(w.get("host", ""), 0) + 1
-        cores = os.cpu_count() or 1
-        return max(1, cores // max(per_host.values()))
+        per_host = Counter(info[a].get("host", a) for a in cores if a in info)
+        return max(1, min((c or 1) // max(1, per_host[info[a].get("host", a)]) for a, c in cores.items() if a in info))
 
     def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
         from distributed import KilledWorker, as_completed

@@ -245,6 +245,7 @@ def export_front(
     limit: int | None = None,
     seed: int = 0,
     budgets: Sequence[str] = (),
+    threads: int | None = None,
     argv: Sequence[str] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -275,7 +276,8 @@ def export_front(
     if retrain:
         from hwnas.retrain import retrain as do_retrain
 
-        do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], log=log)  # skips finished ones
+        do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], threads=threads,
+                   log=log)  # skips finished ones
     if retrain_path.is_file():
         retrained = {m["arch_id"]: m for m in json.loads(retrain_path.read_text())["models"]}
 
