@@ -27,6 +27,9 @@ pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = int(os.environ.get("HWNAS_BENCH_E2E_EPOCHS", "10"))
 EVALUATIONS = int(os.environ.get("HWNAS_BENCH_E2E_EVALS", "64"))
+FOUND = int(os.environ.get("HWNAS_BENCH_E2E_MODELS", "6"))  # front members retrained, spread along the front
+# a supernet trained with the same settings (e.g. make demo's) may be reused: it is checked against them
+SUPERNET = os.environ.get("HWNAS_BENCH_E2E_SUPERNET")
 
 
 def mobilenetv2_family(space_cls: type) -> list:
@@ -64,12 +67,12 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
                          objectives=load_objectives(ROOT / "objectives" / "accuracy-latency.toml"),
                          budgets=[parse_budget(f"latency_ms<={budget}")], strategy="nsga2",
                          strategy_options={"pop_size": 16}, evaluations=EVALUATIONS, seed=0, table=str(table_path),
-                         accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": str(out / "supernet.pt")})
+                         accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": SUPERNET or str(out / "supernet.pt")})
     t0 = time.perf_counter()
     search(config, run, progress=False)
     search_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    found = export_front(run, out / "found", retrain=True, epochs=EPOCHS, limit=6, progress=False)
+    found = export_front(run, out / "found", retrain=True, epochs=EPOCHS, limit=FOUND, progress=False)
     found_s = time.perf_counter() - t0
 
     # the hand-designed family: same data split, same training settings, same device protocol
