@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from hwnas.device import load_device
-from hwnas.remote.ssh import RemoteError, RemoteTarget
+from hwnas.remote.ssh import RemoteTarget
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not Path(SSHD).is_file() or shutil.which("ssh") is None,
