@@ -10,8 +10,13 @@ ratios and growing input channels therefore share their first channels, and kern
 centres (Once-for-All's elastic kernel, without its transformation matrices).
 Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
 
-Training: uniform single-path sampling. Every step draws an architecture uniformly (per gene,
-from the run's Generator), builds its view-subnet and takes one SGD step on a training batch.
+Training, ``sampling="uniform"`` (the default): single-path sampling (SPOS). Every step draws
+``paths`` architectures uniformly (per gene, from the run's Generator; one by default), builds their
+view-subnets, accumulates their gradients on one training batch and takes one SGD step.
+``sampling="sandwich"`` (BigNAS, Yu et al. 2020): every step also trains the space's largest and
+smallest architecture (``space.sandwich()``); the largest learns from the labels, the others from
+its softened predictions (in-place distillation), so the large subnets are not undertrained and the
+small ones learn what the large one knows.
 Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
 batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
 The trained supernet is saved and reused by later searches with the same settings.
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hwnas.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
@@ -44,6 +50,7 @@ from hwnas.training import nhwc
 # kernel and expansion choices share one tensor per block position since 3): a saved supernet
 # from another scheme is refused instead of loading misassigned weights.
 SHARING_VERSION = 3
+SAMPLINGS = ("uniform", "sandwich")
 
 
 def _window(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[slice, ...]:
@@ -66,6 +73,8 @@ class SupernetSettings:
     seed: int = 0
     split_seed: int = 0
     calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm
+    sampling: str = "uniform"  # "uniform" (SPOS) or "sandwich" (largest + smallest + random, distilled)
+    paths: int = 1  # random paths per step (gradients accumulated)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -149,6 +158,12 @@ class SupernetAccuracy(MetricSource):
             raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
                              f"(options: dataset, path, threads, {', '.join(SupernetSettings.__dataclass_fields__)})")
         self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
+        if self.settings.sampling not in SAMPLINGS:
+            raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
+        if self.settings.sampling == "sandwich" and space.sandwich() is None:
+            raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
+        if self.settings.paths < 1:
+            raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
         self.ds: Dataset = load_dataset(dataset)
         if self.ds.input_shape != space.input_shape or self.ds.classes != space.num_classes:
             raise HwnasError(f"supernet: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))} with {self.ds.classes} "
@@ -199,6 +214,7 @@ class SupernetAccuracy(MetricSource):
         opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
         loss_fn = nn.CrossEntropyLoss()
+        fixed = list(self.space.sandwich() or ()) if s.sampling == "sandwich" else []
         for epoch in range(s.epochs):
             order = rng.permutation(idx)
             total, seen = 0.0, 0
@@ -206,16 +222,23 @@ class SupernetAccuracy(MetricSource):
                 batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
                 if len(batch) < 2:
                     continue
-                arch = self.space.sample(rng, 1)[0]  # uniform single path
-                sub = net.subnet(arch).train()
-                loss = loss_fn(sub(nhwc(self.x[batch])), self.y[batch])
-                if not torch.isfinite(loss):
-                    raise HwnasError(f"supernet training diverged (loss {float(loss)}) on {arch.string}")
+                x, y = nhwc(self.x[batch]), self.y[batch]
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                teacher: torch.Tensor | None = None
+                for arch in fixed + self.space.sample(rng, s.paths):
+                    out = net.subnet(arch).train()(x)
+                    if teacher is None:
+                        loss = loss_fn(out, y)
+                    else:  # in-place distillation from the largest subnet
+                        loss = F.kl_div(F.log_softmax(out, 1), teacher, reduction="batchmean")
+                    if not torch.isfinite(loss):
+                        raise HwnasError(f"supernet training diverged (loss {float(loss)}) on {arch.string}")
+                    if fixed and teacher is None:
+                        teacher = F.softmax(out.detach(), 1)
+                    loss.backward()
+                    total, seen = total + float(loss.detach()) * len(batch), seen + len(batch)
                 opt.step()
                 sched.step()
-                total, seen = total + float(loss.detach()) * len(batch), seen + len(batch)
             log(f"supernet epoch {epoch + 1}/{s.epochs}: loss {total / max(seen, 1):.3f} "
                 f"({time.perf_counter() - start:.0f} s)")
 

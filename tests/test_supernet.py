@@ -110,3 +110,42 @@ def test_a_standalone_copy_computes_what_the_subnet_computes() -> None:
     calibrate_batchnorm(own, [x])
     with torch.no_grad():
         assert torch.allclose(sub(x), own(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "shape", "opts"), [("mobilenet", "1x28x28", {"scale": 0.25}), ("dppnet", "1x8x8", TINY)])
+def test_the_sandwich_pair_bounds_the_compute_of_random_architectures(name: str, shape: str, opts: dict) -> None:
+    from hwnas.facts import describe
+
+    space = get_space(name, input_shape=shape, **opts)
+    largest, smallest = space.sandwich()
+    big, small = describe(space, largest).macs, describe(space, smallest).macs
+    macs = [describe(space, a).macs for a in space.sample(np.random.default_rng(3), 12)]
+    assert small <= min(macs) and max(macs) <= big and small < big
+
+
+def test_sandwich_training_takes_largest_smallest_and_random_paths_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    seen: list[str] = []
+    original = Supernet.subnet
+
+    def recording(self: Supernet, arch):  # type: ignore[no-untyped-def]
+        seen.append(arch.string)
+        return original(self, arch)
+
+    monkeypatch.setattr(Supernet, "subnet", recording)
+    est = SupernetAccuracy(space, dataset="digits", epochs=8, sampling="sandwich", paths=2, threads=1, log=lambda _m: None)
+    largest, smallest = space.sandwich()
+    steps = [seen[i:i + 4] for i in range(0, len(seen), 4)]
+    assert len(seen) % 4 == 0 and len(steps) > 100
+    assert all(s[0] == largest.string and s[1] == smallest.string for s in steps)
+    assert len({a for s in steps for a in s[2:]}) > 50  # the random paths vary
+    accs = est.evaluate([largest, smallest])["accuracy"]
+    assert np.all(accs > 50.0)  # both ends of the sandwich learn (chance is 10%)
+
+
+def test_supernet_sampling_errors() -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    with pytest.raises(HwnasError, match="sampling must be one of uniform, sandwich"):
+        SupernetAccuracy(space, dataset="digits", sampling="fair")
+    with pytest.raises(HwnasError, match="paths must be at least 1"):
+        SupernetAccuracy(space, dataset="digits", paths=0)

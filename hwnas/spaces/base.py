@@ -290,6 +290,11 @@ class SearchSpace(abc.ABC):
     def _catalog_templates(self) -> list[Architecture]:
         """Architectures whose blocks, together, are every distinct block of the space."""
 
+    def sandwich(self) -> tuple[Architecture, Architecture] | None:
+        """The largest and the smallest architecture (by compute), for the supernet's sandwich
+        rule; None where the space has no such pair."""
+        return None
+
     def supernet_templates(self) -> list[Architecture]:
         """Architectures that, together, occupy every weight-sharing slot at its largest shape."""
         return self._catalog_templates()

@@ -224,6 +224,10 @@ class DPPNetSpace(SearchSpace):
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
 
     # ----- latency-table view -----
+    def sandwich(self) -> tuple[Architecture, Architecture]:
+        # most compute: the deepest cell of full 3x3 convolutions; least: one grouped 1x1
+        return (self.parse("+".join(["bnrelu-conv3x3"] * MAX_LAYERS)), self.parse("id-gconv1x1"))
+
     def _catalog_templates(self) -> list[Architecture]:
         # for each cell length, every layer the same op: covers every (position, op) pair
         return [self.decode((li,) + (ni, ci) * MAX_LAYERS)

@@ -268,6 +268,12 @@ class MobileNetSpace(SearchSpace):
             for w in WIDTHS for k in KERNELS for e in EXPANSIONS
         ]
 
+    def sandwich(self) -> tuple[Architecture, Architecture]:
+        # widest, deepest, largest kernel and expansion / narrowest, shallowest, smallest
+        n = len(STAGE_CHANNELS)
+        return (self.from_settings(width=WIDTHS[-1], stages=[[(KERNELS[-1], EXPANSIONS[-1])] * DEPTHS[-1]] * n),
+                self.from_settings(width=WIDTHS[0], stages=[[(KERNELS[0], EXPANSIONS[0])] * DEPTHS[0]] * n))
+
     def supernet_templates(self) -> list[Architecture]:
         # the widest network, every stage 4 deep, once per (kernel, expansion)
         return [self.from_settings(width=WIDTHS[-1], stages=[[(k, e)] * MAX_DEPTH for _ in STAGE_CHANNELS])
