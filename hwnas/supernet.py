@@ -189,7 +189,10 @@ class SupernetAccuracy(MetricSource):
         net = Supernet(self.space, self.settings.seed)
         if self.path and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
-            if saved.get("meta") != json.loads(json.dumps(self.meta)):
+            meta = saved.get("meta") or {}
+            # settings added later default to what older supernets were trained with
+            meta["settings"] = {**asdict(SupernetSettings()), **meta.get("settings", {})} if "settings" in meta else None
+            if meta != json.loads(json.dumps(self.meta)):
                 raise HwnasError(f"{self.path}: a supernet trained with other settings; delete it or give another path")
             net.load_state_dict(saved["state"])
             self.train_seconds = float(saved.get("train_seconds", 0.0))

@@ -149,3 +149,17 @@ def test_supernet_sampling_errors() -> None:
         SupernetAccuracy(space, dataset="digits", sampling="fair")
     with pytest.raises(HwnasError, match="paths must be at least 1"):
         SupernetAccuracy(space, dataset="digits", paths=0)
+
+
+def test_a_supernet_saved_before_the_sampling_settings_existed_still_loads(tmp_path: Path) -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    path = tmp_path / "supernet.pt"
+    est = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, threads=1, log=lambda _m: None)
+    saved = torch.load(path, weights_only=False)
+    for key in ("sampling", "paths"):  # what a supernet saved by the previous release lacks
+        del saved["meta"]["settings"][key]
+    torch.save(saved, path)
+    again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, threads=1)
+    assert again.train_seconds == est.train_seconds  # loaded, not retrained
+    with pytest.raises(HwnasError, match="other settings"):
+        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, sampling="sandwich", threads=1)
