@@ -189,9 +189,9 @@ class SupernetAccuracy(MetricSource):
         net = Supernet(self.space, self.settings.seed)
         if self.path and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
-            meta = saved.get("meta") or {}
-            # settings added later default to what older supernets were trained with
-            meta["settings"] = {**asdict(SupernetSettings()), **meta.get("settings", {})} if "settings" in meta else None
+            meta = dict(saved.get("meta") or {})
+            if "settings" in meta:  # settings added later default to what older supernets were trained with
+                meta["settings"] = {**asdict(SupernetSettings()), **meta["settings"]}
             if meta != json.loads(json.dumps(self.meta)):
                 raise HwnasError(f"{self.path}: a supernet trained with other settings; delete it or give another path")
             net.load_state_dict(saved["state"])

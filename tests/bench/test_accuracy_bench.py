@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.stats import kendalltau
+from scipy.stats import bootstrap, kendalltau
 
+from hwnas.cli import _key_value
 from hwnas.spaces import get_space
 from hwnas.supernet import SupernetAccuracy, SupernetSettings
 from hwnas.training import TrainAccuracy
@@ -55,31 +56,18 @@ LOW_EPOCHS, LOW_SUBSET = 3, 1.0  # the train estimator's default fidelity
 
 
 def _options(text: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            out[key] = float(value) if "." in value else int(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return dict(_key_value(item) for item in filter(None, text.split(",")))  # as the CLI reads KEY=VALUE
 
 
 def _tau(proxy: list[float], full: list[float]) -> float:
     return float(kendalltau(proxy, full).statistic)
 
 
-def _tau_ci(proxy: list[float], full: list[float], n: int = 2000) -> list[float]:
+def _tau_ci(proxy: list[float], full: list[float]) -> list[float]:
     """95% bootstrap interval of tau, resampling architectures (seeded: the same data, the same interval)."""
-    rng = np.random.default_rng(0)
-    p, f = np.asarray(proxy), np.asarray(full)
-    taus = []
-    for _ in range(n):
-        i = rng.integers(0, len(p), len(p))
-        t = kendalltau(p[i], f[i]).statistic
-        if np.isfinite(t):
-            taus.append(t)
-    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))]
+    res = bootstrap((np.asarray(proxy), np.asarray(full)), lambda p, f: kendalltau(p, f).statistic, paired=True,
+                    vectorized=False, method="percentile", n_resamples=2000, rng=np.random.default_rng(0))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
 def test_proxy_rank_agreement() -> None:
