@@ -135,7 +135,10 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
 
     budget = _budget_ms(table_path, seed)
     run = out / "search-mobilenet-mnist5k"
-    supernet = out / "supernet-mobilenet-mnist5k.pt"  # outside the run folder: reused by later demos
+    from hwnas.supernet import SHARING_VERSION
+
+    # outside the run folder: reused by later demos, until a new sharing scheme needs a new one
+    supernet = out / f"supernet-mobilenet-mnist5k-v{SHARING_VERSION}.pt"
     print(f"\n== 2. search: mobilenet on mnist5k, NSGA-II, {evaluations} evaluations, budget latency_ms<={budget} "
           f"(30th percentile of random models), accuracy from a supernet -> {run}")
     config = make_config(space="mobilenet", input_shape="1x28x28", space_options=SPACE_OPTIONS,

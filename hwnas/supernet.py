@@ -17,6 +17,11 @@ view-subnets, accumulates their gradients on one training batch and takes one SG
 smallest architecture (``space.sandwich()``); the largest learns from the labels, the others from
 its softened predictions (in-place distillation), so the large subnets are not undertrained and the
 small ones learn what the large one knows.
+``split="width"`` (mobilenet; few-shot NAS, Zhao et al. 2021): one sub-supernet per width
+multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
+that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
+drawn, so narrow and wide subnets come out about equally accurate and width, the decision that
+matters most for accuracy, is not ranked.
 Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
 batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
 The trained supernet is saved and reused by later searches with the same settings.
@@ -47,9 +52,11 @@ from hwnas.training import nhwc
 
 
 # Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
-# kernel and expansion choices share one tensor per block position since 3): a saved supernet
-# from another scheme is refused instead of loading misassigned weights.
-SHARING_VERSION = 3
+# kernel and expansion choices share one tensor per block position since 3; since 4 an MBConv's
+# parameters are shared by role, expand/depthwise/project, where e=1 blocks used to put their
+# depthwise kernel in the e>1 blocks' expansion tensor): a saved supernet from another scheme is
+# refused instead of loading misassigned weights.
+SHARING_VERSION = 4
 SAMPLINGS = ("uniform", "sandwich")
 
 
@@ -75,6 +82,7 @@ class SupernetSettings:
     calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm
     sampling: str = "uniform"  # "uniform" (SPOS) or "sandwich" (largest + smallest + random, distilled)
     paths: int = 1  # random paths per step (gradients accumulated)
+    split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -94,20 +102,33 @@ def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tup
 
 
 class Supernet(nn.Module):
-    """Max-shaped shared tensors, keyed by (sharing slot, parameter path in the block)."""
+    """Max-shaped shared tensors, keyed by (sharing slot, parameter path in the block).
 
-    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+    ``split`` (few-shot NAS, Zhao et al. 2021) names a decision of the space, such as mobilenet's
+    width: each of its choices then gets a sub-supernet of its own, sharing nothing with the
+    others, so the choices no longer compete for the same leading channels.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, split: str | None = None) -> None:
         super().__init__()
         if space.name not in ("mobilenet", "dppnet"):
             raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
-        self.space = space
+        if split is not None and split not in space.supernet_splits():
+            raise HwnasError(f"supernet: space {space.name} cannot be split on {split!r} "
+                             f"(splits: {', '.join(space.supernet_splits()) or 'none'})")
+        self.space, self.split = space, split
         self.names: dict[tuple[str, str], str] = {}
         self.weights = nn.ParameterDict()
+        roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
         for i, arch in enumerate(space.supernet_templates()):
             model = init_weights(space._build_model(arch), seed + i)
-            for module, pname, slot, local in _slots(space, arch, model):
+            for module, pname, slot, local in self._slots(arch, model):
                 p = getattr(module, pname).detach()
                 key = (slot, local)
+                # one tensor, one job: a depthwise kernel must not share with a dense one
+                role = (type(module).__name__, pname, getattr(module, "groups", 1) > 1)
+                if roles.setdefault(key, role) != role:
+                    raise HwnasError(f"{space.name}: sharing slot {slot}/{local} holds both {roles[key]} and {role}")
                 name = self.names.setdefault(key, f"w{len(self.names)}")
                 if name not in self.weights or any(a > b for a, b in zip(p.shape, self.weights[name].shape)):
                     if name in self.weights:  # grow to the elementwise max shape, keeping what is there
@@ -119,10 +140,17 @@ class Supernet(nn.Module):
                         p = grown
                     self.weights[name] = nn.Parameter(p.clone())
 
+    def _slots(self, arch: Architecture, model: nn.Module) -> list[tuple[nn.Module, str, str, str]]:
+        out = _slots(self.space, arch, model)
+        if self.split is None:
+            return out
+        group = self.space.supernet_group(arch, self.split)
+        return [(module, pname, f"{group}/{slot}", local) for module, pname, slot, local in out]
+
     def subnet(self, arch: Architecture) -> nn.Module:
         """The space's model of ``arch`` whose parameters are views of the supernet's tensors."""
         model = self.space._build_model(arch)
-        for module, pname, slot, local in _slots(self.space, arch, model):
+        for module, pname, slot, local in self._slots(arch, model):
             name = self.names.get((slot, local))
             if name is None:
                 raise HwnasError(f"supernet has no weights for {slot}/{local} (made for another space config?)")
@@ -139,7 +167,7 @@ class Supernet(nn.Module):
         its own (for evaluation and export: such a model can run channels-last)."""
         model = self.space._build_model(arch)
         with torch.no_grad():
-            for module, pname, slot, local in _slots(self.space, arch, model):
+            for module, pname, slot, local in self._slots(arch, model):
                 p = getattr(module, pname)
                 shared = self.weights[self.names[(slot, local)]]
                 p.copy_(shared[_window(tuple(shared.shape), tuple(p.shape))])
@@ -162,6 +190,9 @@ class SupernetAccuracy(MetricSource):
             raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
+        if self.settings.split != "none" and self.settings.split not in space.supernet_splits():
+            raise HwnasError(f"supernet: space {space.name} cannot be split on {self.settings.split!r} "
+                             f"(splits: {', '.join(('none',) + space.supernet_splits())})")
         if self.settings.paths < 1:
             raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
         self.ds: Dataset = load_dataset(dataset)
@@ -186,14 +217,23 @@ class SupernetAccuracy(MetricSource):
         return torch_threads(self.threads)
 
     def _load_or_train(self, log: Any) -> Supernet:
-        net = Supernet(self.space, self.settings.seed)
+        net = Supernet(self.space, self.settings.seed, None if self.settings.split == "none" else self.settings.split)
         if self.path and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
             meta = dict(saved.get("meta") or {})
             if "settings" in meta:  # settings added later default to what older supernets were trained with
                 meta["settings"] = {**asdict(SupernetSettings()), **meta["settings"]}
-            if meta != json.loads(json.dumps(self.meta)):
-                raise HwnasError(f"{self.path}: a supernet trained with other settings; delete it or give another path")
+            wanted = json.loads(json.dumps(self.meta))
+            if meta != wanted:
+                field = next(k for k in sorted(set(meta) | set(wanted)) if meta.get(k) != wanted.get(k))
+                if isinstance(meta.get(field), dict) and isinstance(wanted.get(field), dict):
+                    sub = next(k for k in sorted(set(meta[field]) | set(wanted[field]))
+                               if meta[field].get(k) != wanted[field].get(k))
+                    field, have, want = f"{field}.{sub}", meta[field].get(sub), wanted[field].get(sub)
+                else:
+                    have, want = meta.get(field), wanted.get(field)
+                raise HwnasError(f"{self.path}: a supernet trained with other settings ({field} is {have!r}, "
+                                 f"this run needs {want!r}); delete it or give another path")
             net.load_state_dict(saved["state"])
             self.train_seconds = float(saved.get("train_seconds", 0.0))
             return net

@@ -69,7 +69,7 @@ def test_spos_training_learns_and_is_saved_and_reused(tmp_path: Path) -> None:
     again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, threads=1)
     assert again.train_seconds == est.train_seconds  # loaded, not retrained
     np.testing.assert_allclose(again.evaluate(archs)["accuracy"], accs)
-    with pytest.raises(HwnasError, match="other settings"):
+    with pytest.raises(HwnasError, match=r"other settings \(settings\.epochs is 30, this run needs 31\)"):
         SupernetAccuracy(space, dataset="digits", path=str(path), epochs=31, threads=1)
 
 
@@ -78,6 +78,21 @@ def test_supernet_errors() -> None:
         Supernet(get_space("nb201", input_shape="3x8x8", N=1))
     with pytest.raises(HwnasError, match="unknown option 'epoch'"):
         SupernetAccuracy(get_space("dppnet", input_shape="1x8x8", **TINY), dataset="digits", epoch=2)
+
+
+def test_a_width_split_gives_each_width_its_own_weights() -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    whole, split = Supernet(space), Supernet(space, split="width")
+    assert len(split.weights) == 4 * len(whole.weights)  # one sub-supernet per width multiplier
+    ptrs = lambda arch: {p.untyped_storage().data_ptr() for m in split.subnet(arch).modules()  # noqa: E731
+                         for n in ("weight", "bias") if isinstance(p := getattr(m, n, None), torch.Tensor)}
+    narrow = ptrs(space.parse("w0.25_k3e6_k3e1_k3e1_k3e1_k3e1_k3e1"))
+    assert narrow == ptrs(space.parse("w0.25_k7e6_k5e1_k3e1_k3e1_k3e1_k3e1"))  # same width: shared
+    assert not narrow & ptrs(space.parse("w0.5_k3e6_k3e1_k3e1_k3e1_k3e1_k3e1"))  # other width: nothing shared
+    with pytest.raises(HwnasError, match=r"space dppnet cannot be split on 'width' \(splits: none\)"):
+        SupernetAccuracy(get_space("dppnet", input_shape="1x8x8", **TINY), dataset="digits", split="width")
+    with pytest.raises(HwnasError, match=r"space mobilenet cannot be split on 'depth' \(splits: none, width\)"):
+        SupernetAccuracy(space, dataset="mnist5k", split="depth")
 
 
 def test_kernel_and_expansion_choices_share_one_tensor_centre_and_leading_channels() -> None:
@@ -161,5 +176,63 @@ def test_a_supernet_saved_before_the_sampling_settings_existed_still_loads(tmp_p
     torch.save(saved, path)
     again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, threads=1)
     assert again.train_seconds == est.train_seconds  # loaded, not retrained
-    with pytest.raises(HwnasError, match="other settings"):
+    with pytest.raises(HwnasError, match="other settings \\(settings.sampling is 'uniform', this run needs 'sandwich'\\)"):
         SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, sampling="sandwich", threads=1)
+    saved["meta"]["sharing"] -= 1  # a supernet from an older sharing scheme
+    torch.save(saved, path)
+    with pytest.raises(HwnasError, match=r"supernet\.pt: .*\(sharing is \d+, this run needs \d+\)"):
+        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, threads=1)
+
+
+class _PositionalMBConv(torch.nn.Module):
+    """MBConv as it was before its parts were named: one Sequential, so an e=1 block's depthwise
+    kernel sat at the path where e>1 blocks keep their expansion."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, expansion: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        layers = [torch.nn.Conv2d(cin, hidden, 1, bias=False), torch.nn.BatchNorm2d(hidden)] if expansion != 1 else []
+        layers += [torch.nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+                   torch.nn.Conv2d(hidden, cout, 1, bias=False)]
+        self.body = torch.nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_mbconv_shares_by_role_and_a_role_clash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    net = Supernet(space)
+    e1 = net.subnet(space.parse("w1.0_k7e1_k3e1_k3e1_k3e1_k3e1_k3e1")).blocks[1]
+    e6 = net.subnet(space.parse("w1.0_k3e6_k3e1_k3e1_k3e1_k3e1_k3e1")).blocks[1]
+    ptr = lambda t: t.untyped_storage().data_ptr()  # noqa: E731
+    assert e1.expand is None and e6.expand is not None
+    # the e=1 depthwise kernel is the centre of the e=6 one's leading channels, and touches no expansion
+    assert ptr(e1.depthwise[0].weight) == ptr(e6.depthwise[0].weight)
+    assert ptr(e6.expand[0].weight) != ptr(e6.depthwise[0].weight)
+    assert ptr(e1.project[0].weight) == ptr(e6.project[0].weight)
+
+    import hwnas.spaces.mobilenet as mobilenet
+
+    monkeypatch.setattr(mobilenet, "MBConv", _PositionalMBConv)
+    with pytest.raises(HwnasError, match=r"sharing slot s1b1/body\.0\.weight holds both"):
+        Supernet(space)
+
+
+def test_mbconv_loads_weights_saved_with_positional_names() -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    arch = space.parse("w0.5_k3e6,k5e1_k3e3_k7e1_k3e1_k3e6_k5e3")
+    model = space.build(arch, seed=3).eval()
+    legacy = {}
+    for key, value in model.state_dict().items():  # how the same weights were named before
+        parts = key.split(".")
+        if parts[0] == "blocks" and parts[2] in ("expand", "depthwise", "project"):
+            block = model.blocks[int(parts[1])]
+            order = (["expand"] if block.expand is not None else []) + ["depthwise", "project"]
+            key = ".".join(parts[:2] + ["body", str(3 * order.index(parts[2]) + int(parts[3]))] + parts[4:])
+        legacy[key] = value
+    assert any(".body." in k for k in legacy)
+    fresh = space.build(arch, seed=4).eval()
+    fresh.load_state_dict(legacy)  # strict: every key found a home
+    x = torch.randn(2, *space.input_shape)
+    torch.testing.assert_close(fresh(x), model(x))

@@ -296,8 +296,17 @@ class SearchSpace(abc.ABC):
         return None
 
     def supernet_templates(self) -> list[Architecture]:
-        """Architectures that, together, occupy every weight-sharing slot at its largest shape."""
+        """Architectures that, together, occupy every weight-sharing slot at its largest shape
+        (and, for every split the space offers, in every group of that split)."""
         return self._catalog_templates()
+
+    def supernet_splits(self) -> tuple[str, ...]:
+        """Decisions the supernet can be split on (few-shot NAS): one sub-supernet per choice."""
+        return ()
+
+    def supernet_group(self, arch: Architecture, split: str) -> str:
+        """Which sub-supernet ``arch`` belongs to when the supernet is split on ``split``."""
+        raise ValueError(f"{self.name}: no supernet split {split!r}")
 
     @functools.cached_property
     def _catalog(self) -> tuple[tuple[Block, ...], dict[str, int]]:

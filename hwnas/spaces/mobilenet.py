@@ -66,22 +66,34 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act:
 
 
 class MBConv(nn.Module):
-    """Inverted residual: 1x1 expand (skipped when e=1), kxk depthwise, 1x1 linear projection."""
+    """Inverted residual: 1x1 expand (absent when e=1), kxk depthwise, 1x1 linear projection.
+
+    The three parts are named by role, not by position, so that a parameter's path says what it
+    is whatever the expansion: the supernet shares tensors by path, and with positional names an
+    e=1 block's depthwise kernel and an e=6 block's expansion both sat at ``body.0``.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, expansion: int, stride: int) -> None:
         super().__init__()
         hidden = cin * expansion
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers += _conv_bn(cin, hidden, 1)
-        layers += _conv_bn(hidden, hidden, kernel, stride, groups=hidden)
-        layers += _conv_bn(hidden, cout, 1, act=False)
-        self.body = nn.Sequential(*layers)
+        self.expand = nn.Sequential(*_conv_bn(cin, hidden, 1)) if expansion != 1 else None
+        self.depthwise = nn.Sequential(*_conv_bn(hidden, hidden, kernel, stride, groups=hidden))
+        self.project = nn.Sequential(*_conv_bn(hidden, cout, 1, act=False))
         self.residual = stride == 1 and cin == cout
+        self.register_load_state_dict_pre_hook(self._legacy_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
+        out = x if self.expand is None else self.expand(x)
+        out = self.project(self.depthwise(out))
         return x + out if self.residual else out
+
+    def _legacy_keys(self, module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Weights saved before the parts were named (one ``body`` Sequential) still load."""
+        parts = (["expand"] if self.expand is not None else []) + ["depthwise", "project"]
+        for key in [k for k in state if k.startswith(prefix + "body.")]:
+            index, _, rest = key[len(prefix) + 5:].partition(".")
+            part, layer = divmod(int(index), 3)  # conv, bn, activation per part
+            state[f"{prefix}{parts[part]}.{layer}.{rest}"] = state.pop(key)
 
 
 class Head(nn.Module):
@@ -275,9 +287,18 @@ class MobileNetSpace(SearchSpace):
                 self.from_settings(width=WIDTHS[0], stages=[[(KERNELS[0], EXPANSIONS[0])] * DEPTHS[0]] * n))
 
     def supernet_templates(self) -> list[Architecture]:
-        # the widest network, every stage 4 deep, once per (kernel, expansion)
-        return [self.from_settings(width=WIDTHS[-1], stages=[[(k, e)] * MAX_DEPTH for _ in STAGE_CHANNELS])
-                for k in KERNELS for e in EXPANSIONS]
+        # every stage 4 deep, once per (kernel, expansion), widest first: the widest alone sets
+        # the shapes of an unsplit supernet; the narrower ones fill a supernet split by width
+        return [self.from_settings(width=w, stages=[[(k, e)] * MAX_DEPTH for _ in STAGE_CHANNELS])
+                for w in reversed(WIDTHS) for k in KERNELS for e in EXPANSIONS]
+
+    def supernet_splits(self) -> tuple[str, ...]:
+        return ("width",)
+
+    def supernet_group(self, arch: Architecture, split: str) -> str:
+        if split != "width":
+            return super().supernet_group(arch, split)
+        return f"w{WIDTHS[arch.genes[0]]}"
 
     @functools.cached_property
     def _lut(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ bench-results/accuracy-*.json; targets are reported, not asserted.
 For N random architectures: the proxy accuracy from `train` (low fidelity) and from `supernet`
 (one-shot weights + BN recalibration), against stand-alone training at full fidelity; Kendall tau
 between each proxy and the full-fidelity ranking (target >= 0.5), seconds per `train` evaluation,
-supernet training time and seconds per subnet evaluation.
+supernet training time and seconds per subnet evaluation. Two free baselines are ranked the same
+way, multiply-adds and parameters: a proxy that does not beat "bigger is better" adds nothing.
 
 The reference is itself noisy: stand-alone training with another seed ranks the same architectures
 differently. So each architecture is trained stand-alone with several seeds; the reference is the
@@ -23,11 +24,16 @@ a killed run continues where it stopped and a change to the supernet alone re-ru
 supernet. Other knobs: HWNAS_BENCH_ACC_N (architectures, 20), HWNAS_BENCH_THREADS (torch threads,
 default all cores), HWNAS_BENCH_REF_SEEDS (stand-alone trainings per architecture with
 different seeds, 2), HWNAS_BENCH_SUPERNET_OPTS (supernet settings, "key=value,..."), and
-HWNAS_BENCH_ACC_PARTS ("train", "supernet" or both, the default) to run one side only.
+HWNAS_BENCH_ACC_PARTS ("train", "supernet" or both, the default) to run one side only,
+HWNAS_BENCH_ACC_SEED (the Generator seed that draws the architectures, 2026; another seed gives
+a held-out set for settings chosen on the first) and HWNAS_BENCH_ACC_SHARD ("i/n": this process
+trains every n-th architecture from the i-th, so n processes, one per core, share the work and
+the cache; a last run without it gathers the results).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -39,8 +45,9 @@ import pytest
 from scipy.stats import bootstrap, kendalltau
 
 from hwnas.cli import _key_value
+from hwnas.facts import describe
 from hwnas.spaces import get_space
-from hwnas.supernet import SupernetAccuracy, SupernetSettings
+from hwnas.supernet import SHARING_VERSION, SupernetAccuracy, SupernetSettings
 from hwnas.training import TrainAccuracy
 
 pytestmark = pytest.mark.bench
@@ -52,6 +59,8 @@ SUPERNET_EPOCHS = int(os.environ.get("HWNAS_BENCH_SUPERNET_EPOCHS", "30"))
 THREADS = int(os.environ.get("HWNAS_BENCH_THREADS", "0")) or None
 REF_SEEDS = int(os.environ.get("HWNAS_BENCH_REF_SEEDS", "2"))
 PARTS = set(os.environ.get("HWNAS_BENCH_ACC_PARTS", "train,supernet").split(","))
+ARCH_SEED = int(os.environ.get("HWNAS_BENCH_ACC_SEED", "2026"))  # which random architectures
+SHARD, SHARDS = map(int, os.environ.get("HWNAS_BENCH_ACC_SHARD", "0/1").split("/"))
 LOW_EPOCHS, LOW_SUBSET = 3, 1.0  # the train estimator's default fidelity
 
 
@@ -77,7 +86,7 @@ def test_proxy_rank_agreement() -> None:
     space = get_space(space_name, input_shape=shape, **opts)
     archs = []
     seen = set()
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(ARCH_SEED)
     while len(archs) < N:
         a = space.sample(rng, 1)[0]
         if a.id not in seen:
@@ -89,7 +98,7 @@ def test_proxy_rank_agreement() -> None:
     out: dict[str, Any] = {
         "command": f"HWNAS_BENCH_ACC={SETTING} HWNAS_BENCH_FULL_EPOCHS={FULL_EPOCHS} "
                    f"HWNAS_BENCH_SUPERNET_EPOCHS={SUPERNET_EPOCHS} make bench (tests/bench/test_accuracy_bench.py)",
-        "space": space_name, "input": shape, "dataset": dataset, "architectures": N, "space_options": opts,
+        "architecture_seed": ARCH_SEED, "space": space_name, "input": shape, "dataset": dataset, "architectures": N, "space_options": opts,
         "threads": THREADS or os.cpu_count(), "kendall_tau": {"target": 0.5}, "seconds": {}, "accuracy_mean": {},
     }
     per_arch: list[dict[str, Any]] = [{"arch": a.string} for a in archs]
@@ -101,13 +110,21 @@ def test_proxy_rank_agreement() -> None:
     low = TrainAccuracy(space, dataset=dataset, epochs=LOW_EPOCHS, subset=LOW_SUBSET, seed=0, threads=THREADS)
 
     def save() -> None:
-        tmp = progress_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(progress, indent=1))
-        tmp.replace(progress_path)
+        # other shards write the same file: merge under a lock instead of overwriting their work
+        with open(progress_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = json.loads(progress_path.read_text()) if progress_path.is_file() else {}
+            for key, values in disk.items():  # in place: `done` below is one of these dicts
+                mine = progress.setdefault(key, {})
+                for name, value in values.items():
+                    mine.setdefault(name, value)
+            tmp = progress_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(progress, indent=1))
+            tmp.replace(progress_path)
 
-    for a, row in zip(archs, per_arch):
+    for i, (a, row) in enumerate(zip(archs, per_arch)):
         done = progress.setdefault(a.id, {})
-        if "train" in PARTS:
+        if "train" in PARTS and i % SHARDS == SHARD:
             for k, est in enumerate(full):  # seed 0 keeps the plain names "full" and "full_s"
                 name = "full" if k == 0 else f"full_seed{k}"
                 if name not in done:
@@ -122,7 +139,10 @@ def test_proxy_rank_agreement() -> None:
                 done["train_s"] = time.perf_counter() - t0
                 save()
                 print(f"{a.string}: train proxy {done['train']:.2f}% ({done['train_s']:.0f} s)", flush=True)
-        row.update(done)
+    if SHARDS > 1:  # pick up what the other shards finished
+        save()
+    for a, row in zip(archs, per_arch):
+        row.update(progress[a.id])
     names = ["full"] + [f"full_seed{k}" for k in range(1, REF_SEEDS)]
     have_full = all(n in r for r in per_arch for n in names + ["train"])
     out["full_fidelity"] = f"stand-alone, {FULL_EPOCHS} epochs, full training split, mean of seeds 0-{REF_SEEDS - 1}"
@@ -135,6 +155,16 @@ def test_proxy_rank_agreement() -> None:
         out["kendall_tau_ci95"] = {"train": _tau_ci([r["train"] for r in per_arch], ref)}
         if REF_SEEDS > 1:
             out["kendall_tau"]["reference_self"] = _tau([r["full"] for r in per_arch], [r["full_seed1"] for r in per_arch])
+            # the train proxy shares seed 0 (initial weights, batch order) with the first reference run
+            others = [float(np.mean([r[n] for n in names[1:]])) for r in per_arch]
+            out["kendall_tau"]["train_vs_other_seeds"] = _tau([r["train"] for r in per_arch], others)
+        # the baselines any proxy must beat: bigger models are often simply more accurate
+        facts = [describe(space, a) for a in archs]
+        for r, f in zip(per_arch, facts):
+            r.update(macs=f.macs, params=f.params)
+        out["kendall_tau"]["macs"] = _tau([f.macs for f in facts], ref)
+        out["kendall_tau"]["params"] = _tau([f.params for f in facts], ref)
+        out["kendall_tau_ci95"]["macs"] = _tau_ci([f.macs for f in facts], ref)
         out["seconds"].update(train_eval_median=float(np.median([r["train_s"] for r in per_arch])),
                               full_eval_median=float(np.median([r["full_s"] for r in per_arch])))
         out["accuracy_mean"].update(reference=float(np.mean(ref)), train=float(np.mean([r["train"] for r in per_arch])))
@@ -143,7 +173,7 @@ def test_proxy_rank_agreement() -> None:
     if "supernet" in PARTS:
         sopts = {"epochs": SUPERNET_EPOCHS, "seed": 0, **_options(os.environ.get("HWNAS_BENCH_SUPERNET_OPTS", ""))}
         settings = SupernetSettings(**sopts)
-        path = cache / f"supernet-{tag}-{settings.key()}.pt"
+        path = cache / f"supernet-{tag}-v{SHARING_VERSION}-{settings.key()}.pt"
         t0 = time.perf_counter()
         est = SupernetAccuracy(space, dataset=dataset, path=str(path), threads=THREADS, log=print, **sopts)
         load_s = time.perf_counter() - t0
