@@ -101,6 +101,16 @@ def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tup
     return out
 
 
+def _checked_split(space: SearchSpace, split: str) -> str | None:
+    """The decision to split the supernet on, None for "none"; a one-line error for what the space lacks."""
+    if split == "none":
+        return None
+    if split not in space.supernet_splits():
+        raise HwnasError(f"supernet: space {space.name} cannot be split on {split!r} "
+                         f"(splits: {', '.join(('none',) + space.supernet_splits())})")
+    return split
+
+
 class Supernet(nn.Module):
     """Max-shaped shared tensors, keyed by (sharing slot, parameter path in the block).
 
@@ -113,10 +123,7 @@ class Supernet(nn.Module):
         super().__init__()
         if space.name not in ("mobilenet", "dppnet"):
             raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
-        if split is not None and split not in space.supernet_splits():
-            raise HwnasError(f"supernet: space {space.name} cannot be split on {split!r} "
-                             f"(splits: {', '.join(space.supernet_splits()) or 'none'})")
-        self.space, self.split = space, split
+        self.space, self.split = space, _checked_split(space, split or "none")
         self.names: dict[tuple[str, str], str] = {}
         self.weights = nn.ParameterDict()
         roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
@@ -190,9 +197,7 @@ class SupernetAccuracy(MetricSource):
             raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
-        if self.settings.split != "none" and self.settings.split not in space.supernet_splits():
-            raise HwnasError(f"supernet: space {space.name} cannot be split on {self.settings.split!r} "
-                             f"(splits: {', '.join(('none',) + space.supernet_splits())})")
+        _checked_split(space, self.settings.split)  # before the data loads
         if self.settings.paths < 1:
             raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
         self.ds: Dataset = load_dataset(dataset)
@@ -217,7 +222,7 @@ class SupernetAccuracy(MetricSource):
         return torch_threads(self.threads)
 
     def _load_or_train(self, log: Any) -> Supernet:
-        net = Supernet(self.space, self.settings.seed, None if self.settings.split == "none" else self.settings.split)
+        net = Supernet(self.space, self.settings.seed, self.settings.split)
         if self.path and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
             meta = dict(saved.get("meta") or {})
