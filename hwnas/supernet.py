@@ -29,7 +29,6 @@ The trained supernet is saved and reused by later searches with the same setting
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -48,7 +47,7 @@ from hwnas.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
 from hwnas.metrics import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
-from hwnas.training import nhwc
+from hwnas.training import nhwc, settings_key
 
 
 # Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
@@ -58,6 +57,7 @@ from hwnas.training import nhwc
 # refused instead of loading misassigned weights.
 SHARING_VERSION = 4
 SAMPLINGS = ("uniform", "sandwich")
+SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
 
 
 def _window(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[slice, ...]:
@@ -85,7 +85,7 @@ class SupernetSettings:
     split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self, SUPERNET_DEFAULTS)
 
 
 def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tuple[nn.Module, str, str, str]]:

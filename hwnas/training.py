@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,18 @@ from hwnas.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
 from hwnas.metrics import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
+
+
+# Bump when a default below changes: cached results made under the old default must not be reused.
+TRAIN_DEFAULTS = 1
+
+
+def settings_key(settings: Any, defaults: int) -> str:
+    """A short hash of the settings that differ from their defaults, and of ``defaults`` (a number
+    bumped whenever a default changes). A setting added later, whose default keeps the old
+    behaviour, then leaves every cached result and saved supernet valid."""
+    changed = {f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) != f.default}
+    return hashlib.sha256(json.dumps({"defaults": defaults, **changed}, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class TrainingFailed(RuntimeError):
@@ -48,7 +60,7 @@ class TrainSettings:
     max_loss: float = 1e3  # above this (or NaN) the run has diverged
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self, TRAIN_DEFAULTS)
 
 
 def normalised(ds: Dataset, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

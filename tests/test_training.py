@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from hwnas.metrics import ACCURACY
 from hwnas.objectives import objectives_from_specs
 from hwnas.search import make_config, search
 from hwnas.spaces import get_space
-from hwnas.training import TrainAccuracy
+from hwnas.supernet import SupernetSettings
+from hwnas.training import TrainAccuracy, TrainSettings, settings_key
 
 FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
 
@@ -34,6 +36,21 @@ def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
     assert reloaded.accuracy(arch) == first and reloaded.hits == 1
     other_seed = TrainAccuracy(space, seed=1, **FAST)
     assert other_seed.accuracy(arch) != first
+
+
+@pytest.mark.parametrize("settings_type", [TrainSettings, SupernetSettings])
+def test_cache_keys_survive_a_new_setting_but_not_a_changed_one(settings_type: type) -> None:
+    @dataclass(frozen=True)
+    class WithNewSetting(settings_type):  # type: ignore[valid-type,misc]
+        new_option: int = 0  # a later release's setting whose default keeps the old behaviour
+
+    assert WithNewSetting().key() == settings_type().key()
+    assert WithNewSetting(epochs=7).key() == settings_type(epochs=7).key()
+    assert WithNewSetting(new_option=1).key() != settings_type().key()
+    assert settings_type(epochs=7).key() != settings_type().key()
+    assert settings_type(epochs=settings_type().epochs).key() == settings_type().key()  # spelled out = default
+    # a changed default (the version bumped with it) retires every key made under the old one
+    assert settings_key(settings_type(), 2) != settings_key(settings_type(), 1)
 
 
 def test_divergence_is_a_recorded_failure(tmp_path: Path) -> None:
