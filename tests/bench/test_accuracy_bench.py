@@ -11,8 +11,8 @@ The reference is itself noisy: stand-alone training with another seed ranks the 
 differently. So each architecture is trained stand-alone with several seeds; the reference is the
 mean, and `reference_self` (seed 0 against seed 1) says how far a single full training agrees
 with another; with 4 or more seeds, `reference_split_half` ranks the mean of half the seeds against
-the mean of the other half: the reference's own noise, the ceiling a proxy is measured against. A tau of 95% confidence is reported with a
-bootstrap over architectures.
+the mean of the other half: the reference's own noise, the ceiling a proxy is measured against.
+A tau of 95% confidence is reported with a bootstrap over architectures.
 
 Default: dppnet (one cell per stage) on digits, which this CPU trains in seconds. For the issue's
 setting: HWNAS_BENCH_ACC="mobilenet:1x28x28:mnist5k:scale=0.25" HWNAS_BENCH_FULL_EPOCHS=6
