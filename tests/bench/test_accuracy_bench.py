@@ -37,6 +37,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,13 @@ def test_proxy_rank_agreement() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     tag = f"{space_name}-{'-'.join(f'{k}{v}' for k, v in sorted(opts.items()))}-{shape}-{dataset}"
     out: dict[str, Any] = {
-        "command": f"HWNAS_BENCH_ACC={SETTING} HWNAS_BENCH_FULL_EPOCHS={FULL_EPOCHS} "
-                   f"HWNAS_BENCH_SUPERNET_EPOCHS={SUPERNET_EPOCHS} make bench (tests/bench/test_accuracy_bench.py)",
+        # every knob this run was given (the shard aside: it changes who trains, not what), so it can be re-run
+        "command": " ".join([f"HWNAS_BENCH_ACC={SETTING}", f"HWNAS_BENCH_FULL_EPOCHS={FULL_EPOCHS}",
+                             f"HWNAS_BENCH_SUPERNET_EPOCHS={SUPERNET_EPOCHS}", f"HWNAS_BENCH_ACC_N={N}",
+                             f"HWNAS_BENCH_REF_SEEDS={REF_SEEDS}", f"HWNAS_BENCH_ACC_SEED={ARCH_SEED}"]
+                            + [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
+                               if k in ("HWNAS_BENCH_SUPERNET_OPTS", "HWNAS_BENCH_THREADS", "HWNAS_BENCH_ACC_PARTS")]
+                            + ["make bench (tests/bench/test_accuracy_bench.py)"]),
         "architecture_seed": ARCH_SEED, "space": space_name, "input": shape, "dataset": dataset, "architectures": N, "space_options": opts,
         "threads": THREADS or os.cpu_count(), "kendall_tau": {"target": 0.5}, "seconds": {}, "accuracy_mean": {},
     }
