@@ -17,6 +17,11 @@ view-subnets, accumulates their gradients on one training batch and takes one SG
 smallest architecture (``space.sandwich()``); the largest learns from the labels, the others from
 its softened predictions (in-place distillation), so the large subnets are not undertrained and the
 small ones learn what the large one knows.
+``sampling="fair"`` (FairNAS, Chu et al. 2021, strict fairness): every step trains as many paths as
+the widest decision has choices, drawn so that every choice of every decision is used (once for
+the widest, about equally for the others); their gradients are accumulated into one step. No
+choice's weights fall behind by the luck of the draw, and each update is a compromise between
+paths instead of a chase after one.
 ``split="width"`` (mobilenet; few-shot NAS, Zhao et al. 2021): one sub-supernet per width
 multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
 that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
@@ -56,7 +61,7 @@ from hwnas.training import nhwc, settings_key
 # depthwise kernel in the e>1 blocks' expansion tensor): a saved supernet from another scheme is
 # refused instead of loading misassigned weights.
 SHARING_VERSION = 4
-SAMPLINGS = ("uniform", "sandwich")
+SAMPLINGS = ("uniform", "sandwich", "fair")
 SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
 
 
@@ -80,8 +85,8 @@ class SupernetSettings:
     seed: int = 0
     split_seed: int = 0
     calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm
-    sampling: str = "uniform"  # "uniform" (SPOS) or "sandwich" (largest + smallest + random, distilled)
-    paths: int = 1  # random paths per step (gradients accumulated)
+    sampling: str = "uniform"  # "uniform" (SPOS), "sandwich" (largest + smallest + random, distilled), "fair" (FairNAS)
+    paths: int = 1  # random paths per step (gradients accumulated); with "fair", groups of fair paths
     split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
 
     def key(self) -> str:
@@ -99,6 +104,15 @@ def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tup
         owner_path, _, pname = full.rpartition(".")
         out.append((model.get_submodule(owner_path), pname, block.config["share"], full[len(block.path) + 1:]))
     return out
+
+
+def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architecture]:
+    """FairNAS's strict fairness: max(cardinalities) paths in which every choice of every decision
+    appears (each gene runs through a random permutation of its choices, repeated to length)."""
+    card = space.cardinalities()
+    width = max(card)
+    columns = [np.concatenate([rng.permutation(n) for _ in range(-(-width // n))])[:width] for n in card]
+    return [space.decode([int(c[k]) for c in columns]) for k in range(width)]
 
 
 def _checked_split(space: SearchSpace, split: str) -> str | None:
@@ -273,7 +287,9 @@ class SupernetAccuracy(MetricSource):
                 x, y = nhwc(self.x[batch]), self.y[batch]
                 opt.zero_grad(set_to_none=True)
                 teacher: torch.Tensor | None = None
-                for arch in fixed + self.space.sample(rng, s.paths):
+                drawn = ([a for _ in range(s.paths) for a in fair_paths(self.space, rng)] if s.sampling == "fair"
+                         else self.space.sample(rng, s.paths))
+                for arch in fixed + drawn:
                     out = net.subnet(arch).train()(x)
                     if teacher is None:
                         loss = loss_fn(out, y)

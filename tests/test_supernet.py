@@ -11,7 +11,7 @@ import torch
 from hwnas.errors import HwnasError
 from hwnas.spaces import get_space
 from hwnas.spaces.base import calibrate_batchnorm
-from hwnas.supernet import Supernet, SupernetAccuracy
+from hwnas.supernet import Supernet, SupernetAccuracy, fair_paths
 
 TINY = {"N": 1, "growth": 8, "stem_channels": 8}
 
@@ -158,10 +158,44 @@ def test_sandwich_training_takes_largest_smallest_and_random_paths_every_step(mo
     assert np.all(accs > 50.0)  # both ends of the sandwich learn (chance is 10%)
 
 
+def test_fair_paths_use_every_choice_of_every_decision() -> None:
+    rng = np.random.default_rng(0)
+    for space in (get_space("dppnet", input_shape="1x8x8", **TINY), get_space("mobilenet", input_shape="1x28x28", scale=0.25)):
+        card = space.cardinalities()
+        for _ in range(5):
+            paths = fair_paths(space, rng)
+            assert len(paths) == max(card)
+            # the first gene is always active (dppnet's cell length, mobilenet's width): decode keeps it
+            assert sorted({a.genes[0] for a in paths}) == list(range(card[0]))
+    dpp = get_space("dppnet", input_shape="1x8x8", **TINY)
+    layer0 = [[a.genes[1] for a in fair_paths(dpp, rng)] for _ in range(20)]  # the first layer always exists
+    convs = [[a.genes[2] for a in fair_paths(dpp, rng)] for _ in range(20)]
+    assert all(sorted(c) == list(range(max(dpp.cardinalities()))) for c in convs)  # the widest: each once
+    assert all(set(n) == {0, 1, 2} for n in layer0)  # narrower: each at least once
+    assert len({tuple(c) for c in convs}) > 10  # the draws vary
+
+
+def test_fair_training_draws_one_fair_group_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    seen: list[tuple[int, ...]] = []
+    original = Supernet.subnet
+
+    def recording(self: Supernet, arch):  # type: ignore[no-untyped-def]
+        seen.append(arch.genes)
+        return original(self, arch)
+
+    monkeypatch.setattr(Supernet, "subnet", recording)
+    est = SupernetAccuracy(space, dataset="digits", epochs=1, sampling="fair", threads=1, log=lambda _m: None)
+    width = max(space.cardinalities())
+    assert len(seen) == width * -(-len(est.splits.train) // 64)  # one group of paths per training batch
+    groups = [seen[i:i + width] for i in range(0, len(seen), width)]
+    assert all(sorted(g[2] for g in group) == list(range(width)) for group in groups)
+
+
 def test_supernet_sampling_errors() -> None:
     space = get_space("dppnet", input_shape="1x8x8", **TINY)
-    with pytest.raises(HwnasError, match="sampling must be one of uniform, sandwich"):
-        SupernetAccuracy(space, dataset="digits", sampling="fair")
+    with pytest.raises(HwnasError, match="sampling must be one of uniform, sandwich, fair"):
+        SupernetAccuracy(space, dataset="digits", sampling="greedy")
     with pytest.raises(HwnasError, match="paths must be at least 1"):
         SupernetAccuracy(space, dataset="digits", paths=0)
 
