@@ -21,7 +21,8 @@ small ones learn what the large one knows.
 the widest decision has choices, drawn so that every choice of every decision is used (once for
 the widest, about equally for the others); their gradients are accumulated into one step. No
 choice's weights fall behind by the luck of the draw, and each update is a compromise between
-paths instead of a chase after one.
+paths instead of a chase after one. Genes a path does not use (layers beyond its depth) are
+dropped, so the choices of optional layers are trained only as often as their layer is drawn.
 ``split="width"`` (mobilenet; few-shot NAS, Zhao et al. 2021): one sub-supernet per width
 multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
 that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
