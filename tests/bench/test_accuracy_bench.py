@@ -28,8 +28,8 @@ supernet. Other knobs: HWNAS_BENCH_ACC_N (architectures, 20), HWNAS_BENCH_THREAD
 default all cores), HWNAS_BENCH_REF_SEEDS (stand-alone trainings per architecture with
 different seeds, 2), HWNAS_BENCH_SUPERNET_OPTS (supernet settings, "key=value,..."), and
 HWNAS_BENCH_ACC_PARTS ("train", "supernet" or both, the default) to run one side only,
-HWNAS_BENCH_SUPERNET_SEEDS (supernets trained with seeds 0..n-1, 1; with 2 or more,
-`supernet_self` ranks the first two against each other, and every seed's tau and that of the
+HWNAS_BENCH_SUPERNET_SEEDS (supernets trained with seeds 0..n-1, or from the options' seed on;
+1; with 2 or more, `supernet_self` ranks the first two against each other, and every seed's tau and that of the
 subnets' accuracy averaged over the seeds, `supernet_seed_mean`, are reported),
 HWNAS_BENCH_ACC_SEED (the Generator seed that draws the architectures, 2026; another seed gives
 a held-out set for settings chosen on the first) and HWNAS_BENCH_ACC_SHARD ("i/n": this process
@@ -201,7 +201,8 @@ def test_proxy_rank_agreement() -> None:
         # as a stand-alone training's does: with SUPERNET_SEEDS > 1 each seed is its own supernet
         taus = []
         for k in range(SUPERNET_SEEDS):
-            sopts = {"epochs": SUPERNET_EPOCHS, "seed": k, **_options(os.environ.get("HWNAS_BENCH_SUPERNET_OPTS", ""))}
+            sopts = {"epochs": SUPERNET_EPOCHS, **_options(os.environ.get("HWNAS_BENCH_SUPERNET_OPTS", ""))}
+            sopts["seed"] = int(sopts.get("seed", 0)) + k  # a seed in the options is where the seeds start
             settings = SupernetSettings(**sopts)
             path = cache / f"supernet-{tag}-v{SHARING_VERSION}-{settings.key()}.pt"
             name = "supernet" if k == 0 else f"supernet_seed{k}"
