@@ -187,7 +187,7 @@ def test_fair_training_draws_one_fair_group_per_batch(monkeypatch: pytest.Monkey
     monkeypatch.setattr(Supernet, "subnet", recording)
     est = SupernetAccuracy(space, dataset="digits", epochs=1, sampling="fair", threads=1, log=lambda _m: None)
     width = max(space.cardinalities())
-    assert len(seen) == width * -(-len(est.splits.train) // 64)  # one group of paths per training batch
+    assert len(seen) == width * -(-len(est.splits.train) // est.settings.batch_size)  # one group per training batch
     groups = [seen[i:i + width] for i in range(0, len(seen), width)]
     assert all(sorted(g[2] for g in group) == list(range(width)) for group in groups)
 
