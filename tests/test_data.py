@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hwnas.data import DatasetError, load_dataset, make_splits
+from hwnas.data import FASHION_MNIST_DIR, DatasetError, load_dataset, make_splits
 
 
 def test_bundled_mnist5k_and_digits() -> None:
@@ -84,6 +86,101 @@ def test_cifar_pickles_from_a_local_path(tmp_path: Path) -> None:
     (tmp_path / "data_batch_3").unlink()
     with pytest.raises(DatasetError, match="data_batch_3: missing CIFAR batch"):
         load_dataset(f"cifar10:{tmp_path}")
+
+
+def _idx(array: np.ndarray, code: int = 0x08) -> bytes:
+    """MNIST's IDX layout, written by hand: 0, 0, type code, dimensions, big-endian sizes, data."""
+    return bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def _write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool = True) -> None:
+    rng = np.random.default_rng(3)
+    folder.mkdir(exist_ok=True)
+    for part, n in (("train", n_train), ("t10k", n_test)):
+        for stem, arr in ((f"{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 5, 6), dtype=np.uint8)),
+                          (f"{part}-labels-idx1-ubyte", (np.arange(n) % 3).astype(np.uint8))):
+            data = _idx(arr)
+            (folder / (stem + ".gz" if gz else stem)).write_bytes(gzip.compress(data) if gz else data)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_pools_train_and_test(tmp_path: Path, gz: bool) -> None:
+    _write_idx_folder(tmp_path / "m", gz=gz)
+    ds = load_dataset(f"idx:{tmp_path / 'm'}")
+    assert ds.input_shape == (1, 5, 6) and len(ds) == 18 and ds.classes == 3
+    raw = gzip.decompress((tmp_path / "m" / "train-images-idx3-ubyte.gz").read_bytes()) if gz else \
+        (tmp_path / "m" / "train-images-idx3-ubyte").read_bytes()
+    first = np.frombuffer(raw, np.uint8, offset=16)[:30].reshape(5, 6)
+    np.testing.assert_allclose(ds.x[0, 0], first / 255.0, rtol=1e-6)  # the bytes, scaled, in order
+
+
+def test_idx_non_byte_types_are_read_big_endian(tmp_path: Path) -> None:
+    _write_idx_folder(tmp_path, gz=False)
+    labels = (np.arange(12) % 3).astype(">i4")
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(labels, 0x0C))
+    ds = load_dataset(f"idx:{tmp_path}")
+    np.testing.assert_array_equal(ds.y[:12], np.arange(12) % 3)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.replace(b"\x00\x00\x08\x03", b"\x50\x4b\x03\x04", 1), "not an IDX file"),
+        (lambda d: d[:-7], "data bytes, but its header"),
+        (lambda d: d[:9], "truncated IDX header|data bytes"),
+        (lambda d: gzip.compress(d)[:40], "not readable"),
+    ],
+)
+def test_malformed_idx_names_the_file(tmp_path: Path, damage, message: str) -> None:
+    _write_idx_folder(tmp_path, gz=False)
+    f = tmp_path / "t10k-images-idx3-ubyte"
+    data = damage(f.read_bytes())
+    if data[:2] == b"\x1f\x8b":  # a broken gzip stream goes under the .gz name
+        f.unlink()
+        f = f.with_suffix(".gz")
+    f.write_bytes(data)
+    with pytest.raises(DatasetError, match=message) as exc:
+        load_dataset(f"idx:{tmp_path}")
+    assert str(f) in str(exc.value)
+
+
+def test_idx_missing_file_and_mismatched_counts(tmp_path: Path) -> None:
+    _write_idx_folder(tmp_path, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros(5, np.uint8)))
+    with pytest.raises(DatasetError, match="5 labels for the 6 images"):
+        load_dataset(f"idx:{tmp_path}")
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros((6, 2), np.uint8)))
+    with pytest.raises(DatasetError, match="2 dimensions, expected 1"):
+        load_dataset(f"idx:{tmp_path}")
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte: missing"):
+        load_dataset(f"idx:{tmp_path}")
+    with pytest.raises(DatasetError, match="no such folder"):
+        load_dataset(f"idx:{tmp_path / 'nope'}")
+
+
+def test_at_n_is_a_fixed_stratified_sample() -> None:
+    full = load_dataset("digits")
+    a, b = load_dataset("digits@500"), load_dataset("digits@500")
+    assert len(a) == 500 and a.name == "digits@500" and a.classes == 10
+    np.testing.assert_array_equal(a.x, b.x)  # the same images every time
+    share = np.bincount(a.y, minlength=10) / np.bincount(full.y, minlength=10)
+    assert np.allclose(share, 500 / len(full), atol=0.01)  # every class in proportion
+    rows = {r.tobytes() for r in full.x.reshape(len(full), -1)}
+    assert all(r.tobytes() in rows for r in a.x.reshape(500, -1))  # real images, not new ones
+    assert len(load_dataset("digits@501")) == 501
+    for spec, message in (("digits@0", "asks for 0 images"), ("digits@99999", "asks for 99999"),
+                          ("digits@many", "a number of images"), ("digits@5", "leave class")):
+        with pytest.raises(DatasetError, match=message):
+            load_dataset(spec)
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debians_package() -> None:
+    ds = load_dataset("fashion-mnist")
+    assert ds.x.shape == (70000, 1, 28, 28) and ds.classes == 10
+    assert (np.bincount(ds.y) == 7000).all()  # 6,000 + 1,000 of each class
+    assert 0.2 < float(ds.x.mean()) < 0.4  # real clothing images, not blank pages
 
 
 def test_missing_and_unsupported(tmp_path: Path) -> None:
