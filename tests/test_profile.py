@@ -58,9 +58,9 @@ def test_validate_measures_fresh_models_and_writes_its_report(tiny_table: Latenc
     assert stored is not None and stored["seed"] == 4 and report["calibration"]["scale"] == stored["scale"]
 
 
-def _drifting_first_runner(monkeypatch_target, crash_when=None, step_s: float = 2e-6, cap_s: float = 2e-3):
+def _drifting_first_runner(monkeypatch_target, step_s: float = 2e-6, cap_s: float = 2e-3):
     """Wrap make_runner so the first job's runner drifts (it never settles, so the others finish
-    and are saved first) and, optionally, raises once ``crash_when()`` is true."""
+    and are saved first)."""
     real = monkeypatch_target.make_runner
     state = {"first": True}
 
@@ -73,8 +73,6 @@ def _drifting_first_runner(monkeypatch_target, crash_when=None, step_s: float = 
 
         def drifting():
             calls["n"] += 1
-            if crash_when is not None and crash_when():
-                raise KeyboardInterrupt("simulated crash")
             time.sleep(min(step_s * calls["n"], cap_s))
             return run()
 
