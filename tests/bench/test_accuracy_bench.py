@@ -21,7 +21,7 @@ setting: HWNAS_BENCH_ACC="mobilenet:1x28x28:mnist5k:scale=0.25" HWNAS_BENCH_FULL
 HWNAS_BENCH_SUPERNET_EPOCHS=10 (about 45 minutes here, 12-16 s per epoch per model). Space options
 follow the third colon, comma-separated. On MNIST and digits every architecture lands at 96-99%,
 and two full trainings rank them alike only at tau 0.1-0.4; the task on which the reference agrees
-with itself (tau 0.84 between two seeds) is Fashion-MNIST (Debian's dataset-fashion-mnist):
+with itself (tau 0.67-0.84 between two seeds) is Fashion-MNIST (Debian's dataset-fashion-mnist):
 HWNAS_BENCH_ACC="dppnet:1x28x28:fashion-mnist@5000" HWNAS_BENCH_FULL_EPOCHS=10
 HWNAS_BENCH_REF_SEEDS=3 (about 40 minutes with two shards, one per core).
 
