@@ -7,7 +7,9 @@ head...), one tensor per parameter at the largest shape any architecture needs t
 is the space's own model in which every parameter is replaced by a slice, a *view*, of the
 supernet's tensor: the leading channels, and the centre of larger kernels. Widths, expansion
 ratios and growing input channels therefore share their first channels, and kernel sizes their
-centres (Once-for-All's elastic kernel, without its transformation matrices).
+centres (Once-for-All's elastic kernel, without its transformation matrices). A block whose input
+channels sit further into the shared tensor says so (``config["share_shift"]``): a dppnet
+transition after a shorter cell reads the longest cell's kernel from its first existing layer on.
 Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
 
 Training, ``sampling="uniform"`` (the default): single-path sampling (SPOS). Every step draws
@@ -27,7 +29,9 @@ dropped, so the choices of optional layers are trained only as often as their la
 multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
 that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
 drawn, so narrow and wide subnets come out about equally accurate and width, the decision that
-matters most for accuracy, is not ranked.
+matters most for accuracy, is not ranked. ``split="layers"`` (dppnet) gives each cell length its
+own sub-supernet; unsplit, a layer's weights serve every cell at least that long (as Once-for-All's
+elastic depth shares its first layers), so the first layers train at every step.
 Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
 batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
 The trained supernet is saved and reused by later searches with the same settings.
@@ -60,20 +64,43 @@ from hwnas.training import nhwc, settings_key
 # kernel and expansion choices share one tensor per block position since 3; since 4 an MBConv's
 # parameters are shared by role, expand/depthwise/project, where e=1 blocks used to put their
 # depthwise kernel in the e>1 blocks' expansion tensor): a saved supernet from another scheme is
-# refused instead of loading misassigned weights.
-SHARING_VERSION = 4
+# refused instead of loading misassigned weights. Since 5 dppnet shares its layers across cell
+# lengths (one sub-supernet per length is now ``split="layers"``).
+SHARING_VERSION = 5
 SAMPLINGS = ("uniform", "sandwich", "fair")
 SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
 
 
-def _window(big: tuple[int, ...], small: tuple[int, ...]) -> tuple[slice, ...]:
-    """Where a smaller parameter sits in its shared tensor: leading channels, and for conv
-    kernels the centre (a 3x3 kernel is the middle of the 7x7 one, as in Once-for-All)."""
+def _window(big: tuple[int, ...], small: tuple[int, ...], start: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+    """Where a smaller parameter sits in its shared tensor: leading channels from ``start`` (0 unless
+    the block says its input channels sit further in), and for conv kernels the centre (a 3x3 kernel
+    is the middle of the 7x7 one, as in Once-for-All)."""
     out = []
     for dim, (b, s) in enumerate(zip(big, small)):
-        start = (b - s) // 2 if len(big) == 4 and dim >= 2 else 0
-        out.append(slice(start, start + s))
+        first = (b - s) // 2 if len(big) == 4 and dim >= 2 else (start[dim] if start else 0)
+        out.append(slice(first, first + s))
     return tuple(out)
+
+
+def _start(module: nn.Module, pname: str, ndim: int, shift: int) -> tuple[int, ...]:
+    """Per-dimension start of a parameter in its shared tensor when the block's input channels
+    begin ``shift`` channels in (``config["share_shift"]``): the input-channel dimension of a
+    BatchNorm's affine parameters and of a dense conv's or linear layer's weight."""
+    start = [0] * ndim
+    if shift:
+        if isinstance(module, nn.BatchNorm2d):
+            start[0] = shift
+        elif isinstance(module, (nn.Conv2d, nn.Linear)) and pname == "weight" and getattr(module, "groups", 1) == 1:
+            start[1] = shift
+        elif not (isinstance(module, (nn.Conv2d, nn.Linear)) and pname == "bias"):
+            raise HwnasError(f"supernet: cannot shift the input channels of {type(module).__name__}.{pname}")
+    return tuple(start)
+
+
+def _stored(p: torch.Tensor) -> torch.Tensor:
+    """A shared tensor as kept: conv kernels channels-last, so that their views feed the NHWC
+    batches' convolutions without a layout change (a view of NCHW storage trains about 1.5x slower)."""
+    return p.clone().contiguous(memory_format=torch.channels_last) if p.ndim == 4 else p.clone()
 
 
 @dataclass(frozen=True)
@@ -94,16 +121,22 @@ class SupernetSettings:
         return settings_key(self, SUPERNET_DEFAULTS)
 
 
-def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[tuple[nn.Module, str, str, str]]:
-    """(module, parameter name, sharing slot, parameter path inside the block) for every parameter."""
+Slot = tuple[nn.Module, str, str, str, tuple[int, ...]]
+
+
+def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[Slot]:
+    """(module, parameter name, sharing slot, parameter path inside the block, start in the shared
+    tensor) for every parameter."""
     blocks = sorted(space.blocks(arch), key=lambda b: -len(b.path))  # deepest paths first
     out = []
-    for full, _ in list(model.named_parameters()):
+    for full, p in list(model.named_parameters()):
         block = next((b for b in blocks if full.startswith(b.path + ".")), None)
         if block is None or "share" not in block.config:
             raise HwnasError(f"{space.name}: parameter {full} belongs to no shareable block")
         owner_path, _, pname = full.rpartition(".")
-        out.append((model.get_submodule(owner_path), pname, block.config["share"], full[len(block.path) + 1:]))
+        module = model.get_submodule(owner_path)
+        start = _start(module, pname, p.ndim, int(block.config.get("share_shift", 0)))
+        out.append((module, pname, block.config["share"], full[len(block.path) + 1:], start))
     return out
 
 
@@ -144,7 +177,7 @@ class Supernet(nn.Module):
         roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
         for i, arch in enumerate(space.supernet_templates()):
             model = init_weights(space._build_model(arch), seed + i)
-            for module, pname, slot, local in self._slots(arch, model):
+            for module, pname, slot, local, start in self._slots(arch, model):
                 p = getattr(module, pname).detach()
                 key = (slot, local)
                 # one tensor, one job: a depthwise kernel must not share with a dense one
@@ -152,36 +185,38 @@ class Supernet(nn.Module):
                 if roles.setdefault(key, role) != role:
                     raise HwnasError(f"{space.name}: sharing slot {slot}/{local} holds both {roles[key]} and {role}")
                 name = self.names.setdefault(key, f"w{len(self.names)}")
-                if name not in self.weights or any(a > b for a, b in zip(p.shape, self.weights[name].shape)):
-                    if name in self.weights:  # grow to the elementwise max shape, keeping what is there
-                        old = self.weights[name].detach()
-                        shape = [max(a, b) for a, b in zip(p.shape, old.shape)]
-                        grown = torch.zeros(shape)
-                        grown[_window(tuple(shape), tuple(p.shape))] = p
-                        grown[_window(tuple(shape), tuple(old.shape))] = old
-                        p = grown
-                    self.weights[name] = nn.Parameter(p.clone())
+                need = tuple(a + b for a, b in zip(p.shape, start))
+                have = tuple(self.weights[name].shape) if name in self.weights else None
+                if have is None or any(a > b for a, b in zip(need, have)):
+                    # grow to the elementwise max shape, keeping what is there
+                    shape = tuple(max(a, b) for a, b in zip(need, have or need))
+                    grown = torch.zeros(shape)
+                    grown[_window(shape, tuple(p.shape), start)] = p
+                    if have is not None:
+                        grown[_window(shape, have)] = self.weights[name].detach()
+                    self.weights[name] = nn.Parameter(_stored(grown))
 
-    def _slots(self, arch: Architecture, model: nn.Module) -> list[tuple[nn.Module, str, str, str]]:
+    def _slots(self, arch: Architecture, model: nn.Module) -> list[Slot]:
         out = _slots(self.space, arch, model)
         if self.split is None:
             return out
         group = self.space.supernet_group(arch, self.split)
-        return [(module, pname, f"{group}/{slot}", local) for module, pname, slot, local in out]
+        return [(module, pname, f"{group}/{slot}", local, start) for module, pname, slot, local, start in out]
 
     def subnet(self, arch: Architecture) -> nn.Module:
         """The space's model of ``arch`` whose parameters are views of the supernet's tensors."""
         model = self.space._build_model(arch)
-        for module, pname, slot, local in self._slots(arch, model):
+        for module, pname, slot, local, start in self._slots(arch, model):
             name = self.names.get((slot, local))
             if name is None:
                 raise HwnasError(f"supernet has no weights for {slot}/{local} (made for another space config?)")
             shared = self.weights[name]
             p = module._parameters[pname]
-            if p.ndim != shared.ndim or any(a > b for a, b in zip(p.shape, shared.shape)):
+            if p.ndim != shared.ndim or any(a + b > c for a, b, c in zip(p.shape, start, shared.shape)):
                 raise HwnasError(f"supernet slot {slot}/{local} is {tuple(shared.shape)}, the subnet needs {tuple(p.shape)}")
             del module._parameters[pname]
-            setattr(module, pname, shared[_window(tuple(shared.shape), tuple(p.shape))])  # a view: gradients reach the supernet
+            # a view: gradients reach the supernet
+            setattr(module, pname, shared[_window(tuple(shared.shape), tuple(p.shape), start)])
         return model
 
     def standalone(self, arch: Architecture) -> nn.Module:
@@ -189,10 +224,10 @@ class Supernet(nn.Module):
         its own (for evaluation and export: such a model can run channels-last)."""
         model = self.space._build_model(arch)
         with torch.no_grad():
-            for module, pname, slot, local in self._slots(arch, model):
+            for module, pname, slot, local, start in self._slots(arch, model):
                 p = getattr(module, pname)
                 shared = self.weights[self.names[(slot, local)]]
-                p.copy_(shared[_window(tuple(shared.shape), tuple(p.shape))])
+                p.copy_(shared[_window(tuple(shared.shape), tuple(p.shape), start)])
         return model
 
 

@@ -89,10 +89,45 @@ def test_a_width_split_gives_each_width_its_own_weights() -> None:
     narrow = ptrs(space.parse("w0.25_k3e6_k3e1_k3e1_k3e1_k3e1_k3e1"))
     assert narrow == ptrs(space.parse("w0.25_k7e6_k5e1_k3e1_k3e1_k3e1_k3e1"))  # same width: shared
     assert not narrow & ptrs(space.parse("w0.5_k3e6_k3e1_k3e1_k3e1_k3e1_k3e1"))  # other width: nothing shared
-    with pytest.raises(HwnasError, match=r"space dppnet cannot be split on 'width' \(splits: none\)"):
+    with pytest.raises(HwnasError, match=r"space dppnet cannot be split on 'width' \(splits: none, layers\)"):
         SupernetAccuracy(get_space("dppnet", input_shape="1x8x8", **TINY), dataset="digits", split="width")
     with pytest.raises(HwnasError, match=r"space mobilenet cannot be split on 'depth' \(splits: none, width\)"):
         SupernetAccuracy(space, dataset="mnist5k", split="depth")
+
+
+def test_dppnet_layers_are_shared_across_cell_lengths_unless_split() -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    whole, split = Supernet(space), Supernet(space, split="layers")
+    short, long = space.parse("bnrelu-conv3x3+id-conv1x1"), space.parse("bnrelu-conv3x3+id-conv1x1+bn-dwsep3x3")
+
+    def kernel(net: Supernet, arch, stage: int, layer: int) -> torch.Tensor:  # noqa: ANN001
+        dense = [i for i, b in enumerate(space.blocks(arch)) if b.kind == "dense"]
+        cell = len(dense) // 3
+        block = net.subnet(arch).blocks[dense[stage * cell + layer]]
+        return [m for m in block.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight
+
+    # the first stage's layers see the same inputs in cells of any length: one tensor, unless split
+    assert kernel(whole, short, 0, 1).data_ptr() == kernel(whole, long, 0, 1).data_ptr()
+    assert kernel(split, short, 0, 1).data_ptr() != kernel(split, long, 0, 1).data_ptr()
+    # later stages' inputs are narrower after a shorter cell: the new channels come first, so the
+    # short cell's kernel is the leading-channel view of the long one's (8 growth + 12 of 16 stage inputs)
+    k_short, k_long = kernel(whole, short, 1, 1), kernel(whole, long, 1, 1)
+    assert (k_short.shape[1], k_long.shape[1]) == (20, 24) and k_short.data_ptr() == k_long.data_ptr()
+    # a transition reads the last cell's layers newest first: the short cell's two layers and the
+    # stage input sit 8 channels (one missing layer) into the long cell's transition kernel
+    def transition(net: Supernet, arch) -> torch.Tensor:  # noqa: ANN001
+        i = next(i for i, b in enumerate(space.blocks(arch)) if b.kind == "transition")
+        return [m for m in net.subnet(arch).blocks[i].modules() if isinstance(m, torch.nn.Conv2d)][0].weight
+
+    t_short, t_long = transition(whole, short), transition(whole, long)
+    assert (t_short.shape[1], t_long.shape[1]) == (24, 32)
+    assert t_short.data_ptr() == t_long[:, 8:].data_ptr()
+    with torch.no_grad():  # the same storage: a change to the long cell's weights is the short cell's
+        t_long[:, 8:9] += 1.0
+    torch.testing.assert_close(t_short[:, :1], t_long[:12, 8:9])
+    assert len(split.weights) > len(whole.weights)
+    with pytest.raises(HwnasError, match=r"space dppnet cannot be split on 'width' \(splits: none, layers\)"):
+        Supernet(space, split="width")
 
 
 def test_kernel_and_expansion_choices_share_one_tensor_centre_and_leading_channels() -> None:

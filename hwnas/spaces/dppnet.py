@@ -56,14 +56,17 @@ def _conv(name: str, cin: int, cout: int, groups: int) -> list[nn.Module]:
 
 
 class DenseLayer(nn.Module):
-    """conv(norm(x)) concatenated onto x."""
+    """conv(norm(x)) concatenated in front of x: the newest features come first, so a layer's
+    input starts with the same growth channels in cells of any length (the stage input, whose
+    width depends on the cell length, comes last). A supernet shares such a layer across cell
+    lengths with plain leading-channel views."""
 
     def __init__(self, norm: str, conv: str, cin: int, growth: int, groups: int) -> None:
         super().__init__()
         self.body = nn.Sequential(*_norm(norm, cin), *_conv(conv, cin, growth, groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, self.body(x)], dim=1)
+        return torch.cat([self.body(x), x], dim=1)
 
 
 class Transition(nn.Sequential):
@@ -90,7 +93,7 @@ def _stem(cin: int, cout: int, stride: int, pools: int) -> nn.Sequential:
 
 class DPPNetSpace(SearchSpace):
     name = "dppnet"
-    version = "1"
+    version = "2"  # 2: a dense layer puts its new channels first (a channel permutation of version 1)
     description = "DPP-Net cells: 1-4 densely connected layers x {bnrelu, bn, id} x 5 convs"
 
     def __init__(
@@ -192,19 +195,24 @@ class DPPNetSpace(SearchSpace):
         add("stem", f"out:{c}-s{stride}-p{pools}", (c_in, h, w), (c, h2, w2), cin=c_in, cout=c, stride=stride, pools=pools,
             share="stem")
         h, w = h2, w2
+        # a transition's or the head's input is the last cell's layers, newest first, then what came
+        # before: a shorter cell's inputs sit that many growth channels into the longest cell's
+        # (its layer l output at the same place), the supernet's view starts there
+        shift = self.growth * (MAX_LAYERS - len(layers))
         for stage in range(3):
             if stage > 0:
                 c2 = make_divisible(c * 0.5, self.groups)
                 h2, w2 = (h + 1) // 2, (w + 1) // 2
-                add("transition", f"out:{c2}", (c, h, w), (c2, h2, w2), cin=c, cout=c2, share=f"L{len(layers)}-t{stage}")
+                add("transition", f"out:{c2}", (c, h, w), (c2, h2, w2), cin=c, cout=c2, share=f"t{stage}", share_shift=shift)
                 c, h, w = c2, h2, w2
             for cell in range(self.N):
                 for layer, (norm, conv) in enumerate(layers):
                     tail = f"{norm}-{conv}-out:{self.growth}" + (f"-g{self.groups}" if conv.startswith("g") else "")
                     add("dense", tail, (c, h, w), (c + self.growth, h, w), norm=norm, conv=conv, cin=c, growth=self.growth,
-                        groups=self.groups, share=f"L{len(layers)}-st{stage}c{cell}l{layer}-{norm}-{conv}")
+                        groups=self.groups, share=f"st{stage}c{cell}l{layer}-{norm}-{conv}")
                     c += self.growth
-        add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes, share=f"L{len(layers)}-head")
+        add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes, share="head",
+            share_shift=shift)
         return out
 
     def build_block(self, block: Block) -> nn.Module:
@@ -227,6 +235,14 @@ class DPPNetSpace(SearchSpace):
     def sandwich(self) -> tuple[Architecture, Architecture]:
         # most compute: the deepest cell of full 3x3 convolutions; least: one grouped 1x1
         return (self.parse("+".join(["bnrelu-conv3x3"] * MAX_LAYERS)), self.parse("id-gconv1x1"))
+
+    def supernet_splits(self) -> tuple[str, ...]:
+        return ("layers",)
+
+    def supernet_group(self, arch: Architecture, split: str) -> str:
+        if split != "layers":
+            return super().supernet_group(arch, split)
+        return f"L{LAYERS[arch.genes[0]]}"
 
     def _catalog_templates(self) -> list[Architecture]:
         # for each cell length, every layer the same op: covers every (position, op) pair
