@@ -87,6 +87,8 @@ def _start(module: nn.Module, pname: str, ndim: int, shift: int) -> tuple[int, .
     begin ``shift`` channels in (``config["share_shift"]``): the input-channel dimension of a
     BatchNorm's affine parameters and of a dense conv's or linear layer's weight."""
     start = [0] * ndim
+    # a split supernet applies the shift too: its shorter groups then carry unused (zero, never
+    # trained) leading columns, which keeps one placement rule for split and unsplit alike
     if shift:
         if isinstance(module, nn.BatchNorm2d):
             start[0] = shift
