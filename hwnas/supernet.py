@@ -108,13 +108,23 @@ class SupernetSettings:
     weight_decay: float = 4e-5
     seed: int = 0
     split_seed: int = 0
-    calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm
+    calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm (evaluation only)
     sampling: str = "uniform"  # "uniform" (SPOS), "sandwich" (largest + smallest + random, distilled), "fair" (FairNAS)
     paths: int = 1  # random paths per step (gradients accumulated); with "fair", groups of fair paths
     split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
 
     def key(self) -> str:
-        return settings_key(self, SUPERNET_DEFAULTS)
+        """Identifies the trained supernet: evaluation-only settings are left out, so changing
+        them reuses the saved weights instead of training again."""
+        return settings_key(self, SUPERNET_DEFAULTS, EVAL_ONLY)
+
+    def training(self) -> dict[str, Any]:
+        """The settings a saved supernet was trained with (what must match to reuse it)."""
+        return {k: v for k, v in asdict(self).items() if k not in EVAL_ONLY}
+
+
+# settings that only change how a trained supernet's subnets are evaluated, not its weights
+EVAL_ONLY = ("calib_batches",)
 
 
 Slot = tuple[nn.Module, str, str, str, tuple[int, ...]]
@@ -257,7 +267,7 @@ class SupernetAccuracy(MetricSource):
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.path = Path(path) if path else None
         self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
-                     "sharing": SHARING_VERSION, "dataset": dataset, "settings": asdict(self.settings)}
+                     "sharing": SHARING_VERSION, "dataset": dataset, "settings": self.settings.training()}
         self.train_seconds = 0.0
         with self._threads():
             self.net = self._load_or_train(log)
@@ -273,7 +283,8 @@ class SupernetAccuracy(MetricSource):
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
             meta = dict(saved.get("meta") or {})
             if "settings" in meta:  # settings added later default to what older supernets were trained with
-                meta["settings"] = {**asdict(SupernetSettings()), **meta["settings"]}
+                meta["settings"] = {k: v for k, v in {**SupernetSettings().training(), **meta["settings"]}.items()
+                                    if k not in EVAL_ONLY}
             wanted = json.loads(json.dumps(self.meta))
             if meta != wanted:
                 field = next(k for k in sorted(set(meta) | set(wanted)) if meta.get(k) != wanted.get(k))
@@ -357,4 +368,4 @@ class SupernetAccuracy(MetricSource):
 
     def describe(self) -> dict[str, Any]:
         return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
-                "train_seconds": self.train_seconds}
+                "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds}

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,13 @@ from hwnas.spaces.base import Architecture, SearchSpace
 TRAIN_DEFAULTS = 1
 
 
-def settings_key(settings: Any, defaults: int) -> str:
+def settings_key(settings: Any, defaults: int, skip: Collection[str] = ()) -> str:
     """A short hash of the settings that differ from their defaults, and of ``defaults`` (a number
     bumped whenever a default changes). A setting added later, whose default keeps the old
-    behaviour, then leaves every cached result and saved supernet valid."""
-    changed = {f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) != f.default}
+    behaviour, then leaves every cached result and saved supernet valid. ``skip`` names settings
+    that do not change what is cached (a supernet's evaluation-only settings)."""
+    changed = {f.name: getattr(settings, f.name) for f in fields(settings)
+               if f.name not in skip and getattr(settings, f.name) != f.default}
     return hashlib.sha256(json.dumps({"defaults": defaults, **changed}, sort_keys=True).encode()).hexdigest()[:12]
 
 

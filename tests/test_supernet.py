@@ -71,6 +71,10 @@ def test_spos_training_learns_and_is_saved_and_reused(tmp_path: Path) -> None:
     np.testing.assert_allclose(again.evaluate(archs)["accuracy"], accs)
     with pytest.raises(HwnasError, match=r"other settings \(settings\.epochs is 30, this run needs 31\)"):
         SupernetAccuracy(space, dataset="digits", path=str(path), epochs=31, threads=1)
+    # an evaluation-only setting reuses the trained weights (and keeps the file's name)
+    more = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, calib_batches=16, threads=1)
+    assert more.train_seconds == est.train_seconds and more.settings.key() == est.settings.key()
+    assert more.describe()["evaluation"] == {"calib_batches": 16}
 
 
 def test_supernet_errors() -> None:
@@ -242,6 +246,7 @@ def test_a_supernet_saved_before_the_sampling_settings_existed_still_loads(tmp_p
     saved = torch.load(path, weights_only=False)
     for key in ("sampling", "paths"):  # what a supernet saved by the previous release lacks
         del saved["meta"]["settings"][key]
+    saved["meta"]["settings"]["calib_batches"] = 4  # and what it still recorded as a training setting
     torch.save(saved, path)
     again = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=1, threads=1)
     assert again.train_seconds == est.train_seconds  # loaded, not retrained

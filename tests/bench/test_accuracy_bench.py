@@ -218,7 +218,7 @@ def test_proxy_rank_agreement() -> None:
                 row[name] = est.accuracy(a)
                 row["subnet_s" if k == 0 else f"{name}_s"] = time.perf_counter() - t0
             if k == 0:
-                out["supernet_proxy"] = {**est.meta["settings"], "path": str(path.relative_to(ROOT))}
+                out["supernet_proxy"] = {**est.meta["settings"], **est.describe()["evaluation"], "path": str(path.relative_to(ROOT))}
                 out["seconds"].update(supernet_training=est.train_seconds, supernet_load=load_s,
                                       subnet_eval_median=float(np.median([r["subnet_s"] for r in per_arch])))
                 out["accuracy_mean"]["supernet"] = float(np.mean([r["supernet"] for r in per_arch]))
