@@ -32,6 +32,11 @@ drawn, so narrow and wide subnets come out about equally accurate and width, the
 matters most for accuracy, is not ranked. ``split="layers"`` (dppnet) gives each cell length its
 own sub-supernet; unsplit, a layer's weights serve every cell at least that long (as Once-for-All's
 elastic depth shares its first layers), so the first layers train at every step.
+``uniform_over="architectures"``: random paths are drawn with every distinct architecture equally
+likely (`SearchSpace.sample_architectures`) instead of every gene uniform. Per gene, a dppnet
+cell length is drawn 1 time in 4, so a fourth layer's choice trains in 1 step of 60 while the
+first layer's train in 1 of 15, and deep cells come out undertrained against shallow ones;
+per architecture, deep cells (most of the space) are drawn in proportion to their number.
 Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
 batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
 The trained supernet is saved and reused by later searches with the same settings.
@@ -68,6 +73,7 @@ from hwnas.training import nhwc, settings_key
 # lengths (one sub-supernet per length is now ``split="layers"``).
 SHARING_VERSION = 5
 SAMPLINGS = ("uniform", "sandwich", "fair")
+UNIFORM_OVER = ("genes", "architectures")
 SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
 
 
@@ -112,6 +118,7 @@ class SupernetSettings:
     sampling: str = "uniform"  # "uniform" (SPOS), "sandwich" (largest + smallest + random, distilled), "fair" (FairNAS)
     paths: int = 1  # random paths per step (gradients accumulated); with "fair", groups of fair paths
     split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
+    uniform_over: str = "genes"  # random paths uniform per gene (SPOS) or over "architectures"
 
     def key(self) -> str:
         """Identifies the trained supernet: evaluation-only settings are left out, so changing
@@ -254,6 +261,10 @@ class SupernetAccuracy(MetricSource):
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
         _checked_split(space, self.settings.split)  # before the data loads
+        if self.settings.uniform_over not in UNIFORM_OVER:
+            raise HwnasError(f"supernet: uniform_over must be one of {', '.join(UNIFORM_OVER)}, not {self.settings.uniform_over!r}")
+        if self.settings.uniform_over != "genes" and self.settings.sampling == "fair":
+            raise HwnasError("supernet: uniform_over applies to random paths (sampling=uniform or sandwich), not to sampling=fair")
         if self.settings.paths < 1:
             raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
         self.ds: Dataset = load_dataset(dataset)
@@ -320,6 +331,7 @@ class SupernetAccuracy(MetricSource):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
         loss_fn = nn.CrossEntropyLoss()
         fixed = list(self.space.sandwich() or ()) if s.sampling == "sandwich" else []
+        draw = self.space.sample_architectures if s.uniform_over == "architectures" else self.space.sample
         for epoch in range(s.epochs):
             order = rng.permutation(idx)
             total, seen = 0.0, 0
@@ -331,7 +343,7 @@ class SupernetAccuracy(MetricSource):
                 opt.zero_grad(set_to_none=True)
                 teacher: torch.Tensor | None = None
                 drawn = ([a for _ in range(s.paths) for a in fair_paths(self.space, rng)] if s.sampling == "fair"
-                         else self.space.sample(rng, s.paths))
+                         else draw(rng, s.paths))
                 for arch in fixed + drawn:
                     out = net.subnet(arch).train()(x)
                     if teacher is None:

@@ -38,6 +38,42 @@ def test_encode_decode_round_trip_ignores_inactive_genes(space: SearchSpace, rng
         assert space.decode(noisy) == arch  # genes the phenotype ignores do not change the value
 
 
+def test_multiplicity_counts_the_gene_vectors_of_an_architecture(space: SearchSpace, rng: np.random.Generator) -> None:
+    card = np.asarray(space.cardinalities())
+    for _ in range(20):
+        arch = space.decode(rng.integers(0, card))
+        # every inactive gene, and only those, can be changed without changing the architecture
+        noisy = {space.randomize_inactive(arch.encode(), rng).tobytes() for _ in range(200)}
+        assert space.multiplicity(arch.genes) >= len(noisy)
+    dpp = get_space("dppnet", input_shape="1x28x28")
+    assert dpp.multiplicity(dpp.parse("bn-conv1x1").genes) == 15 ** 3
+    assert dpp.multiplicity(dpp.parse("bn-conv1x1+id-gconv3x3+bn-conv1x1+bnrelu-dwsep3x3").genes) == 1
+    mob = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    stages = [[(3, 6)] * d for d in (1, 4, 2, 4, 3, 4)]  # 9 choices per block slot beyond a stage's depth
+    assert mob.multiplicity(mob.from_settings(width="0.5", stages=stages).genes) == 9 ** (3 + 2 + 1)
+
+
+def test_sample_architectures_is_uniform_over_distinct_architectures(space: SearchSpace) -> None:
+    for arch in space.sample_architectures(np.random.default_rng(0), 20):
+        assert space.decode(arch.encode()) == arch
+    # each architecture equally likely: a length/depth d, with c^d members, is drawn in proportion c^d;
+    # the exact draws of the spaces that override it and the generic rejection agree with that
+    cases = {"dppnet": (0, 15), "mobilenet": (1, 9)}
+    if space.name not in cases:
+        rng = np.random.default_rng(1)
+        assert all(space.multiplicity(a.genes) == 1 for a in space.sample(rng, 50))  # nothing inactive: = sample
+        return
+    gene, per = cases[space.name]
+    expected = np.array([per ** d for d in (1, 2, 3, 4)], dtype=float)
+    expected /= expected.sum()
+    draws = [(space.sample_architectures, 20000)]
+    if space.name == "dppnet":  # the generic rejection accepts 27% of dppnet's draws (mobilenet's: 0.05%)
+        draws.append((lambda r, k: SearchSpace.sample_architectures.__func__(type(space), r, k), 1500))
+    for draw, n in draws:
+        freq = np.bincount([a.genes[gene] for a in draw(np.random.default_rng(2), n)], minlength=4) / n
+        assert np.all(np.abs(freq - expected) <= 5 * np.sqrt(expected * (1 - expected) / n) + 1e-3), (freq, expected)
+
+
 def test_mutation_and_crossover_stay_in_the_space(space: SearchSpace, rng: np.random.Generator) -> None:
     parents = space.sample(rng, 10)
     for a, b in zip(parents, parents[1:]):

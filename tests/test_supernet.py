@@ -231,10 +231,37 @@ def test_fair_training_draws_one_fair_group_per_batch(monkeypatch: pytest.Monkey
     assert all(sorted(g[2] for g in group) == list(range(width)) for group in groups)
 
 
+@pytest.mark.parametrize("over", ["genes", "architectures"])
+def test_uniform_over_chooses_how_random_paths_are_drawn(over: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    calls: dict[str, list[int]] = {"genes": [], "architectures": []}
+    per_gene, per_arch = space.sample, space.sample_architectures
+
+    def genes(rng, n=1):  # type: ignore[no-untyped-def]
+        calls["genes"].append(n)
+        return per_gene(rng, n)
+
+    def architectures(rng, n=1):  # type: ignore[no-untyped-def]
+        calls["architectures"].append(n)
+        return per_arch(rng, n)
+
+    monkeypatch.setattr(space, "sample", genes)
+    monkeypatch.setattr(space, "sample_architectures", architectures)
+    est = SupernetAccuracy(space, dataset="digits", epochs=1, paths=2, uniform_over=over, threads=1, log=lambda _m: None)
+    steps = -(-len(est.splits.train) // est.settings.batch_size)
+    assert calls[over] == [2] * steps  # every training step draws its paths the chosen way, and only so
+    assert calls["architectures" if over == "genes" else "genes"] == []
+    assert (est.settings.key() == type(est.settings)(epochs=1, paths=2).key()) == (over == "genes")  # a training setting
+
+
 def test_supernet_sampling_errors() -> None:
     space = get_space("dppnet", input_shape="1x8x8", **TINY)
     with pytest.raises(HwnasError, match="sampling must be one of uniform, sandwich, fair"):
         SupernetAccuracy(space, dataset="digits", sampling="greedy")
+    with pytest.raises(HwnasError, match="uniform_over must be one of genes, architectures, not 'layers'"):
+        SupernetAccuracy(space, dataset="digits", uniform_over="layers")
+    with pytest.raises(HwnasError, match="uniform_over applies to random paths .* not to sampling=fair"):
+        SupernetAccuracy(space, dataset="digits", sampling="fair", uniform_over="architectures")
     with pytest.raises(HwnasError, match="paths must be at least 1"):
         SupernetAccuracy(space, dataset="digits", paths=0)
 

@@ -198,6 +198,38 @@ class SearchSpace(abc.ABC):
         return [cls.decode(row) for row in genes]
 
     @classmethod
+    def multiplicity(cls, genes: Sequence[int] | np.ndarray) -> int:
+        """How many gene vectors decode to this architecture: the product of the cardinalities of
+        the genes its phenotype ignores (a gene is inactive when changing it leaves the canonical
+        genes unchanged)."""
+        canon = cls.canonical_genes(genes)
+        count = 1
+        for i, n in enumerate(cls.cardinalities()):
+            if n > 1:
+                other = list(canon)
+                other[i] = (other[i] + 1) % n
+                if cls.canonical_genes(other) == canon:
+                    count *= n
+        return count
+
+    @classmethod
+    def sample_architectures(cls, rng: np.random.Generator, n: int = 1) -> list[Architecture]:
+        """Draw ``n`` architectures, each distinct architecture equally likely (with replacement).
+
+        Where some genes can be inactive, per-gene sampling (`sample`) is not uniform over
+        architectures: a dppnet cell length is drawn 1 time in 4, so the 15 one-layer cells are
+        each drawn 15^3 times as often as a four-layer cell, and a choice of the fourth layer is
+        used in 1 draw of 60. This reference implementation rejects a per-gene draw with
+        probability 1 - 1/multiplicity; spaces override it with an exact, faster draw."""
+        card = np.asarray(cls.cardinalities())
+        out: list[Architecture] = []
+        while len(out) < n:
+            genes = rng.integers(0, card)
+            if rng.random() * cls.multiplicity(genes) < 1.0:
+                out.append(cls.decode(genes))
+        return out
+
+    @classmethod
     def mutate(cls, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None) -> Architecture:
         """Resample each gene with probability ``rate`` (default 1/#genes) to a different value.
 

@@ -132,6 +132,15 @@ class DPPNetSpace(SearchSpace):
         return genes
 
     @classmethod
+    def sample_architectures(cls, rng: np.random.Generator, n: int = 1) -> list[Architecture]:
+        # a cell of L layers has 15^L members: draw L in that proportion, then the layers per gene
+        counts = np.array([(len(NORMS) * len(CONVS)) ** k for k in LAYERS], dtype=float)
+        card = np.asarray(cls.cardinalities())
+        genes = rng.integers(0, card, size=(n, len(card)))
+        genes[:, 0] = rng.choice(len(LAYERS), size=n, p=counts / counts.sum())
+        return [cls.decode(row) for row in genes]
+
+    @classmethod
     def genes_to_string(cls, genes: tuple[int, ...]) -> str:
         n = LAYERS[genes[0]]
         return "+".join(f"{NORMS[genes[1 + 2 * i]]}-{CONVS[genes[2 + 2 * i]]}" for i in range(n))

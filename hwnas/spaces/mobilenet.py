@@ -159,6 +159,16 @@ class MobileNetSpace(SearchSpace):
         return genes
 
     @classmethod
+    def sample_architectures(cls, rng: np.random.Generator, n: int = 1) -> list[Architecture]:
+        # stages are independent and a stage of depth d has 9^d members: draw each depth in that proportion
+        counts = np.array([(len(KERNELS) * len(EXPANSIONS)) ** d for d in DEPTHS], dtype=float)
+        card = np.asarray(cls.cardinalities())
+        genes = rng.integers(0, card, size=(n, len(card)))
+        for s in range(len(STAGE_CHANNELS)):
+            genes[:, 1 + s * GENES_PER_STAGE] = rng.choice(len(DEPTHS), size=n, p=counts / counts.sum())
+        return [cls.decode(row) for row in genes]
+
+    @classmethod
     def genes_to_string(cls, genes: tuple[int, ...]) -> str:
         parts = [f"w{WIDTHS[genes[0]]}"]
         for s in range(len(STAGE_CHANNELS)):

@@ -6,6 +6,9 @@ For N random architectures: the proxy accuracy from `train` (low fidelity) and f
 between each proxy and the full-fidelity ranking (target >= 0.5), seconds per `train` evaluation,
 supernet training time and seconds per subnet evaluation. Two free baselines are ranked the same
 way, multiply-adds and parameters: a proxy that does not beat "bigger is better" adds nothing.
+Depth (the number of blocks) is a third: `kendall_tau_within_depth` ranks inside groups of
+architectures of one depth (pair-weighted mean), which says whether a proxy ranks architectures or
+only their depth.
 
 The reference is itself noisy: stand-alone training with another seed ranks the same architectures
 differently. So each architecture is trained stand-alone with several seeds; the reference is the
@@ -89,6 +92,20 @@ def _tau_ci(proxy: list[float], full: list[float]) -> list[float]:
     res = bootstrap((np.asarray(proxy), np.asarray(full)), lambda p, f: kendalltau(p, f).statistic, paired=True,
                     vectorized=False, method="percentile", n_resamples=2000, rng=np.random.default_rng(0))
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def _tau_within(proxy: list[float], full: list[float], groups: list[int]) -> float | None:
+    """Kendall tau inside groups of equal depth, averaged weighted by each group's pairs (groups of
+    3 or more): whether a proxy ranks architectures of one depth, or only ranks depth."""
+    taus, weights = [], []
+    for g in sorted(set(groups)):
+        idx = [i for i, v in enumerate(groups) if v == g]
+        if len(idx) >= 3:
+            t = kendalltau([proxy[i] for i in idx], [full[i] for i in idx]).statistic
+            if np.isfinite(t):
+                taus.append(float(t))
+                weights.append(len(idx) * (len(idx) - 1) / 2)
+    return float(np.average(taus, weights=weights)) if taus else None
 
 
 def test_proxy_rank_agreement() -> None:
@@ -194,6 +211,13 @@ def test_proxy_rank_agreement() -> None:
             r.update(macs=f.macs, params=f.params)
         out["kendall_tau"]["macs"] = _tau([f.macs for f in facts], ref)
         out["kendall_tau"]["params"] = _tau([f.params for f in facts], ref)
+        # depth (the number of blocks) is free too; within one depth, a proxy must rank what depth cannot
+        depth = [len(space.blocks(a)) for a in archs]
+        for r, d in zip(per_arch, depth):
+            r["blocks"] = d
+        out["kendall_tau"]["blocks"] = _tau(depth, ref)
+        out["kendall_tau_within_depth"] = {name: _tau_within(values, ref, depth) for name, values in
+                                           (("train", [r["train"] for r in per_arch]), ("macs", [f.macs for f in facts]))}
         out["kendall_tau_ci95"]["macs"] = _tau_ci([f.macs for f in facts], ref)
         out["seconds"].update(train_eval_median=float(np.median([r["train_s"] for r in per_arch])),
                               full_eval_median=float(np.median([r["full_s"] for r in per_arch])))
@@ -225,6 +249,7 @@ def test_proxy_rank_agreement() -> None:
             if have_full:
                 sn, ref = [r[name] for r in per_arch], [r["reference"] for r in per_arch]
                 taus.append(_tau(sn, ref))
+                out["kendall_tau_within_depth"][name] = _tau_within(sn, ref, [r["blocks"] for r in per_arch])
                 if k == 0:
                     out["kendall_tau"]["supernet"] = taus[0]
                     out["kendall_tau_ci95"]["supernet"] = _tau_ci(sn, ref)
@@ -237,9 +262,12 @@ def test_proxy_rank_agreement() -> None:
                 out["kendall_tau"]["supernet_median_seed"] = float(np.median(taus))
                 # an ensemble: each subnet's accuracy averaged over the supernets (SUPERNET_SEEDS times the cost)
                 sn_names = ["supernet"] + [f"supernet_seed{k}" for k in range(1, SUPERNET_SEEDS)]
-                out["kendall_tau"]["supernet_seed_mean"] = _tau([float(np.mean([r[n] for n in sn_names])) for r in per_arch],
-                                                                [r["reference"] for r in per_arch])
+                mean = [float(np.mean([r[n] for n in sn_names])) for r in per_arch]
+                out["kendall_tau"]["supernet_seed_mean"] = _tau(mean, [r["reference"] for r in per_arch])
+                out["kendall_tau_within_depth"]["supernet_seed_mean"] = _tau_within(
+                    mean, [r["reference"] for r in per_arch], [r["blocks"] for r in per_arch])
     out["per_architecture"] = per_arch
     (ROOT / "bench-results" / f"accuracy-{space_name}-{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"\n== proxy rank agreement, {space_name} {shape} on {dataset}, {N} architectures ==")
-    print(json.dumps({k: out.get(k) for k in ("kendall_tau", "kendall_tau_ci95", "seconds", "accuracy_mean")}, indent=1))
+    print(json.dumps({k: out.get(k) for k in ("kendall_tau", "kendall_tau_within_depth", "kendall_tau_ci95", "seconds",
+                                              "accuracy_mean")}, indent=1))
