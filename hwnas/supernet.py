@@ -75,6 +75,7 @@ SHARING_VERSION = 5
 SAMPLINGS = ("uniform", "sandwich", "fair")
 UNIFORM_OVER = ("genes", "architectures")
 SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
+EVAL_ONLY = ("calib_batches",)  # settings that change how subnets are evaluated, not the trained weights
 
 
 def _window(big: tuple[int, ...], small: tuple[int, ...], start: tuple[int, ...] | None = None) -> tuple[slice, ...]:
@@ -129,9 +130,6 @@ class SupernetSettings:
         """The settings a saved supernet was trained with (what must match to reuse it)."""
         return {k: v for k, v in asdict(self).items() if k not in EVAL_ONLY}
 
-
-# settings that only change how a trained supernet's subnets are evaluated, not its weights
-EVAL_ONLY = ("calib_batches",)
 
 
 Slot = tuple[nn.Module, str, str, str, tuple[int, ...]]

@@ -219,8 +219,14 @@ class SearchSpace(abc.ABC):
         Where some genes can be inactive, per-gene sampling (`sample`) is not uniform over
         architectures: a dppnet cell length is drawn 1 time in 4, so the 15 one-layer cells are
         each drawn 15^3 times as often as a four-layer cell, and a choice of the fourth layer is
-        used in 1 draw of 60. This reference implementation rejects a per-gene draw with
-        probability 1 - 1/multiplicity; spaces override it with an exact, faster draw."""
+        used in 1 draw of 60. By default, `sample_by_rejection`; spaces override it with an exact,
+        faster draw."""
+        return cls.sample_by_rejection(rng, n)
+
+    @classmethod
+    def sample_by_rejection(cls, rng: np.random.Generator, n: int = 1) -> list[Architecture]:
+        """`sample_architectures` for any space: a per-gene draw is kept with probability
+        1/multiplicity (slow where few gene vectors are fully active: 0.05% of mobilenet's)."""
         card = np.asarray(cls.cardinalities())
         out: list[Architecture] = []
         while len(out) < n:
