@@ -215,8 +215,10 @@ ACCURACY.register("train", _train_accuracy)
 
 
 def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
-    from hwnas.supernet import SupernetAccuracy
+    from hwnas.supernet import SupernetAccuracy, SupernetEnsemble
 
+    if "ensemble" in options:
+        return SupernetEnsemble(space, **options)
     return SupernetAccuracy(space, **options)
 
 

@@ -40,6 +40,10 @@ per architecture, deep cells (most of the space) are drawn in proportion to thei
 Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
 batches (the shared weights carry no per-subnet statistics), then measure validation accuracy.
 The trained supernet is saved and reused by later searches with the same settings.
+``ensemble=K`` (`SupernetEnsemble`): K supernets alike but for their seeds (``seed`` .. ``seed+K-1``),
+each subnet scored by its mean accuracy over them. Which paths a supernet happened to train
+when decides much of its ranking (two SPOS supernets of one setting agree with each other about
+as little as with stand-alone training), and that part averages out; K times the cost of one.
 """
 
 from __future__ import annotations
@@ -252,7 +256,7 @@ class SupernetAccuracy(MetricSource):
         unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
         if unknown:
             raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
-                             f"(options: dataset, path, threads, {', '.join(SupernetSettings.__dataclass_fields__)})")
+                             f"(options: dataset, path, threads, ensemble, {', '.join(SupernetSettings.__dataclass_fields__)})")
         self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
         if self.settings.sampling not in SAMPLINGS:
             raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
@@ -379,3 +383,40 @@ class SupernetAccuracy(MetricSource):
     def describe(self) -> dict[str, Any]:
         return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
                 "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds}
+
+
+def member_path(path: str | Path | None, seed: int, k: int) -> Path | None:
+    """Where the k-th supernet of an ensemble is saved: the given path for the first (so a
+    supernet trained alone is reused as member 0), ``<stem>-seed<S><suffix>`` beside it for the others."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if k == 0 else path.with_name(f"{path.stem}-seed{seed + k}{path.suffix}")
+
+
+class SupernetEnsemble(MetricSource):
+    """``ensemble=K`` supernets with consecutive seeds; a subnet's accuracy is their mean (a proxy)."""
+
+    provides = ("accuracy",)
+
+    def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = print,
+                 **options: Any) -> None:
+        if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
+            raise HwnasError(f"supernet: ensemble must be a whole number of supernets >= 1, not {ensemble!r}")
+        seed = int(options.pop("seed", 0))
+        # each member is trained (or loaded) in turn; a crash keeps the members already saved
+        self.members = [SupernetAccuracy(space, path=str(p) if (p := member_path(path, seed, k)) else None,
+                                         seed=seed + k, log=log, **options) for k in range(ensemble)]
+        self.space, self.settings = space, self.members[0].settings
+        self.train_seconds = float(sum(m.train_seconds for m in self.members))
+
+    def accuracy(self, arch: Architecture) -> float:
+        return float(np.mean([m.accuracy(arch) for m in self.members]))
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def describe(self) -> dict[str, Any]:
+        first = self.members[0].describe()
+        return {**first, "ensemble": len(self.members), "seeds": [m.settings.seed for m in self.members],
+                "paths": [m.describe()["path"] for m in self.members], "train_seconds": self.train_seconds}

@@ -337,3 +337,28 @@ def test_mbconv_loads_weights_saved_with_positional_names() -> None:
     fresh.load_state_dict(legacy)  # strict: every key found a home
     x = torch.randn(2, *space.input_shape)
     torch.testing.assert_close(fresh(x), model(x))
+
+
+def test_an_ensemble_averages_supernets_of_consecutive_seeds_and_reuses_a_lone_one(tmp_path: Path) -> None:
+    from hwnas.metrics import ACCURACY
+    from hwnas.supernet import SupernetEnsemble, member_path
+
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    quiet = {"dataset": "digits", "epochs": 2, "threads": 1, "log": lambda _m: None}
+    path = tmp_path / "supernet.pt"
+    lone = SupernetAccuracy(space, path=str(path), seed=3, **quiet)
+    ens = ACCURACY.get("supernet")(space, path=str(path), seed=3, ensemble=2, **quiet)
+    assert isinstance(ens, SupernetEnsemble)
+    assert ens.members[0].train_seconds == lone.train_seconds  # the lone supernet is member 0, loaded
+    second = member_path(path, 3, 1)
+    assert second == tmp_path / "supernet-seed4.pt" and second.is_file()
+    alone4 = SupernetAccuracy(space, path=str(second), seed=4, **quiet)  # loads member 1
+    archs = space.sample(np.random.default_rng(5), 3)
+    a3, a4 = lone.evaluate(archs)["accuracy"], alone4.evaluate(archs)["accuracy"]
+    assert not np.array_equal(a3, a4)  # two seeds, two different supernets
+    np.testing.assert_allclose(ens.evaluate(archs)["accuracy"], (a3 + a4) / 2)
+    info = ens.describe()
+    assert info["ensemble"] == 2 and info["seeds"] == [3, 4] and info["proxy"] is True
+    assert info["paths"] == [str(path), str(second)]
+    with pytest.raises(HwnasError, match="ensemble must be a whole number"):
+        SupernetEnsemble(space, ensemble=0, **quiet)

@@ -260,7 +260,8 @@ def test_proxy_rank_agreement() -> None:
             if taus:
                 out["kendall_tau"]["supernet_each_seed"] = taus
                 out["kendall_tau"]["supernet_median_seed"] = float(np.median(taus))
-                # an ensemble: each subnet's accuracy averaged over the supernets (SUPERNET_SEEDS times the cost)
+                # an ensemble: each subnet's accuracy averaged over the supernets (SUPERNET_SEEDS times the cost),
+                # what --accuracy-opt ensemble=SUPERNET_SEEDS scores (test_supernet checks that the two agree)
                 sn_names = ["supernet"] + [f"supernet_seed{k}" for k in range(1, SUPERNET_SEEDS)]
                 mean = [float(np.mean([r[n] for n in sn_names])) for r in per_arch]
                 out["kendall_tau"]["supernet_seed_mean"] = _tau(mean, [r["reference"] for r in per_arch])
