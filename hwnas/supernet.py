@@ -32,6 +32,10 @@ drawn, so narrow and wide subnets come out about equally accurate and width, the
 matters most for accuracy, is not ranked. ``split="layers"`` (dppnet) gives each cell length its
 own sub-supernet; unsplit, a layer's weights serve every cell at least that long (as Once-for-All's
 elastic depth shares its first layers), so the first layers train at every step.
+``share_convs=True`` (dppnet): a layer's conv weights are one tensor for all its norm choices
+(``bnrelu``, ``bn``, ``id``), and its BatchNorm one for ``bn`` and ``bnrelu``. Per norm-conv pair, a
+layer has 15 weight sets, each drawn in 1 step of 15 at best; per conv, 5, each trained 3 times as
+often, at the price of one kernel serving normalised and raw inputs alike.
 ``uniform_over="architectures"``: random paths are drawn with every distinct architecture equally
 likely (`SearchSpace.sample_architectures`) instead of every gene uniform. Per gene, a dppnet
 cell length is drawn 1 time in 4, so a fourth layer's choice trains in 1 step of 60 while the
@@ -110,6 +114,16 @@ def _start(module: nn.Module, pname: str, ndim: int, shift: int) -> tuple[int, .
     return tuple(start)
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no option as a bool (so that 1 and true name the same saved supernet)."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise HwnasError(f"supernet: {name} must be true or false (1 or 0), not {value!r}")
+
+
 @dataclass(frozen=True)
 class SupernetSettings:
     epochs: int = 10
@@ -124,6 +138,11 @@ class SupernetSettings:
     paths: int = 1  # random paths per step (gradients accumulated); with "fair", groups of fair paths
     split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
     uniform_over: str = "genes"  # random paths uniform per gene (SPOS) or over "architectures"
+    share_convs: bool = False  # dppnet: a layer's conv weights serve all its norm choices (one tensor per conv)
+
+    def __post_init__(self) -> None:
+        # from the command line a flag comes as 1/0 or true/false: one bool, so that both name one saved supernet
+        object.__setattr__(self, "share_convs", _flag("share_convs", self.share_convs))
 
     def key(self) -> str:
         """Identifies the trained supernet: evaluation-only settings are left out, so changing
@@ -139,7 +158,16 @@ class SupernetSettings:
 Slot = tuple[nn.Module, str, str, str, tuple[int, ...]]
 
 
-def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[Slot]:
+def _conv_apart(cfg: dict[str, Any], local: str) -> tuple[str, str]:
+    """``share_convs``: a dense layer's parameter in the slot of its conv or of its BatchNorm alone,
+    renumbered from the start of that part (``body.2.weight`` of a bnrelu-conv is the conv's
+    ``body.0.weight``), so that every norm choice of a layer uses the same conv weights."""
+    head, index, rest = local.split(".", 2)
+    i, k = int(index), int(cfg["norm_modules"])
+    return (cfg["share_norm"], local) if i < k else (cfg["share_conv"], f"{head}.{i - k}.{rest}")
+
+
+def _slots(space: SearchSpace, arch: Architecture, model: nn.Module, share_convs: bool = False) -> list[Slot]:
     """(module, parameter name, sharing slot, parameter path inside the block, start in the shared
     tensor) for every parameter."""
     blocks = sorted(space.blocks(arch), key=lambda b: -len(b.path))  # deepest paths first
@@ -151,7 +179,10 @@ def _slots(space: SearchSpace, arch: Architecture, model: nn.Module) -> list[Slo
         owner_path, _, pname = full.rpartition(".")
         module = model.get_submodule(owner_path)
         start = _start(module, pname, p.ndim, int(block.config.get("share_shift", 0)))
-        out.append((module, pname, block.config["share"], full[len(block.path) + 1:], start))
+        slot, local = block.config["share"], full[len(block.path) + 1:]
+        if share_convs and "share_conv" in block.config:
+            slot, local = _conv_apart(block.config, local)
+        out.append((module, pname, slot, local, start))
     return out
 
 
@@ -182,11 +213,14 @@ class Supernet(nn.Module):
     others, so the choices no longer compete for the same leading channels.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0, split: str | None = None) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, split: str | None = None, share_convs: bool = False) -> None:
         super().__init__()
         if space.name not in ("mobilenet", "dppnet"):
             raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
-        self.space, self.split = space, _checked_split(space, split or "none")
+        if share_convs and space.name != "dppnet":
+            raise HwnasError(f"supernet: share_convs shares a dppnet layer's conv across its norm choices; "
+                             f"{space.name} has no norm choices")
+        self.space, self.split, self.share_convs = space, _checked_split(space, split or "none"), share_convs
         self.names: dict[tuple[str, str], str] = {}
         self.weights = nn.ParameterDict()
         roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
@@ -212,7 +246,7 @@ class Supernet(nn.Module):
                     self.weights[name] = nn.Parameter(grown)
 
     def _slots(self, arch: Architecture, model: nn.Module) -> list[Slot]:
-        out = _slots(self.space, arch, model)
+        out = _slots(self.space, arch, model, self.share_convs)
         if self.split is None:
             return out
         group = self.space.supernet_group(arch, self.split)
@@ -263,6 +297,8 @@ class SupernetAccuracy(MetricSource):
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
         _checked_split(space, self.settings.split)  # before the data loads
+        if self.settings.share_convs and space.name != "dppnet":
+            raise HwnasError(f"supernet: share_convs applies to dppnet (a layer's conv across its norm choices), not {space.name}")
         if self.settings.uniform_over not in UNIFORM_OVER:
             raise HwnasError(f"supernet: uniform_over must be one of {', '.join(UNIFORM_OVER)}, not {self.settings.uniform_over!r}")
         if self.settings.uniform_over != "genes" and self.settings.sampling == "fair":
@@ -291,7 +327,7 @@ class SupernetAccuracy(MetricSource):
         return torch_threads(self.threads)
 
     def _load_or_train(self, log: Any) -> Supernet:
-        net = Supernet(self.space, self.settings.seed, self.settings.split)
+        net = Supernet(self.space, self.settings.seed, self.settings.split, self.settings.share_convs)
         if self.path and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
             meta = dict(saved.get("meta") or {})

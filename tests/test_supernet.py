@@ -362,3 +362,31 @@ def test_an_ensemble_averages_supernets_of_consecutive_seeds_and_reuses_a_lone_o
     assert info["paths"] == [str(path), str(second)]
     with pytest.raises(HwnasError, match="ensemble must be a whole number"):
         SupernetEnsemble(space, ensemble=0, **quiet)
+
+
+def test_share_convs_gives_every_norm_choice_of_a_layer_the_same_conv_weights() -> None:
+    space = get_space("dppnet", input_shape="1x8x8", **TINY)
+    archs = [space.parse(f"{norm}-conv3x3+bn-conv1x1") for norm in ("bnrelu", "bn", "id")]
+
+    def conv_of_first_layer(net: Supernet, arch) -> torch.Tensor:
+        sub = net.subnet(arch)
+        return next(m for m in sub.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+                    and m.in_channels == TINY["stem_channels"]).weight
+
+    shared, apart = Supernet(space, share_convs=True), Supernet(space)
+    assert len(list(shared.parameters())) < len(list(apart.parameters()))
+    same = [conv_of_first_layer(shared, a) for a in archs]
+    assert all(w.data_ptr() == same[0].data_ptr() and torch.equal(w, same[0]) for w in same)
+    assert len({conv_of_first_layer(apart, a).data_ptr() for a in archs}) == 3
+    # and the subnet is still the space's own model, all views, with gradients into the supernet
+    for arch in archs:
+        sub = shared.subnet(arch)
+        assert not list(sub.parameters())
+        sub.train()(torch.randn(4, 1, 8, 8)).square().mean().backward()
+    conv = shared.weights[shared.names[("st0c0l0-conv3x3", "body.0.weight")]]
+    norm = shared.weights[shared.names[("st0c0l0-norm", "body.0.weight")]]
+    assert conv.grad is not None and conv.grad.abs().sum() > 0 and norm.grad.abs().sum() > 0
+    with pytest.raises(HwnasError, match="share_convs"):
+        Supernet(get_space("mobilenet", input_shape="1x28x28"), share_convs=True)
+    with pytest.raises(HwnasError, match="share_convs must be true or false"):
+        SupernetAccuracy(space, dataset="digits", share_convs="maybe")

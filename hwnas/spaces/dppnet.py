@@ -218,7 +218,11 @@ class DPPNetSpace(SearchSpace):
                 for layer, (norm, conv) in enumerate(layers):
                     tail = f"{norm}-{conv}-out:{self.growth}" + (f"-g{self.groups}" if conv.startswith("g") else "")
                     add("dense", tail, (c, h, w), (c + self.growth, h, w), norm=norm, conv=conv, cin=c, growth=self.growth,
-                        groups=self.groups, share=f"st{stage}c{cell}l{layer}-{norm}-{conv}")
+                        groups=self.groups, share=f"st{stage}c{cell}l{layer}-{norm}-{conv}",
+                        # what a supernet with share_convs uses instead: the conv by itself, and the
+                        # BatchNorm (of bn and bnrelu alike) by itself; body.{norm_modules} is the conv
+                        share_conv=f"st{stage}c{cell}l{layer}-{conv}", share_norm=f"st{stage}c{cell}l{layer}-norm",
+                        norm_modules=len(_norm(norm, 1)))
                     c += self.growth
         add("head", f"out:{self.num_classes}", (c, h, w), (self.num_classes,), cin=c, classes=self.num_classes, share="head",
             share_shift=shift)
