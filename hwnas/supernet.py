@@ -195,6 +195,12 @@ def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architectur
     return [space.decode([int(c[k]) for c in columns]) for k in range(width)]
 
 
+def _check_share_convs(space: SearchSpace, share_convs: bool) -> None:
+    if share_convs and space.name != "dppnet":
+        raise HwnasError(f"supernet: share_convs shares a dppnet layer's conv across its norm choices; "
+                         f"{space.name} has no norm choices")
+
+
 def _checked_split(space: SearchSpace, split: str) -> str | None:
     """The decision to split the supernet on, None for "none"; a one-line error for what the space lacks."""
     if split == "none":
@@ -217,9 +223,7 @@ class Supernet(nn.Module):
         super().__init__()
         if space.name not in ("mobilenet", "dppnet"):
             raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
-        if share_convs and space.name != "dppnet":
-            raise HwnasError(f"supernet: share_convs shares a dppnet layer's conv across its norm choices; "
-                             f"{space.name} has no norm choices")
+        _check_share_convs(space, share_convs)
         self.space, self.split, self.share_convs = space, _checked_split(space, split or "none"), share_convs
         self.names: dict[tuple[str, str], str] = {}
         self.weights = nn.ParameterDict()
@@ -297,8 +301,7 @@ class SupernetAccuracy(MetricSource):
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
         _checked_split(space, self.settings.split)  # before the data loads
-        if self.settings.share_convs and space.name != "dppnet":
-            raise HwnasError(f"supernet: share_convs applies to dppnet (a layer's conv across its norm choices), not {space.name}")
+        _check_share_convs(space, self.settings.share_convs)  # likewise
         if self.settings.uniform_over not in UNIFORM_OVER:
             raise HwnasError(f"supernet: uniform_over must be one of {', '.join(UNIFORM_OVER)}, not {self.settings.uniform_over!r}")
         if self.settings.uniform_over != "genes" and self.settings.sampling == "fair":
