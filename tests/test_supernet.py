@@ -390,3 +390,8 @@ def test_share_convs_gives_every_norm_choice_of_a_layer_the_same_conv_weights() 
         Supernet(get_space("mobilenet", input_shape="1x28x28"), share_convs=True)
     with pytest.raises(HwnasError, match="share_convs must be true or false"):
         SupernetAccuracy(space, dataset="digits", share_convs="maybe")
+    # a flag from the command line (1, "true") names the same saved supernet as True, and another than the default
+    from hwnas.supernet import SupernetSettings
+
+    keys = {SupernetSettings(share_convs=v).key() for v in (True, 1, "true", "yes")}
+    assert len(keys) == 1 and keys != {SupernetSettings().key()} and SupernetSettings(share_convs="0").key() == SupernetSettings().key()
