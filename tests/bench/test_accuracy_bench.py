@@ -37,7 +37,8 @@ different seeds, 2), HWNAS_BENCH_SUPERNET_OPTS (supernet settings, "key=value,..
 HWNAS_BENCH_ACC_PARTS ("train", "supernet" or both, the default) to run one side only,
 HWNAS_BENCH_SUPERNET_SEEDS (supernets trained with seeds 0..n-1, or from the options' seed on;
 1; with 2 or more, `supernet_self` ranks the first two against each other, and every seed's tau and that of the
-subnets' accuracy averaged over the seeds, `supernet_seed_mean`, are reported),
+subnets' accuracy averaged over the seeds, `supernet_seed_mean`, are reported, and
+`ensemble_of_k` gives the spread of an ensemble's tau over k-subsets of the seeds),
 HWNAS_BENCH_ACC_SEED (the Generator seed that draws the architectures, 2026; another seed gives
 a held-out set for settings chosen on the first) and HWNAS_BENCH_ACC_SHARD ("i/n": this process
 trains every n-th architecture from the i-th, so n processes, one per core, share the work and
@@ -76,6 +77,7 @@ PARTS = set(os.environ.get("HWNAS_BENCH_ACC_PARTS", "train,supernet").split(",")
 ARCH_SEED = int(os.environ.get("HWNAS_BENCH_ACC_SEED", "2026"))  # which random architectures
 SUPERNET_SEEDS = int(os.environ.get("HWNAS_BENCH_SUPERNET_SEEDS", "1"))  # supernets trained with seeds 0..n-1
 SHARD, SHARDS = map(int, os.environ.get("HWNAS_BENCH_ACC_SHARD", "0/1").split("/"))
+TARGET_TAU = 0.5  # the issue's target for a proxy's rank agreement with stand-alone training
 LOW_EPOCHS, LOW_SUBSET = 3, 1.0  # the train estimator's default fidelity
 
 
@@ -85,6 +87,26 @@ def _options(text: str) -> dict[str, Any]:
 
 def _tau(proxy: list[float], full: list[float]) -> float:
     return float(kendalltau(proxy, full).statistic)
+
+
+def _ensemble_spread(scores: list[list[float]], full: list[float], most: int = 5000) -> dict[str, dict[str, float]]:
+    """For ensembles of k of the supernets (k = 1, 2, 4, 8, ... up to all but one): tau of the mean
+    accuracy over every k-subset of the seeds (or ``most`` of them drawn at random), as median,
+    10th and 90th percentiles, and the share of subsets at or above the target."""
+    from itertools import combinations
+    from math import comb
+
+    a = np.asarray(scores, dtype=float)  # architectures x seeds
+    n, rng, out = a.shape[1], np.random.default_rng(0), {}
+    k = 1
+    while k < n:
+        subsets = (list(combinations(range(n), k)) if comb(n, k) <= most
+                   else [tuple(rng.choice(n, k, replace=False)) for _ in range(most)])
+        taus = np.array([_tau(list(a[:, list(c)].mean(1)), full) for c in subsets])
+        out[str(k)] = {"subsets": len(subsets), "median": float(np.median(taus)), "p10": float(np.percentile(taus, 10)),
+                       "p90": float(np.percentile(taus, 90)), "share_at_target": float(np.mean(taus >= TARGET_TAU))}
+        k *= 2
+    return out
 
 
 def _tau_ci(proxy: list[float], full: list[float]) -> list[float]:
@@ -134,7 +156,7 @@ def test_proxy_rank_agreement() -> None:
                                if k in ("HWNAS_BENCH_SUPERNET_OPTS", "HWNAS_BENCH_THREADS", "HWNAS_BENCH_ACC_PARTS")]
                             + ["make bench (tests/bench/test_accuracy_bench.py)"]),
         "architecture_seed": ARCH_SEED, "space": space_name, "input": shape, "dataset": dataset, "architectures": N, "space_options": opts,
-        "threads": THREADS or os.cpu_count(), "kendall_tau": {"target": 0.5}, "seconds": {}, "accuracy_mean": {},
+        "threads": THREADS or os.cpu_count(), "kendall_tau": {"target": TARGET_TAU}, "seconds": {}, "accuracy_mean": {},
     }
     per_arch: list[dict[str, Any]] = [{"arch": a.string} for a in archs]
 
@@ -190,6 +212,9 @@ def test_proxy_rank_agreement() -> None:
         out["kendall_tau_ci95"] = {"train": _tau_ci([r["train"] for r in per_arch], ref)}
         if REF_SEEDS > 1:
             out["kendall_tau"]["reference_self"] = _tau([r["full"] for r in per_arch], [r["full_seed1"] for r in per_arch])
+            out["reference_spread_points"] = {  # as supernet_spread_points, for the stand-alone trainings
+                "between_architectures_sd": float(np.std(ref, ddof=1)),
+                "between_seeds_sd_median": float(np.median([np.std([r[n] for n in names], ddof=1) for r in per_arch]))}
             # the train proxy shares seed 0 (initial weights, batch order) with the first reference run
             others = [float(np.mean([r[n] for n in names[1:]])) for r in per_arch]
             out["kendall_tau"]["train_vs_other_seeds"] = _tau([r["train"] for r in per_arch], others)
@@ -267,8 +292,19 @@ def test_proxy_rank_agreement() -> None:
                 out["kendall_tau"]["supernet_seed_mean"] = _tau(mean, [r["reference"] for r in per_arch])
                 out["kendall_tau_within_depth"]["supernet_seed_mean"] = _tau_within(
                     mean, [r["reference"] for r in per_arch], [r["blocks"] for r in per_arch])
+                # what an ensemble of k of these supernets typically gives (--accuracy-opt ensemble=k):
+                # the spread of its tau over k-subsets of the seeds, one draw of seeds being no evidence
+                # signal and noise, in accuracy points: how far apart the architectures' mean scores are,
+                # against how far one architecture's score moves from seed to seed (averaging k seeds
+                # divides the second by sqrt(k))
+                seeds_sd = [float(np.std([r[n] for n in sn_names], ddof=1)) for r in per_arch]
+                out["supernet_spread_points"] = {"between_architectures_sd": float(np.std(mean, ddof=1)),
+                                                 "between_seeds_sd_median": float(np.median(seeds_sd))}
+                out["ensemble_of_k"] = _ensemble_spread([[r[n] for n in sn_names] for r in per_arch],
+                                                        [r["reference"] for r in per_arch])
     out["per_architecture"] = per_arch
     (ROOT / "bench-results" / f"accuracy-{space_name}-{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"\n== proxy rank agreement, {space_name} {shape} on {dataset}, {N} architectures ==")
-    print(json.dumps({k: out.get(k) for k in ("kendall_tau", "kendall_tau_within_depth", "kendall_tau_ci95", "seconds",
+    print(json.dumps({k: out.get(k) for k in ("kendall_tau", "kendall_tau_within_depth", "kendall_tau_ci95", "ensemble_of_k",
+                                              "reference_spread_points", "supernet_spread_points", "seconds",
                                               "accuracy_mean")}, indent=1))
