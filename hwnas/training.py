@@ -108,17 +108,22 @@ EVAL_BATCH = 64  # small batches keep a layer's activations in cache: 3x faster 
 
 
 def accuracy_on(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, idx: np.ndarray,
-                batch_size: int = EVAL_BATCH) -> float:
-    """Top-1 accuracy (%) of ``model`` on the samples ``idx``."""
+                batch_size: int = EVAL_BATCH, expected: bool = False) -> float:
+    """Top-1 accuracy (%) of ``model`` on the samples ``idx``; with ``expected``, the mean probability
+    (%) it gives the true class: the expected accuracy of answering with a draw from its softmax."""
     model.eval()
-    correct = 0
+    correct = 0.0
     with torch.inference_mode():
         for b in range(0, len(idx), batch_size):
             batch = torch.from_numpy(idx[b:b + batch_size])
             logits = model(nhwc(x_all[batch]))
             if not torch.isfinite(logits).all():
                 raise TrainingFailed("the trained model outputs NaN or infinite logits")
-            correct += int((logits.argmax(1) == y_all[batch]).sum())
+            y = y_all[batch]
+            if expected:
+                correct += float(logits.double().softmax(1).gather(1, y[:, None]).sum())
+            else:
+                correct += int((logits.argmax(1) == y).sum())
     return 100.0 * correct / len(idx)
 
 

@@ -74,7 +74,16 @@ def test_spos_training_learns_and_is_saved_and_reused(tmp_path: Path) -> None:
     # an evaluation-only setting reuses the trained weights (and keeps the file's name)
     more = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, calib_batches=16, threads=1)
     assert more.train_seconds == est.train_seconds and more.settings.key() == est.settings.key()
-    assert more.describe()["evaluation"] == {"calib_batches": 16}
+    assert more.describe()["evaluation"] == {"calib_batches": 16, "score": "expected"}
+    # the score is evaluation-only too; top-1 counts whole validation images, the default does not
+    top1 = SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, score="top1", threads=1)
+    assert top1.settings.key() == est.settings.key() and top1.train_seconds == est.train_seconds
+    hits = top1.evaluate(archs)["accuracy"] * len(top1.splits.val) / 100.0
+    np.testing.assert_allclose(hits, np.round(hits), atol=1e-9)
+    assert not np.allclose(accs, top1.evaluate(archs)["accuracy"])
+    assert np.all((accs > 0) & (accs < 100))
+    with pytest.raises(HwnasError, match="score must be one of expected, top1, not 'loss'"):
+        SupernetAccuracy(space, dataset="digits", path=str(path), epochs=30, score="loss", threads=1)
 
 
 def test_supernet_errors() -> None:

@@ -14,7 +14,7 @@ from hwnas.objectives import objectives_from_specs
 from hwnas.search import make_config, search
 from hwnas.spaces import get_space
 from hwnas.supernet import SupernetSettings
-from hwnas.training import TrainAccuracy, TrainSettings, settings_key
+from hwnas.training import TrainAccuracy, TrainSettings, TrainingFailed, accuracy_on, settings_key
 
 FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
 
@@ -51,6 +51,28 @@ def test_cache_keys_survive_a_new_setting_but_not_a_changed_one(settings_type: t
     assert settings_type(epochs=settings_type().epochs).key() == settings_type().key()  # spelled out = default
     # a changed default (the version bumped with it) retires every key made under the old one
     assert settings_key(settings_type(), 2) != settings_key(settings_type(), 1)
+
+
+def test_accuracy_on_counts_top1_answers_or_averages_the_true_class_probability() -> None:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0.5, 0]]))
+    x = torch.tensor([[3.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 4.0, 0], [1.0, 1.0, 0, 0], [0, 0, 0, 1.0]]).reshape(5, 1, 2, 2)
+    y = torch.tensor([0, 1, 2, 0, 2])
+    idx = np.arange(5)
+    probs = torch.softmax(model(x), 1)[torch.arange(5), y]
+    hits = (model(x).argmax(1) == y).sum()
+    for batch in (1, 2, 64):  # the batching does not change the result
+        assert accuracy_on(model, x, y, idx, batch_size=batch) == pytest.approx(100.0 * float(hits) / 5)
+        assert accuracy_on(model, x, y, idx, batch_size=batch, expected=True) == pytest.approx(100.0 * float(probs.mean()))
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("nan")
+    with pytest.raises(TrainingFailed, match="NaN or infinite logits"):
+        accuracy_on(model, x, y, idx, expected=True)
 
 
 def test_divergence_is_a_recorded_failure(tmp_path: Path) -> None:
