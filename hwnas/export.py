@@ -235,6 +235,16 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+
+def proxy_label(config: dict[str, Any]) -> str | None:
+    """What the search's accuracy numbers are: the estimator, and for a supernet its score (its
+    default, expected accuracy, is a mean probability, not a top-1 accuracy to quote)."""
+    source = config.get("accuracy")
+    if source == "supernet":
+        score = (config.get("accuracy_options") or {}).get("score", "expected")
+        return "supernet, " + ("expected accuracy: mean true-class probability" if score == "expected" else "top-1")
+    return source
+
 def export_front(
     run_dir: str | Path,
     out: str | Path,
@@ -281,7 +291,7 @@ def export_front(
     if retrain_path.is_file():
         retrained = {m["arch_id"]: m for m in json.loads(retrain_path.read_text())["models"]}
 
-    acc_obj = config.get("accuracy")
+    acc_obj = proxy_label(config)
     names, weights, accuracy = [], [], []
     for i, (arch, member) in enumerate(zip(archs, chosen)):
         names.append(f"{space.name}-{i + 1:02d}-{arch.id[:8]}")

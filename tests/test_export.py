@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hwnas.cli import main
-from hwnas.export import CARD_FIELDS, export_front
+from hwnas.export import CARD_FIELDS, export_front, proxy_label
 from hwnas.objectives import objectives_from_specs, parse_budget
 from hwnas.profiler import profile
 from hwnas.report import write_report
@@ -129,3 +129,11 @@ def test_report_renders_in_headless_chromium(run: Path, tmp_path: Path, quick_sp
     subprocess.run([*flags, "--window-size=1200,1400", f"--screenshot={shot}", url], capture_output=True, timeout=120)
     img = Image.open(shot).convert("RGB").resize((120, 140))
     assert len(img.getcolors(maxcolors=120 * 140)) > 50  # rendered text and plots, not a blank page
+
+
+def test_a_card_names_what_the_search_proxy_measured() -> None:
+    # a supernet's default score is a mean probability; a card must not pass it off as top-1
+    assert proxy_label({"accuracy": "supernet"}) == "supernet, expected accuracy: mean true-class probability"
+    assert proxy_label({"accuracy": "supernet", "accuracy_options": {"score": "top1"}}) == "supernet, top-1"
+    assert proxy_label({"accuracy": "train"}) == "train"
+    assert proxy_label({}) is None
