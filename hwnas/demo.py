@@ -149,8 +149,10 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     if run.exists():
         shutil.rmtree(run)
     result = search(config, run)
-    for m in result.front:
-        print(f"   accuracy {m['accuracy']:.2f}% (supernet proxy)  latency {m['latency_ms']:.3f} ms  {m['arch']}")
+    from hwnas.export import proxy_label
+
+    for m in result.front:  # a proxy's score, not a top-1 accuracy: step 3 retrains for that
+        print(f"   proxy {m['accuracy']:.2f}% ({proxy_label(config)})  latency {m['latency_ms']:.3f} ms  {m['arch']}")
     return run
 
 
