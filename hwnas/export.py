@@ -235,15 +235,17 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 def proxy_label(config: dict[str, Any]) -> str | None:
     """What the search's accuracy numbers are: the estimator, and for a supernet its score (its
     default, expected accuracy, is a mean probability, not a top-1 accuracy to quote)."""
     source = config.get("accuracy")
     if source == "supernet":
-        score = (config.get("accuracy_options") or {}).get("score", "expected")
+        from hwnas.supernet import SupernetSettings
+
+        score = (config.get("accuracy_options") or {}).get("score", SupernetSettings.score)
         return "supernet, " + ("expected accuracy: mean true-class probability" if score == "expected" else "top-1")
     return source
+
 
 def export_front(
     run_dir: str | Path,

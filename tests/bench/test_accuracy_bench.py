@@ -292,14 +292,14 @@ def test_proxy_rank_agreement() -> None:
                 out["kendall_tau"]["supernet_seed_mean"] = _tau(mean, [r["reference"] for r in per_arch])
                 out["kendall_tau_within_depth"]["supernet_seed_mean"] = _tau_within(
                     mean, [r["reference"] for r in per_arch], [r["blocks"] for r in per_arch])
-                # what an ensemble of k of these supernets typically gives (--accuracy-opt ensemble=k):
-                # the spread of its tau over k-subsets of the seeds, one draw of seeds being no evidence
                 # signal and noise, in accuracy points: how far apart the architectures' mean scores are,
                 # against how far one architecture's score moves from seed to seed (averaging k seeds
                 # divides the second by sqrt(k))
                 seeds_sd = [float(np.std([r[n] for n in sn_names], ddof=1)) for r in per_arch]
                 out["supernet_spread_points"] = {"between_architectures_sd": float(np.std(mean, ddof=1)),
                                                  "between_seeds_sd_median": float(np.median(seeds_sd))}
+                # what an ensemble of k of these supernets typically gives (--accuracy-opt ensemble=k):
+                # the spread of its tau over k-subsets of the seeds, one draw of seeds being no evidence
                 out["ensemble_of_k"] = _ensemble_spread([[r[n] for n in sn_names] for r in per_arch],
                                                         [r["reference"] for r in per_arch])
     out["per_architecture"] = per_arch
