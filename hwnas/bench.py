@@ -89,8 +89,7 @@ def load_problem(space: str, input_shape: str, table: str | Path, objective_spec
     cost = next((o.name for o in objs.objectives if o.cheap and o.direction == "min"), None)
     if accuracy is None or cost is None:
         raise BenchError("bench needs an expensive max objective (accuracy) and a cheap min objective (a cost)")
-    rows = np.array(sorted(bench.rows_by_id().values()))  # one row per distinct architecture
-    cols = {m: bench.column(m)[rows] for m in objs.metrics}
+    cols = {m: bench.column(m) for m in objs.metrics}  # one value per distinct architecture: its class mean
     F = objs.F({m: cols[m] for m in objs.names})
     feasible = objs.violation(cols, hard=True) <= 0
     ideal, nadir = F.min(0), F.max(0)
@@ -136,9 +135,10 @@ def _run(job: tuple[str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict
     assert problem is not None
     evaluator = CandidateEvaluator(problem.objectives, [problem.table])
     opts = dict(options)
-    if name == "progressive":
+    cls = STRATEGIES.get(name)
+    if cls.needs_cheap:
         opts.setdefault("cheap", evaluator.cheap)
-    strategy = STRATEGIES.get(name)(problem.space, problem.objectives, np.random.default_rng(seed), **opts)
+    strategy = cls(problem.space, problem.objectives, np.random.default_rng(seed), **opts)
     t0 = time.perf_counter()
     trace, _, _, _ = run_strategy(strategy, evaluator, problem.objectives, evaluations)
     wall = time.perf_counter() - t0
@@ -243,6 +243,9 @@ def run_bench(
         "command": list(command) if command is not None else sys.argv,
         "table": str(table), "table_sha256": digest, "space": space, "objectives": problem.objectives.to_dict(),
         "accuracy": problem.accuracy, "cost": problem.cost, "evaluations": evaluations,
+        "scoring": {"distinct_architectures": len(problem.acc_all) if not problem.objectives.constraints else None,
+                    "isomorphic": "a class of isomorphic architectures takes the mean of its rows' values, "
+                                  "in the searches and in the true front alike"},
         "seeds": list(range(seeds)), "checkpoints": checkpoints,
         "hypervolume": {"normalised_to": "the table's true front (feasible, distinct architectures) = 1.0",
                         "scaling": "each objective (minimised) scaled by the table's ideal and nadir",

@@ -4,8 +4,9 @@
 * ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap).
 * ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
   column in the space's string form. Isomorphic architectures resolve to one entry: rows are
-  keyed by architecture id, and the row of the class's canonical string wins, else the first row
-  in file order. An architecture missing from the table is an error that names it.
+  keyed by architecture id, and a class takes the mean of its rows' values (NaN cells left out),
+  so a result does not depend on which of several measured copies is the canonical one. An
+  architecture missing from the table is an error that names it.
 
 Accuracy estimators are registered by name (``ACCURACY``): ``table`` reads a benchmark column;
 later estimators train candidates or share weights.
@@ -120,9 +121,8 @@ class BenchmarkMetrics(MetricSource):
             if col not in self.columns:
                 raise BenchmarkError(f"{self.path}: no column {col!r} for metric {metric!r} (columns: {', '.join(self.columns)})")
         self.provides = tuple(self.columns) + tuple(m for m in self.mapping if m not in self.columns)
-        index: dict[str, int] = {}
         data = np.full((len(rows), len(self.columns)), np.nan)
-        canonical_rows: dict[str, int] = {}
+        members: dict[str, list[int]] = {}  # architecture id -> its rows, in file order
         for i, row in enumerate(rows):
             try:
                 arch = space.parse(row["arch"])
@@ -134,19 +134,24 @@ class BenchmarkMetrics(MetricSource):
                     data[i, j] = float(v) if v not in (None, "") else np.nan
                 except (TypeError, ValueError):
                     raise BenchmarkError(f"{self.path}: row {i + 2}, column {c!r}: {v!r} is not a number") from None
-            index.setdefault(arch.id, i)
-            if arch.string == arch.canonical:
-                canonical_rows[arch.id] = i
-        index.update(canonical_rows)
-        self._index, self._data = index, data
+            members.setdefault(arch.id, []).append(i)
+        # one entry per class, in order of first appearance: the mean of its rows' values
+        self._index = {arch_id: k for k, arch_id in enumerate(members)}
+        self._data = np.full((len(members), len(self.columns)), np.nan)
+        for k, idx in enumerate(members.values()):
+            block = data[idx]
+            have = ~np.isnan(block)
+            counts = have.sum(0)
+            self._data[k] = np.where(counts > 0, np.where(have, block, 0.0).sum(0) / np.maximum(counts, 1), np.nan)
         self.n_rows = len(rows)
 
     def column(self, metric: str) -> np.ndarray:
-        """Every row's value of a metric (for true fronts and quantiles in benchmarks)."""
+        """Every distinct architecture's value of a metric (its class mean), in ``ids()`` order."""
         return self._data[:, self.columns.index(self.mapping.get(metric, metric))]
 
-    def rows_by_id(self) -> dict[str, int]:
-        return dict(self._index)
+    def ids(self) -> list[str]:
+        """The distinct architectures' ids, in the order of ``column``."""
+        return list(self._index)
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         rows = []

@@ -243,7 +243,7 @@ def search(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
     rng = np.random.default_rng(config["seed"])
     options = dict(config["strategy_options"])
     cls = STRATEGIES.get(config["strategy"])
-    if config["strategy"] == "progressive":
+    if cls.needs_cheap:
         options.setdefault("cheap", evaluator.cheap)
     try:
         strategy = cls(space, objectives, rng, **options)

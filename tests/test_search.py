@@ -185,6 +185,16 @@ def test_benchmark_lookup_resolves_isomorphic_cells_and_names_missing_ones(tmp_p
     other = NB201Space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
     with pytest.raises(BenchmarkError, match="no row for .*nor_conv_3x3"):
         BenchmarkMetrics(small, NB201Space).evaluate([other])
+    # a class takes the mean of its rows, whichever copy is canonical; an empty cell is left out
+    twin = NB201Space.parse("|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|")
+    twin_copy = NB201Space.parse("|skip_connect~0|+|none~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|")
+    assert twin.id == twin_copy.id and twin.string != twin_copy.string
+    pair = tmp_path / "pair.csv"
+    pair.write_text(f"arch,accuracy,lat\n{twin.string},50.0,2\n{a.canonical},70,1\n{twin_copy.string},60.0,\n")
+    table = BenchmarkMetrics(pair, NB201Space)
+    got = table.evaluate([twin_copy, a])
+    assert got["accuracy"].tolist() == [55.0, 70.0] and got["lat"].tolist() == [2.0, 1.0]
+    assert table.ids() == [twin.id, a.id] and table.column("accuracy").tolist() == [55.0, 70.0]
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,accuracy\n|bogus|,1\n")
     with pytest.raises(BenchmarkError, match="row 2"):

@@ -236,6 +236,12 @@ class SearchSpace(abc.ABC):
         return out
 
     @classmethod
+    def distinct_architectures(cls, limit: int) -> list[Architecture] | None:
+        """Every distinct architecture (one per equivalence class), in a fixed order, where the
+        space has at most ``limit`` of them and can list them; else None (draw pools instead)."""
+        return None
+
+    @classmethod
     def mutate(cls, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None) -> Architecture:
         """Resample each gene with probability ``rate`` (default 1/#genes) to a different value.
 
@@ -388,6 +394,23 @@ class SearchSpace(abc.ABC):
         n, ncat = len(idx), len(self.catalog())
         flat = (np.arange(n)[:, None] * ncat + idx).ravel()
         return np.bincount(flat, weights=weight.ravel(), minlength=n * ncat).reshape(n, ncat).astype(np.int64)
+
+    def surrogate_features(self, genes: np.ndarray) -> np.ndarray:
+        """Numeric features of canonical gene vectors (n, n_genes) for a surrogate model: one-hot
+        genes, then how often each kind of block occurs in the built model. Spaces add what they
+        know about their phenotype (nb201: live edges and path encoding)."""
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        onehot = np.concatenate([np.eye(c)[g[:, i]] for i, c in enumerate(self.cardinalities())], 1)
+        return np.concatenate([onehot, self._kind_counts(g)], 1)
+
+    def _kind_counts(self, genes: np.ndarray) -> np.ndarray:
+        """(n, kinds): occurrences of each block kind (convolutions, sums, ...) per architecture."""
+        kinds = sorted({b.kind for b in self.catalog()})
+        kind_of = np.array([kinds.index(b.kind) for b in self.catalog()], dtype=np.int64)
+        idx, weight = self.block_slots(genes)
+        n = len(idx)
+        flat = (np.arange(n)[:, None] * len(kinds) + kind_of[idx]).ravel()
+        return np.bincount(flat, weights=weight.ravel(), minlength=n * len(kinds)).reshape(n, len(kinds))
 
     def example_input(self, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
         """A deterministic random input of the space's shape."""

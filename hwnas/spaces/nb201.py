@@ -72,6 +72,22 @@ def _unique_str(genes: tuple[int, ...]) -> str:
     return nodes[3]
 
 
+# input-to-output paths as edge positions in EDGES: 3<-0; 1<-0, 3<-1; 2<-0, 3<-2; 1<-0, 2<-1, 3<-2
+_PATHS: tuple[tuple[int, ...], ...] = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def _live_mask(g: np.ndarray) -> np.ndarray:
+    """(n, 6) booleans: which edges of each gene row are live (vectorised ``_live_edges``)."""
+    real = g != OPS.index("none")
+    r1 = real[:, 0]
+    r2 = real[:, 1] | (r1 & real[:, 2])
+    o2 = real[:, 5]
+    o1 = real[:, 4] | (real[:, 2] & o2)
+    # (dst, src) order of EDGES: 10, 20, 21, 30, 31, 32
+    return np.stack([real[:, 0] & o1, real[:, 1] & o2, real[:, 2] & r1 & o2, real[:, 3], real[:, 4] & r1,
+                     real[:, 5] & r2], 1)
+
+
 @functools.cache
 def _representatives() -> dict[str, tuple[int, ...]]:
     """Isomorphism key -> the class member that comes first in enumeration order."""
@@ -255,6 +271,12 @@ class NB201Space(SearchSpace):
         """Every cell, in enumeration (gene) order."""
         return [cls.decode(g) for g in itertools.product(range(len(OPS)), repeat=len(EDGES))]
 
+    @classmethod
+    def distinct_architectures(cls, limit: int) -> list[Architecture] | None:
+        """The 6,466 class representatives, in enumeration order."""
+        reps = _representatives()
+        return [cls.decode(g) for g in reps.values()] if len(reps) <= limit else None
+
     # ----- phenotype -----
     def config(self) -> dict[str, object]:
         return {**super().config(), "C": self.C, "N": self.N}
@@ -355,17 +377,32 @@ class NB201Space(SearchSpace):
                 stages[stage].append(b)
         return stages
 
+    def surrogate_features(self, genes: np.ndarray) -> np.ndarray:
+        """One-hot operations of the live edges (a dead edge counts as ``none``), the path
+        encoding of the cell (White et al., BANANAS: which operation sequences lie on an
+        input-to-output path) and block-kind counts."""
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        live = _live_mask(g)
+        ops = np.where(live, g, 0)
+        onehot = np.concatenate([np.eye(len(OPS))[ops[:, i]] for i in range(len(EDGES))], 1)
+        real = len(OPS) - 1  # operations other than none, numbered 0..3 on a path
+        paths = []
+        for path in _PATHS:
+            on = np.all(g[:, path] != 0, axis=1)
+            code = np.zeros(len(g), dtype=np.int64)
+            for e in path:
+                code = code * real + (g[:, e] - 1)
+            width = real ** len(path)
+            paths.append(np.eye(width)[code] * on[:, None])
+        # the two length-2 paths share one code book, as BANANAS counts sequences, not edges
+        enc = np.concatenate([paths[0], paths[1] + paths[2], paths[3]], 1)
+        return np.concatenate([onehot, enc, self._kind_counts(g)], 1)
+
     def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
         lut = self._lut
         n = len(g)
-        real = g != OPS.index("none")
-        r1 = real[:, 0]
-        r2 = real[:, 1] | (r1 & real[:, 2])
-        o2 = real[:, 5]
-        o1 = real[:, 4] | (real[:, 2] & o2)
-        # (dst, src) order of EDGES: 10, 20, 21, 30, 31, 32
-        live = np.stack([real[:, 0] & o1, real[:, 1] & o2, real[:, 2] & r1 & o2, real[:, 3], real[:, 4] & r1, real[:, 5] & r2], 1)
+        live = _live_mask(g)
         computed = live & (g != OPS.index("skip_connect"))
         fan2 = live[:, 1].astype(int) + live[:, 2]
         fan3 = live[:, 3].astype(int) + live[:, 4] + live[:, 5]

@@ -25,6 +25,9 @@ FAILED_VALUE = 1e9  # what a failed or unevaluated objective counts as when mini
 class Strategy(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    # a strategy that ranks candidates by their cheap metrics before asking for them says so: the
+    # loop then hands it ``cheap=`` (a function from architectures to their cheap metrics)
+    needs_cheap: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, **options: Any) -> None:
         if options:

@@ -68,6 +68,7 @@ class Surrogate:
 class ProgressiveSearch(Strategy):
     name = "progressive"
     description = "DPP-Net progressive cell growth with an MLP surrogate choosing which children to evaluate"
+    needs_cheap = True
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
                  beam: int = 8, cheap: CheapFn | None = None, mutations: int = 64, **options: Any) -> None:
