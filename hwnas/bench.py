@@ -45,7 +45,7 @@ from hwnas.metrics import BenchmarkMetrics
 from hwnas.objectives import Constraint, ObjectiveSet, objectives_from_specs
 from hwnas.pareto import budget_regret, hypervolume, igd, non_dominated
 from hwnas.spaces import SearchSpace, get_space
-from hwnas.strategies import STRATEGIES
+from hwnas.strategies import STRATEGIES, Strategy
 
 CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 QUANTILES = (0.10, 0.25, 0.50, 0.75)
@@ -127,6 +127,19 @@ def _init_worker(args: dict[str, Any]) -> None:
     _PROBLEM = load_problem(**args)
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    """An hwnas strategy or a peer by name; ``random@N`` is random search with its own budget."""
+    from hwnas.strategies.peers import PEERS
+
+    base = name.partition("@")[0]
+    if base in PEERS:
+        return PEERS.get(base)
+    if base not in STRATEGIES:
+        raise BenchError(f"unknown strategy or peer {base!r} (strategies: {', '.join(STRATEGIES.names())}; "
+                         f"peers: {', '.join(PEERS.names())})")
+    return STRATEGIES.get(base)
+
+
 def _run(job: tuple[str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
     from hwnas.search import CandidateEvaluator, run_strategy
 
@@ -135,7 +148,7 @@ def _run(job: tuple[str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict
     assert problem is not None
     evaluator = CandidateEvaluator(problem.objectives, [problem.table])
     opts = dict(options)
-    cls = STRATEGIES.get(name)
+    cls = strategy_class(name)
     if cls.needs_cheap:
         opts.setdefault("cheap", evaluator.cheap)
     strategy = cls(problem.space, problem.objectives, np.random.default_rng(seed), **opts)
@@ -174,24 +187,44 @@ def run_bench(
     *, space: str, table: str | Path, objectives: Sequence[str], strategies: Sequence[str], evaluations: int,
     seeds: int, out: str | Path, input_shape: str = "3x32x32", budgets: Sequence[Constraint] = (),
     cheap: Sequence[str] | None = None, workers: int | None = None, strategy_options: dict[str, dict[str, Any]] | None = None,
-    plots: bool = True, command: Sequence[str] | None = None,
+    plots: bool = True, command: Sequence[str] | None = None, peers: Sequence[str] = (),
+    reference_evaluations: int | None = None,
 ) -> dict[str, Any]:
-    """Run every strategy for ``seeds`` seeds; write traces, summary.json and plots under ``out``."""
+    """Run every strategy (and peer) for ``seeds`` seeds; write traces, summary.json and plots
+    under ``out``. ``peers`` (``hwnas.strategies.peers``) run through the same loop and are
+    scored the same way; ``reference_evaluations`` adds random search with that many
+    evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
     from hwnas.search import versions
+    from hwnas.strategies.peers import PEERS, _optuna
 
     for name in strategies:
+        if name in PEERS:
+            raise BenchError(f"{name!r} is a peer: give it with --peers")
         STRATEGIES.get(name)
+    for name in peers:
+        PEERS.get(name)
+    if peers:
+        _optuna()  # a missing optional extra fails before any work, in one line
     if "random" not in strategies:
         strategies = ["random", *strategies]  # random search sits beside every comparison
+    strategies = [*strategies, *[p for p in peers if p not in strategies]]
     if evaluations < 1 or seeds < 1:
         raise BenchError("--evaluations and --seeds must be >= 1")
+    budgets_of = {name: evaluations for name in strategies}
+    if reference_evaluations:
+        if reference_evaluations < 1:
+            raise BenchError("--reference-evaluations must be >= 1")
+        strategies.append(f"random@{reference_evaluations}")
+        budgets_of[strategies[-1]] = reference_evaluations
     args = {"space": space, "input_shape": input_shape, "table": str(table), "objective_specs": list(objectives),
             "budgets": list(budgets), "cheap": list(cheap) if cheap is not None else None}
     problem = load_problem(**args)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     options = strategy_options or {}
-    jobs = [(name, seed, evaluations, options.get(name, {})) for name in strategies for seed in range(seeds)]
+    # the longest runs first, so that a pool of workers ends together
+    jobs = sorted(((name, seed, budgets_of[name], options.get(name.partition("@")[0], {}))
+                   for name in strategies for seed in range(seeds)), key=lambda j: -j[2])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
     if workers == 1:
@@ -223,13 +256,15 @@ def run_bench(
     finals: dict[str, dict[str, list[float]]] = {}
     for name in strategies:
         per_cp: dict[str, Any] = {}
-        for cp in checkpoints:
+        for cp in [c for c in CHECKPOINTS if c < budgets_of[name]] + [budgets_of[name]]:
             s = [scores(problem, traces[name][seed][:cp]) for seed in range(seeds)]
             per_cp[str(cp)] = {k: _ci95([x[k] for x in s]) for k in ("hv", "igd", "regret")}
         final = [scores(problem, traces[name][seed]) for seed in range(seeds)]
         finals[name] = {k: [x[k] for x in final] for k in ("hv", "igd", "regret")}
-        summary_strategies[name] = {"checkpoints": per_cp, "wall_s": {"total": float(sum(walls[name])),
-                                    "per_run": _ci95(walls[name])}}
+        summary_strategies[name] = {"evaluations": budgets_of[name], "checkpoints": per_cp,
+                                    "final": {k: _ci95(finals[name][k]) for k in ("hv", "igd", "regret")},
+                                    "peer": name in PEERS,
+                                    "wall_s": {"total": float(sum(walls[name])), "per_run": _ci95(walls[name])}}
     for name in strategies:
         summary_strategies[name]["vs_random"] = {
             "test": "Mann-Whitney U, two-sided, over seeds, at the final checkpoint",
@@ -257,12 +292,13 @@ def run_bench(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     if plots:
-        _plot_hv(out / "hv.png", problem, traces, seeds, evaluations)
+        _plot_hv(out / "hv.png", problem, traces, seeds, evaluations, finals)
         _plot_fronts(out / "front.png", problem, traces, finals, seeds)
     return summary
 
 
-def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int) -> None:
+def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
+             finals: dict[str, dict[str, list[float]]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,6 +307,9 @@ def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict
     grid = np.unique(np.linspace(1, evaluations, min(evaluations, 50)).astype(int))
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for name, runs in traces.items():
+        if "@" in name:  # a reference with its own budget: where it ends, as a level
+            ax.axhline(float(np.mean(finals[name]["hv"])), color="0.3", ls=":", lw=1.5, label=f"{name} (final)")
+            continue
         hv = np.array([[scores(problem, runs[s][:k])["hv"] for k in grid] for s in range(seeds)])
         mean = hv.mean(0)
         ci = [_ci95(hv[:, j])["ci95"] for j in range(len(grid))]
@@ -324,17 +363,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    last = str(summary["checkpoints"][-1])
     t = Table(title=f"{summary['accuracy']} vs {summary['cost']}: {len(summary['seeds'])} seeds x "
                     f"{summary['evaluations']} evaluations (mean [95% CI])")
-    for col in ("strategy", "norm. HV", "IGD", "budget regret", "regret/random", "p (HV, regret) vs random", "s/run"):
+    for col in ("strategy", "evals", "norm. HV", "IGD", "budget regret", "regret/random", "p (HV, regret) vs random", "s/run"):
         t.add_column(col)
     for name, s in summary["strategies"].items():
-        c = s["checkpoints"][last]
+        c = s["final"]
         vr = s["vs_random"]
         p = "-" if name == "random" else f"{vr['hv_p'] if vr['hv_p'] is not None else float('nan'):.2g}, " \
             f"{vr['regret_p'] if vr['regret_p'] is not None else float('nan'):.2g}"
-        t.add_row(name, f"{c['hv']['mean']:.4f} [{c['hv']['ci95'][0]:.4f}, {c['hv']['ci95'][1]:.4f}]",
+        t.add_row(f"{name} (peer)" if s["peer"] else name, str(s["evaluations"]), f"{c['hv']['mean']:.4f} [{c['hv']['ci95'][0]:.4f}, {c['hv']['ci95'][1]:.4f}]",
                   f"{c['igd']['mean']:.4f}", f"{c['regret']['mean']:.3f} [{c['regret']['ci95'][0]:.3f}, {c['regret']['ci95'][1]:.3f}]",
                   f"{vr['regret_ratio']:.2f}" if vr["regret_ratio"] is not None else "-", p,
                   f"{s['wall_s']['per_run']['mean']:.2f}")

@@ -233,7 +233,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], evaluations=args.evaluations,
         seeds=args.seeds, out=args.out, budgets=[parse_budget(b) for b in args.budget],
         cheap=args.cheap.split(",") if args.cheap is not None else None, workers=args.workers,
-        command=["hwnas", *args.argv],
+        command=["hwnas", *args.argv], peers=[s.strip() for s in (args.peers or "").split(",") if s.strip()],
+        reference_evaluations=args.reference_evaluations,
     )
     print_summary(summary)
     print(f"seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['wall_s']:.1f} s on {summary['workers']} "
@@ -417,7 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an objective column (repeatable); all but the first max one are cheap")
     p.add_argument("--cheap", help="comma-separated columns that are cheap (overrides the default)")
     p.add_argument("--budget", action="append", default=[], metavar="'COLUMN<=X'", help="a hard budget (repeatable)")
-    p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive", help="comma-separated (random is always added)")
+    p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive,bo", help="comma-separated (random is always added)")
+    p.add_argument("--peers", help="comma-separated peers run the same way, e.g. optuna-tpe,optuna-nsga2 "
+                                   "(needs the extra: pip install 'hwnas[peers]')")
+    p.add_argument("--reference-evaluations", type=int, metavar="N",
+                   help="also run random search with N evaluations (random@N), e.g. 10x --evaluations")
     p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations per run (default 100)")
     p.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per strategy (default 20)")
     p.add_argument("--workers", type=int, help="processes (default: one per core)")

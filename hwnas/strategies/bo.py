@@ -57,7 +57,7 @@ class BayesianOptimization(Strategy):
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
                  cheap: CheapFn | None = None, batch: int = 1, initial: int = 10, surrogate: str = "forest",
                  acquisition: str = "auto", pool: int = 10_000, enumerate_limit: int = 20_000,
-                 **options: Any) -> None:
+                 warp: bool = True, **options: Any) -> None:
         super().__init__(space, objectives, rng, **options)
         if cheap is None:
             raise HwnasError("bo needs the cheap-metric function of the search (the loop passes it)")
@@ -72,10 +72,12 @@ class BayesianOptimization(Strategy):
         self.cheap = cheap
         self.batch, self.initial, self.pool_size = int(batch), int(initial), int(pool)
         self.surrogate_name = surrogate
+        self.warp = bool(warp)
         objs = objectives.objectives
         self.exp_idx = [j for j, o in enumerate(objs) if not o.cheap]
         self.cheap_idx = [j for j, o in enumerate(objs) if o.cheap]
         self.hard = [c for c in objectives.constraints if c.hard and objectives.is_cheap(c.name)]
+        self.feature_metrics = sorted(m for m in objectives.metrics if objectives.is_cheap(m))
         self.soft = [c for c in objectives.constraints if not c.hard and objectives.is_cheap(c.name)]
         if acquisition == "auto":
             acquisition = "ei" if self.hard and len(self.exp_idx) == 1 else "ehvi"
@@ -105,23 +107,29 @@ class BayesianOptimization(Strategy):
         return {"archs": archs, "metrics": metrics, "F": F, "feasible": ok}
 
     def _pool(self) -> dict[str, Any]:
+        """The feasible, not yet asked candidates: archs, cheap objectives F, standardised
+        features X, and the standardisation (``mean``, ``sd``, ``used`` columns)."""
         if self.fixed_pool is not None:
-            if self._fixed is None:
-                self._fixed = self._describe(self.fixed_pool)
-                self._fixed["features"] = self._features(self._fixed["archs"], self._fixed["metrics"])
+            if self._fixed is None:  # a listed space: described once, then only masked
+                full = self._describe(self.fixed_pool)
+                full.update(_standardise(self._features(full["archs"], full["metrics"])))
+                full["ids"] = [a.id for a in full["archs"]]
+                full["where"] = {arch_id: i for i, arch_id in enumerate(full["ids"])}
+                self._fixed = full
             full = self._fixed
-            keep = np.flatnonzero(full["feasible"] & np.array([a.id not in self.seen for a in full["archs"]]))
-            return {"archs": [full["archs"][i] for i in keep], "F": full["F"][keep],
-                    "X": full["features"][keep], "stats": full["features"]}
+            available = full["feasible"].copy()
+            available[[full["where"][i] for i in self.seen if i in full["where"]]] = False
+            keep = np.flatnonzero(available)
+            return {**full, "archs": [full["archs"][i] for i in keep], "F": full["F"][keep], "X": full["X"][keep]}
         drawn: dict[str, Architecture] = {}
         for a in self._draw():
             if a.id not in self.seen:
                 drawn.setdefault(a.id, a)
         archs = list(drawn.values())
         d = self._describe(archs)
-        X = self._features(archs, d["metrics"])
+        d.update(_standardise(self._features(archs, d["metrics"])))
         keep = np.flatnonzero(d["feasible"])
-        return {"archs": [archs[i] for i in keep], "F": d["F"][keep], "X": X[keep], "stats": X}
+        return {**d, "archs": [archs[i] for i in keep], "F": d["F"][keep], "X": d["X"][keep]}
 
     def _draw(self) -> list[Architecture]:
         """A fresh pool: uniform draws, mutations and crossovers of the current front."""
@@ -141,7 +149,7 @@ class BayesianOptimization(Strategy):
     def _features(self, archs: Sequence[Architecture], metrics: dict[str, np.ndarray]) -> np.ndarray:
         genes = np.array([a.genes for a in archs], dtype=np.int64).reshape(len(archs), -1)
         cols = [self.space.surrogate_features(genes)] if len(archs) else [np.zeros((0, 1))]
-        for name in sorted(m for m in metrics if self.objectives.is_cheap(m)):
+        for name in self.feature_metrics:
             v = np.asarray(metrics[name], dtype=float)
             cols.append((np.log(np.maximum(v, 1e-12)) if np.all(v > 0) else v).reshape(-1, 1))
         return np.concatenate(cols, 1)
@@ -203,14 +211,10 @@ class BayesianOptimization(Strategy):
 
     def _acquire(self, pool: dict[str, Any]) -> list[Architecture]:
         done, X_obs, F_obs = self._training_set()
-        stats = pool["stats"]
-        mu_x, sd_x = stats.mean(0), stats.std(0)
-        used = sd_x > 1e-12  # columns that vary in the pool; constant ones carry nothing
-        scale = lambda X: (X[:, used] - mu_x[used]) / sd_x[used]  # noqa: E731
-        Xp, Xo = scale(pool["X"]), scale(X_obs)
+        Xp, Xo = pool["X"], (X_obs[:, pool["used"]] - pool["mean"]) / pool["sd"]
         seed = int(self.rng.integers(2**31 - 1))
         if len(self.exp_idx) == 1:
-            y = gaussian_copula(F_obs[:, self.exp_idx[0]])
+            y = gaussian_copula(F_obs[:, self.exp_idx[0]]) if self.warp else F_obs[:, self.exp_idx[0]]
             mean, sd = make_surrogate(self.surrogate_name, seed).fit(Xo, y).predict(Xp)
             feasible = np.array([self.obs_feasible[i] for i in done], dtype=bool)
             return self._greedy(pool, F_obs[feasible][:, self.cheap_idx], y[feasible], mean, sd,
@@ -266,3 +270,10 @@ def gaussian_copula(y: np.ndarray) -> np.ndarray:
     from scipy.stats import norm, rankdata
 
     return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+
+def _standardise(X: np.ndarray) -> dict[str, np.ndarray]:
+    """Features scaled to mean 0 and sd 1 over the pool; columns constant there are dropped."""
+    mean, sd = X.mean(0), X.std(0)
+    used = sd > 1e-12
+    return {"X": (X[:, used] - mean[used]) / sd[used], "mean": mean[used], "sd": sd[used], "used": used}
