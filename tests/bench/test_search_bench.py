@@ -87,16 +87,23 @@ def test_ask_tell_overhead_per_candidate() -> None:
     objectives = objectives_from_specs(["accuracy:max", "latency_ms:min"])
     rng_vals = np.random.default_rng(0)
     out = {}
+    def cheap(archs):  # what a latency table would give: every candidate's latency, at once
+        return {"latency_ms": np.array([1.0 + sum(a.genes) for a in archs], dtype=float)}
+
     for name in STRATEGIES.names():
         opts = {"random": {"batch": 100}, "nsga2": {"pop_size": 100}, "rl": {"batch": 100},
-                "evolution": {"population": 100, "batch": 100}, "progressive": {"beam": 100}}[name]
-        strategy = STRATEGIES.get(name)(space, objectives, np.random.default_rng(1), **opts)
+                "evolution": {"population": 100, "batch": 100}, "progressive": {"beam": 100},
+                "bo": {"batch": 100}}[name]
+        cls = STRATEGIES.get(name)
+        if cls.needs_cheap:
+            opts["cheap"] = cheap
+        strategy = cls(space, objectives, np.random.default_rng(1), **opts)
         n, t = 0, 0.0
         for _ in range(5):
             t0 = time.perf_counter()
             batch = strategy.ask()
             t += time.perf_counter() - t0
-            evals = [Evaluation(a, {"accuracy": float(rng_vals.uniform(80, 95)), "latency_ms": float(rng_vals.uniform(1, 10))},
+            evals = [Evaluation(a, {"accuracy": float(rng_vals.uniform(80, 95)), "latency_ms": 1.0 + sum(a.genes)},
                                 expensive=True) for a in batch]
             t0 = time.perf_counter()
             strategy.tell(evals)
@@ -108,3 +115,31 @@ def test_ask_tell_overhead_per_candidate() -> None:
     print("\n== ask/tell overhead, populations of 100 (target <= 1 ms per candidate) ==")
     for name, r in out.items():
         print(f"{name:<12} {r['ms_per_candidate']:.3f} ms per candidate")
+
+
+@pytest.mark.skipif(not TABLE.is_file(), reason="the development table is not beside this checkout")
+def test_bo_ask_time_on_the_whole_nb201_pool() -> None:
+    """One `bo` ask (batch 1) over all 6,466 nb201 classes after 100 evaluations: surrogate fit,
+    pool prediction and EHVI. Target: under 1 s on 2 cores."""
+    space = get_space("nb201", input_shape="3x32x32")
+    objectives = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
+    table = BenchmarkMetrics(TABLE, space)
+
+    def cheap(archs):
+        return {"pi5_onnx_latency_ms": table.evaluate(archs)["pi5_onnx_latency_ms"]}
+
+    strategy = STRATEGIES.get("bo")(space, objectives, np.random.default_rng(0), cheap=cheap, batch=1)
+    times = []
+    while len(strategy.obs_arch) < 110:
+        t0 = time.perf_counter()
+        batch = strategy.ask()
+        times.append(time.perf_counter() - t0)
+        values = table.evaluate(batch)
+        strategy.tell([Evaluation(a, {m: float(values[m][i]) for m in ("accuracy", "pi5_onnx_latency_ms")}, expensive=True)
+                       for i, a in enumerate(batch)])
+    late = times[-10:]
+    out = {"pool": space.n_distinct(), "ask_s_median_after_100": float(np.median(late)), "ask_s_max_after_100": float(max(late))}
+    (ROOT / "bench-results").mkdir(exist_ok=True)
+    (ROOT / "bench-results" / "bo-ask.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"\n== bo ask over the {out['pool']} nb201 classes after 100 evaluations: median {out['ask_s_median_after_100']:.3f} s, "
+          f"max {out['ask_s_max_after_100']:.3f} s (target < 1 s) ==")
