@@ -196,6 +196,17 @@ def test_bo_draws_pools_for_large_spaces_with_params_and_flops() -> None:
         assert strategy.state()["observed"] == len(asked) >= 6
 
 
+def test_two_expensive_objectives_use_a_random_scalarisation_per_ask(tmp_path: Path) -> None:
+    objectives = objectives_from_specs(["accuracy:max", "pi5_onnx_energy_mj:min", "pi5_onnx_latency_ms:min"],
+                                       cheap={"pi5_onnx_latency_ms"})
+    cfg = make_config(space="nb201", input_shape="3x32x32", objectives=objectives, strategy="bo",
+                      strategy_options={"initial": 4, "batch": 2}, evaluations=12, seed=1, benchmark=str(BENCH))
+    result = search(cfg, tmp_path / "a", progress=False)
+    again = search(cfg, tmp_path / "b", progress=False)
+    assert result.used == 12 and result.front and _trace(tmp_path / "a") == _trace(tmp_path / "b")
+    assert len({a for a, _, _ in _trace(tmp_path / "a")}) == 12 and again.front == result.front
+
+
 def test_bo_options_are_checked() -> None:
     space = get_space("nb201", input_shape="3x32x32")
     cls = STRATEGIES.get("bo")

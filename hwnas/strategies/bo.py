@@ -11,7 +11,8 @@ known exactly before any accuracy is spent; only the expensive objective is unce
 2. **Surrogate** (``surrogate=forest|gp``, ``hwnas.strategies.surrogates``) for each expensive
    objective, fitted to every complete evaluation. Features: the space's
    ``surrogate_features`` (one-hot genes, block-kind counts, nb201's path encoding) and the
-   cheap objectives themselves (log-scaled where positive), standardised over the pool.
+   cheap objectives themselves (log-scaled where positive), standardised over the pool. Targets
+   are Gaussian-copula warped (ranks to normal quantiles; ``warp=0`` fits the raw values).
 3. **Acquisition** (``acquisition=auto|ehvi|ei``). ``ehvi``: the expected hypervolume improvement
    over the current feasible front, exact for one expensive objective (``acquisition.py``).
    ``ei``: the expected improvement of the best feasible value of the expensive objective, what a
