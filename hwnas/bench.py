@@ -195,7 +195,7 @@ def run_bench(
     scored the same way; ``reference_evaluations`` adds random search with that many
     evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
     from hwnas.search import versions
-    from hwnas.strategies.peers import PEERS, _optuna
+    from hwnas.strategies.peers import PEERS, require_optuna
 
     for name in strategies:
         if name in PEERS:
@@ -204,7 +204,7 @@ def run_bench(
     for name in peers:
         PEERS.get(name)
     if peers:
-        _optuna()  # a missing optional extra fails before any work, in one line
+        require_optuna()  # a missing optional extra fails before any work, in one line
     if "random" not in strategies:
         strategies = ["random", *strategies]  # random search sits beside every comparison
     strategies = [*strategies, *[p for p in peers if p not in strategies]]
@@ -278,7 +278,7 @@ def run_bench(
         "command": list(command) if command is not None else sys.argv,
         "table": str(table), "table_sha256": digest, "space": space, "objectives": problem.objectives.to_dict(),
         "accuracy": problem.accuracy, "cost": problem.cost, "evaluations": evaluations,
-        "scoring": {"distinct_architectures": len(problem.acc_all) if not problem.objectives.constraints else None,
+        "scoring": {"distinct_architectures": len(problem.table.ids()),
                     "isomorphic": "a class of isomorphic architectures takes the mean of its rows' values, "
                                   "in the searches and in the true front alike"},
         "seeds": list(range(seeds)), "checkpoints": checkpoints,

@@ -28,7 +28,7 @@ from hwnas.strategies.base import Strategy
 CONSTRAINT_ATTR = "hwnas_violation"
 
 
-def _optuna() -> Any:
+def require_optuna() -> Any:
     try:
         import optuna
     except ImportError:
@@ -52,7 +52,7 @@ class OptunaPeer(Strategy):
     sampler: ClassVar[str]
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, **options: Any) -> None:
-        optuna = _optuna()
+        optuna = require_optuna()
         super().__init__(space, objectives, rng)
         seed = int(rng.integers(2**31 - 1))  # the run's Generator decides the sampler's seed
         with _quiet(optuna):
