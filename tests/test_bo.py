@@ -251,6 +251,16 @@ def test_optuna_peers_run_beside_hwnas_with_the_same_trace_format(tmp_path: Path
         (out / "traces" / "optuna-tpe" / "seed0.csv").read_text()  # seeded: the same trace again
 
 
+def test_an_optuna_peer_under_a_hard_budget_spends_evaluations_only_inside_it(tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    run_bench(space="nb201", table=BENCH, objectives=["accuracy:max", "pi5_onnx_latency_ms:min"], strategies=["random"],
+              peers=["optuna-tpe"], budgets=[parse_budget("pi5_onnx_latency_ms<=2")], evaluations=10, seeds=1,
+              out=tmp_path, workers=1, plots=False)
+    rows = list(csv.DictReader((tmp_path / "traces" / "optuna-tpe" / "seed0.csv").open()))
+    # candidates that break the budget were told to the sampler as constrained, not counted
+    assert len(rows) == 10 and all(float(r["pi5_onnx_latency_ms"]) <= 2 for r in rows)
+
+
 def test_a_missing_optuna_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError

@@ -90,7 +90,6 @@ class BayesianOptimization(Strategy):
         self.obs_F: list[np.ndarray] = []  # objective vectors to minimise (soft penalties applied)
         self.obs_cheap: list[dict[str, float]] = []
         self.obs_feasible: list[bool] = []
-        self.design: list[Architecture] = []
 
     # ----- the pool ------------------------------------------------------------------------------
     def _describe(self, archs: list[Architecture]) -> dict[str, Any]:
@@ -120,17 +119,14 @@ class BayesianOptimization(Strategy):
             full = self._fixed
             available = full["feasible"].copy()
             available[[full["where"][i] for i in self.seen if i in full["where"]]] = False
-            keep = np.flatnonzero(available)
-            return {**full, "archs": [full["archs"][i] for i in keep], "F": full["F"][keep], "X": full["X"][keep]}
+            return _subset(full, np.flatnonzero(available))
         drawn: dict[str, Architecture] = {}
         for a in self._draw():
             if a.id not in self.seen:
                 drawn.setdefault(a.id, a)
-        archs = list(drawn.values())
-        d = self._describe(archs)
-        d.update(_standardise(self._features(archs, d["metrics"])))
-        keep = np.flatnonzero(d["feasible"])
-        return {**d, "archs": [archs[i] for i in keep], "F": d["F"][keep], "X": d["X"][keep]}
+        d = self._describe(list(drawn.values()))
+        d.update(_standardise(self._features(d["archs"], d["metrics"])))
+        return _subset(d, np.flatnonzero(d["feasible"]))
 
     def _draw(self) -> list[Architecture]:
         """A fresh pool: uniform draws, mutations and crossovers of the current front."""
@@ -205,8 +201,8 @@ class BayesianOptimization(Strategy):
     def _training_set(self) -> tuple[list[int], np.ndarray, np.ndarray]:
         """The complete observations, their features and their objective values (to minimise)."""
         done = self._complete()
-        names = sorted({m for i in done for m in self.obs_cheap[i]})
-        metrics = {m: np.array([self.obs_cheap[i].get(m, np.nan) for i in done], dtype=float) for m in names}
+        metrics = {m: np.array([self.obs_cheap[i].get(m, np.nan) for i in done], dtype=float)
+                   for m in self.feature_metrics}
         X = self._features([self.obs_arch[i] for i in done], metrics)
         return done, X, np.array([self.obs_F[i] for i in done])
 
@@ -220,7 +216,8 @@ class BayesianOptimization(Strategy):
             feasible = np.array([self.obs_feasible[i] for i in done], dtype=bool)
             return self._greedy(pool, F_obs[feasible][:, self.cheap_idx], y[feasible], mean, sd,
                                 y_range=(float(y.min()), float(y.max())))
-        # several expensive objectives: ParEGO, a random Chebyshev scalarisation per ask
+        # several expensive objectives: ParEGO, a random Chebyshev scalarisation per ask (a batch is
+        # its best expected improvements: the scalarisation has no front to add fantasies to)
         lo, hi = F_obs.min(0), F_obs.max(0)
         w = self.rng.dirichlet(np.ones(F_obs.shape[1]))
         f = (F_obs - lo) / np.where(hi > lo, hi - lo, 1.0)
@@ -271,6 +268,12 @@ def gaussian_copula(y: np.ndarray) -> np.ndarray:
     from scipy.stats import norm, rankdata
 
     return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+
+def _subset(pool: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """The rows ``keep`` of a described pool, with its standardisation."""
+    return {"archs": [pool["archs"][i] for i in keep], "F": pool["F"][keep], "X": pool["X"][keep],
+            "mean": pool["mean"], "sd": pool["sd"], "used": pool["used"]}
 
 
 def _standardise(X: np.ndarray) -> dict[str, np.ndarray]:

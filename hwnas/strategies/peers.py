@@ -11,10 +11,11 @@ extra: ``pip install 'hwnas[peers]'``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,6 @@ def _constraint_option(optuna: Any) -> dict[str, Any]:
 class OptunaPeer(Strategy):
     """One Optuna sampler behind the ask/tell contract (one candidate per ask)."""
 
-    sampler: ClassVar[str]
-
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, **options: Any) -> None:
         optuna = require_optuna()
         super().__init__(space, objectives, rng)
@@ -64,8 +63,9 @@ class OptunaPeer(Strategy):
         self.trial: Any = None
         self.worst: dict[str, float] = {}
 
+    @abc.abstractmethod
     def make_sampler(self, optuna: Any, seed: int, options: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """The Optuna sampler, seeded with ``seed``; ``options`` go to its constructor."""
 
     def ask(self) -> list[Architecture]:
         with _quiet(self.optuna):
