@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an objective instead of a preset (repeatable; all but the first max one are cheap)")
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
                    help="a hard budget, e.g. 'latency_ms<=5' (repeatable)")
-    p.add_argument("--strategy", default="nsga2", help="random, nsga2, rl, evolution, progressive or bo (default nsga2)")
+    p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy option, e.g. pop_size=20 or reward=mnas-hard (repeatable)")
     p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations to spend (default 100)")

@@ -139,12 +139,12 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
 
     # outside the run folder: reused by later demos, until a new sharing scheme needs a new one
     supernet = out / f"supernet-mobilenet-mnist5k-v{SHARING_VERSION}.pt"
-    print(f"\n== 2. search: mobilenet on mnist5k, NSGA-II, {evaluations} evaluations, budget latency_ms<={budget} "
+    print(f"\n== 2. search: mobilenet on mnist5k, model-based (bo), {evaluations} evaluations, budget latency_ms<={budget} "
           f"(30th percentile of random models), accuracy from a supernet -> {run}")
     config = make_config(space="mobilenet", input_shape="1x28x28", space_options=SPACE_OPTIONS,
                          objectives=load_objectives(ROOT / "objectives" / "accuracy-latency.toml"),
-                         budgets=[parse_budget(f"latency_ms<={budget}")], strategy="nsga2",
-                         strategy_options={"pop_size": 16}, evaluations=evaluations, seed=seed, table=str(table_path),
+                         budgets=[parse_budget(f"latency_ms<={budget}")], strategy="bo",
+                         evaluations=evaluations, seed=seed, table=str(table_path),
                          accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": str(supernet.resolve())})
     if run.exists():
         shutil.rmtree(run)

@@ -1,7 +1,8 @@
 """Where a search's metrics come from.
 
 * ``TableMetrics``: ``latency_ms`` and ``energy_mj`` predicted from a device's latency table (cheap).
-* ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap).
+* ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap:
+  sums over per-block counts, each block counted once).
 * ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
   column in the space's string form. Isomorphic architectures resolve to one entry: rows are
   keyed by architecture id, and a class takes the mean of its rows' values (NaN cells left out),
@@ -89,20 +90,14 @@ class FactsMetrics(MetricSource):
     provides = ("params", "flops")
 
     def __init__(self, space: SearchSpace) -> None:
+        from hwnas.facts import CatalogFacts
+
         self.space = space
-        self._cache: dict[str, tuple[int, int]] = {}
+        self._facts = CatalogFacts(space)
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
-        from hwnas.facts import describe
-
-        rows = []
-        for a in archs:
-            if a.id not in self._cache:
-                f = describe(self.space, a)
-                self._cache[a.id] = (f.params, f.macs)
-            rows.append(self._cache[a.id])
-        arr = np.array(rows, dtype=float).reshape(-1, 2)
-        return {"params": arr[:, 0], "flops": arr[:, 1]}
+        params, macs = self._facts.evaluate(archs)
+        return {"params": params, "flops": macs}
 
 
 class BenchmarkMetrics(MetricSource):

@@ -20,7 +20,6 @@ The work, in order:
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -290,16 +289,10 @@ def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpa
 
 def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:
     """Label every entry with an estimated energy from its MACs and memory traffic."""
-    from fvcore.nn import FlopCountAnalysis
+    from hwnas.facts import block_facts
 
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
     for block in space.catalog():
-        module = space.build_block(block).eval()
-        inputs = tuple(torch.zeros((1, *block.in_shape)) for _ in range(block.n_inputs))
-        with torch.no_grad():
-            fca = FlopCountAnalysis(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            macs = int(fca.total())
-        params = sum(p.numel() for p in module.parameters())
+        params, macs = block_facts(space, block)
         bytes_moved = 4 * (params + int(np.prod(block.in_shape)) * block.n_inputs + int(np.prod(block.out_shape)))
         table.entries[block.key]["energy_mj"] = estimate_energy_mj(macs, bytes_moved)
     table.energy = {"available": True, "source": f"estimated:{ENERGY_MODEL['name']}", "estimated": True,

@@ -184,7 +184,7 @@ def _objective_set(config: dict[str, Any]) -> ObjectiveSet:
 
 def make_config(
     *, space: str, input_shape: str, num_classes: int = 10, space_options: dict[str, float] | None = None,
-    objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "nsga2",
+    objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "bo",
     strategy_options: dict[str, Any] | None = None, evaluations: int = 100, seed: int = 0,
     table: str | None = None, benchmark: str | None = None, columns: dict[str, str] | None = None,
     accuracy: str | None = None, accuracy_options: dict[str, Any] | None = None,

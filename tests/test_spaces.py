@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
-from hwnas.facts import count_params, describe
+from hwnas.facts import CatalogFacts, count_params, describe
 from hwnas.onnx_io import export_onnx
 from hwnas.spaces import SPACES, Architecture, SearchSpace, get_space
 
@@ -191,6 +191,15 @@ def test_describe_counts_params_and_macs(space: SearchSpace, rng: np.random.Gene
     assert facts.macs > 0
     assert sum(b.macs for b in facts.blocks) == facts.macs  # every MAC is attributed to a block
 
+
+
+def test_catalog_sums_equal_whole_model_counts(space: SearchSpace, rng: np.random.Generator) -> None:
+    """The vectorised params/MACs that a search pool uses equal fvcore on the built model."""
+    archs = space.sample_architectures(rng, 4)
+    params, macs = CatalogFacts(space).evaluate(archs)
+    for arch, p, m in zip(archs, params, macs):
+        facts = describe(space, arch)
+        assert (facts.params, facts.macs) == (int(p), int(m)), arch.string
 
 def test_space_sizes() -> None:
     assert SPACES.get("nb201").size() == 15625

@@ -69,6 +69,16 @@ class Architecture:
     def __str__(self) -> str:
         return self.string
 
+    @classmethod
+    def _trusted(cls, space: str, genes: tuple[int, ...], string: str, canonical: str) -> Architecture:
+        """An architecture whose fields a space has just derived from validated canonical genes.
+        Skips re-deriving them in ``__post_init__``, which costs half of drawing a 10,000-candidate
+        pool; only ``SearchSpace.decode`` calls it."""
+        arch = object.__new__(cls)
+        for name, value in (("space", space), ("genes", genes), ("string", string), ("canonical", canonical)):
+            object.__setattr__(arch, name, value)
+        return arch
+
 
 @dataclass(frozen=True)
 class Block:
@@ -175,7 +185,11 @@ class SearchSpace(abc.ABC):
     def decode(cls, genes: Sequence[int] | np.ndarray) -> Architecture:
         """Build the architecture of a gene vector; inactive genes are ignored."""
         canon = cls.canonical_genes(genes)
-        return Architecture(cls.name, canon, cls.genes_to_string(canon), cls.canonical_string(canon))
+        string = cls.genes_to_string(canon)
+        # only spaces with isomorphic members override canonical_string; the rest reuse the string
+        canonical = string if cls.canonical_string.__func__ is SearchSpace.canonical_string.__func__ \
+            else cls.canonical_string(canon)
+        return Architecture._trusted(cls.name, canon, string, canonical)
 
     @classmethod
     def parse(cls, text: str) -> Architecture:
