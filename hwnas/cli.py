@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas import __version__
-from hwnas.errors import HwnasError, InvalidInputShapeError
+from hwnas.core.versions import __version__
+from hwnas.core.errors import HwnasError, InvalidInputShapeError
 from hwnas.spaces import SPACES, SearchSpace, get_space
 
 Handler = Callable[[argparse.Namespace], int]
@@ -75,7 +75,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from hwnas.facts import describe
+    from hwnas.spaces.facts import describe
 
     space = _space(args)
     arch = space.parse(args.arch)
@@ -100,7 +100,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from hwnas.onnx_io import check_writable, export_onnx
+    from hwnas.spaces.onnx_io import check_writable, export_onnx
 
     space = _space(args)
     arch = space.parse(args.arch)
@@ -116,8 +116,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from hwnas.device import load_device
-    from hwnas.profiler import profile
+    from hwnas.device.spec import load_device
+    from hwnas.latency.profiler import profile
 
     spec = load_device(args.device)
     space = _space(args)
@@ -134,8 +134,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hwnas.predictor import Predictor
-    from hwnas.table import open_table
+    from hwnas.latency.predictor import Predictor
+    from hwnas.latency.table import open_table
 
     table, space, accepted = open_table(args.table, allow_mismatch=args.allow_mismatch)
     arch = space.parse(args.arch)
@@ -161,8 +161,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hwnas.device import load_device
-    from hwnas.validate import validate
+    from hwnas.device.spec import load_device
+    from hwnas.latency.validate import validate
 
     spec = load_device(args.device) if args.device else None
     r = validate(args.table, samples=args.samples, seed=args.seed, calibrate=args.calibrate, spec=spec,
@@ -193,8 +193,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.objectives import load_objectives, objectives_from_specs, parse_budget
-    from hwnas.search import SearchError, make_config, search
+    from hwnas.search.objectives import load_objectives, objectives_from_specs, parse_budget
+    from hwnas.search.loop import SearchError, make_config, search
 
     if args.resume:
         result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
@@ -223,8 +223,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from hwnas.bench import BenchError, print_summary, run_bench
-    from hwnas.objectives import parse_budget
+    from hwnas.bench.run import BenchError, print_summary, run_bench
+    from hwnas.search.objectives import parse_budget
 
     if not args.objective:
         raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
@@ -243,7 +243,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_import(args: argparse.Namespace) -> int:
-    from hwnas.bench import import_nb201
+    from hwnas.bench.run import import_nb201
 
     n = import_nb201(args.input, args.output, index_column=args.index_column)
     print(f"wrote {args.output}: {n} rows, 'arch' in NAS-Bench-201 cell strings (benchmark index order)")
@@ -251,7 +251,7 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from hwnas.retrain import retrain
+    from hwnas.deploy.retrain import retrain
 
     report = retrain(args.run_dir, epochs=args.epochs, dataset=args.dataset, seed=args.seed, limit=args.limit)
     ok = [m for m in report["models"] if m["status"] == "complete"]
@@ -261,7 +261,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hwnas.export import export_front
+    from hwnas.deploy.export import export_front
 
     index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
                          limit=args.limit, seed=args.seed, budgets=args.budget, threads=args.threads,
@@ -275,7 +275,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hwnas.report import write_report
+    from hwnas.deploy.report import write_report
 
     path = write_report(args.run_dir, out=args.out, export_dir=args.export)
     print(f"report: {path}")
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
-                   help="torch exporter (default torchscript: ~300x faster here, see hwnas/onnx_io.py)")
+                   help="torch exporter (default torchscript: ~300x faster here, see hwnas/spaces/onnx_io.py)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
     p.set_defaults(func=cmd_build)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from hwnas.facts import describe
-from hwnas.onnx_io import export_onnx
+from hwnas.spaces.facts import describe
+from hwnas.spaces.onnx_io import export_onnx
 from hwnas.spaces import SPACES, get_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     table_path = _profile_and_validate(args.seed)
     run = _search(out, table_path, args.seed, args.evaluations)
     index = _export(run, out / "models", args.seed, args.retrain_epochs)
-    from hwnas.report import write_report
+    from hwnas.deploy.report import write_report
 
     report = write_report(run)
     print(f"\n== 4. report: {report}")
@@ -97,10 +97,10 @@ SPACE_OPTIONS = {"scale": 0.25}
 
 
 def _profile_and_validate(seed: int) -> Path:
-    from hwnas.device import load_device
-    from hwnas.profiler import profile
-    from hwnas.table import default_table_path
-    from hwnas.validate import validate
+    from hwnas.device.spec import load_device
+    from hwnas.latency.profiler import profile
+    from hwnas.latency.table import default_table_path
+    from hwnas.latency.validate import validate
 
     spec = load_device(ROOT / "devices" / "local-cpu.toml")
     space = get_space("mobilenet", input_shape="1x28x28", **SPACE_OPTIONS)
@@ -119,8 +119,8 @@ def _profile_and_validate(seed: int) -> Path:
 
 def _budget_ms(table_path: Path, seed: int) -> float:
     """A budget that binds: the 30th percentile of predicted latency over random architectures."""
-    from hwnas.predictor import Predictor
-    from hwnas.table import open_table
+    from hwnas.latency.predictor import Predictor
+    from hwnas.latency.table import open_table
 
     table, space, _ = open_table(table_path)
     lat = Predictor(table, space).predict(space.sample(np.random.default_rng(seed + 7), 500)).latency_ms
@@ -130,12 +130,12 @@ def _budget_ms(table_path: Path, seed: int) -> float:
 def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     import shutil
 
-    from hwnas.objectives import load_objectives, parse_budget
-    from hwnas.search import make_config, search
+    from hwnas.search.objectives import load_objectives, parse_budget
+    from hwnas.search.loop import make_config, search
 
     budget = _budget_ms(table_path, seed)
     run = out / "search-mobilenet-mnist5k"
-    from hwnas.supernet import SHARING_VERSION
+    from hwnas.evaluation.supernet import SHARING_VERSION
 
     # outside the run folder: reused by later demos, until a new sharing scheme needs a new one
     supernet = out / f"supernet-mobilenet-mnist5k-v{SHARING_VERSION}.pt"
@@ -149,7 +149,7 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     if run.exists():
         shutil.rmtree(run)
     result = search(config, run)
-    from hwnas.export import proxy_label
+    from hwnas.deploy.export import proxy_label
 
     for m in result.front:  # a proxy's score, not a top-1 accuracy: step 3 retrains for that
         print(f"   proxy {m['accuracy']:.2f}% ({proxy_label(config)})  latency {m['latency_ms']:.3f} ms  {m['arch']}")
@@ -157,7 +157,7 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
 
 
 def _export(run: Path, models: Path, seed: int, epochs: int) -> dict:
-    from hwnas.export import export_front
+    from hwnas.deploy.export import export_front
 
     print(f"\n== 3. export: 4 front members, retrained from scratch ({epochs} epochs), verified, re-measured -> {models}")
     index = export_front(run, models, retrain=True, epochs=epochs, limit=4, seed=seed,

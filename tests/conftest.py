@@ -37,7 +37,7 @@ def quick_device() -> dict:
 @pytest.fixture(scope="session")
 def quick_spec():
     """A real CPU device with a short protocol, so a whole tiny profile takes seconds."""
-    from hwnas.device import parse_device
+    from hwnas.device.spec import parse_device
 
     return parse_device(QUICK_DEVICE, "test-cpu.toml")
 
@@ -45,7 +45,7 @@ def quick_spec():
 @pytest.fixture(scope="session")
 def tiny_table(tmp_path_factory: pytest.TempPathFactory, quick_spec):
     """A real profile of nb201 (one cell per stage) at 3x8x8 on this CPU."""
-    from hwnas.profiler import profile
+    from hwnas.latency.profiler import profile
 
     space = get_space("nb201", input_shape="3x8x8", N=1)
     path = tmp_path_factory.mktemp("tables") / "nb201-3x8x8.json"

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-import hwnas.search as search_module
-from hwnas.archive import Archive
-from hwnas.bench import run_bench, scores, load_problem
+import hwnas.search.loop as search_module
+from hwnas.search.archive import Archive
+from hwnas.bench.run import run_bench, scores, load_problem
 from hwnas.cli import main
-from hwnas.errors import HwnasError
-from hwnas.objectives import objectives_from_specs, parse_budget
-from hwnas.search import make_config, search
+from hwnas.core.errors import HwnasError
+from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.search.loop import make_config, search
 from hwnas.spaces import NB201Space, get_space
-from hwnas.strategies import STRATEGIES
-from hwnas.strategies import acquisition
-from hwnas.strategies.acquisition import expected_hv_improvement, expected_improvement
-from hwnas.strategies.surrogates import SURROGATES, make_surrogate
+from hwnas.search.strategies import STRATEGIES
+from hwnas.search.strategies import acquisition
+from hwnas.search.strategies.acquisition import expected_hv_improvement, expected_improvement
+from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
 
 BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
@@ -174,7 +174,7 @@ def test_bo_beats_random_search_clearly_where_accuracy_follows_the_genes(tmp_pat
 
 
 def test_bo_draws_pools_for_large_spaces_with_params_and_flops() -> None:
-    from hwnas.metrics import Evaluation, FactsMetrics
+    from hwnas.evaluation.sources import Evaluation, FactsMetrics
 
     for name, shape, limit in (("mobilenet", "1x28x28", 2e6), ("dppnet", "1x8x8", 9e4)):  # about the median
         space = get_space(name, input_shape=shape)

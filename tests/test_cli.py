@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hwnas.cli import main
-from hwnas.onnx_io import load_onnx, ort_session
+from hwnas.spaces.onnx_io import load_onnx, ort_session
 from hwnas.spaces import SPACES, get_space
 
 INPUTS = {"mobilenet": "1x28x28", "nb201": "3x16x16", "dppnet": "3x16x16"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from hwnas.device import (DeviceSpecError, ProviderUnavailableError, check_provider, fingerprint, load_device,
+from hwnas.device.spec import (DeviceSpecError, ProviderUnavailableError, check_provider, fingerprint, load_device,
                           open_session, parse_device, pinned, spec_from_record)
 
 DEVICES = Path(__file__).resolve().parents[1] / "devices"

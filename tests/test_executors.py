@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.archive import Archive
-from hwnas.executors import ExecutorError, make_executor
-from hwnas.objectives import objectives_from_specs
-from hwnas.search import make_config, search
+from hwnas.search.archive import Archive
+from hwnas.search.executors import ExecutorError, make_executor
+from hwnas.search.objectives import objectives_from_specs
+from hwnas.search.loop import make_config, search
 
 # Real training on digits, one torch thread per evaluation: deterministic on any worker.
 TRAIN = {"dataset": "digits", "epochs": 1, "threads": 1, "batch_size": 128}
@@ -117,7 +117,7 @@ def test_real_scheduler_and_workers_survive_a_killed_worker(reference: list[tupl
 
 
 def test_a_killed_process_pool_worker_is_replaced_and_its_candidate_rerun(tmp_path: Path) -> None:
-    from hwnas.executors import ProcessExecutor, worker_setup
+    from hwnas.search.executors import ProcessExecutor, worker_setup
 
     setup = worker_setup(_config(), 1)
     with ProcessExecutor(2) as pool:

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from hwnas.cli import main
-from hwnas.export import CARD_FIELDS, export_front, proxy_label
-from hwnas.objectives import objectives_from_specs, parse_budget
-from hwnas.profiler import profile
-from hwnas.report import write_report
-from hwnas.search import make_config, search
+from hwnas.deploy.export import CARD_FIELDS, export_front, proxy_label
+from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.latency.profiler import profile
+from hwnas.deploy.report import write_report
+from hwnas.search.loop import make_config, search
 from hwnas.spaces import get_space
 
 TRAIN = {"dataset": "digits", "epochs": 1, "threads": 1}

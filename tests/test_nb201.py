@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from hwnas.errors import InvalidArchitectureError
+from hwnas.core.errors import InvalidArchitectureError
 from hwnas.spaces import NB201Space, get_space
 from hwnas.spaces.nb201 import benchmark_order
 

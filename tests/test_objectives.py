@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.objectives import ObjectiveError, load_objectives, objectives_from_specs, parse_budget
+from hwnas.search.objectives import ObjectiveError, load_objectives, objectives_from_specs, parse_budget
 
 PRESETS = Path(__file__).resolve().parents[1] / "objectives"
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from hwnas.errors import ExportError, OnnxModelError, UnwritableOutputError
-from hwnas.onnx_io import export_onnx, load_onnx, ort_session
+from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError
+from hwnas.spaces.onnx_io import export_onnx, load_onnx, ort_session
 from hwnas.spaces import get_space
 
 

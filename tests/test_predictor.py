@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwnas.predictor import Predictor, fit_context
+from hwnas.latency.predictor import Predictor, fit_context
 from hwnas.spaces import SearchSpace, get_space
 from hwnas.spaces.base import SearchSpace as Base
-from hwnas.table import LatencyTable, MissingEntryError, space_record
-from hwnas.timing import Protocol
+from hwnas.latency.table import LatencyTable, MissingEntryError, space_record
+from hwnas.measure.timing import Protocol
 
 
 def _synthetic_table(space: SearchSpace, rng: np.random.Generator) -> LatencyTable:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas import profiler as profiler_module
+from hwnas.latency import profiler as profiler_module
 from hwnas.cli import main
-from hwnas.predictor import Predictor
-from hwnas.profiler import profile
+from hwnas.latency.predictor import Predictor
+from hwnas.latency.profiler import profile
 from hwnas.spaces import get_space
-from hwnas.table import LatencyTable, TableError, TableMismatchError, open_table
-from hwnas.validate import validate
+from hwnas.latency.table import LatencyTable, TableError, TableMismatchError, open_table
+from hwnas.latency.validate import validate
 
 
 def test_tiny_profile_is_complete_and_records_its_provenance(tiny_table: LatencyTable) -> None:
@@ -125,7 +125,7 @@ def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp
     out = tmp_path / "killed.json"
     script = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_profile as t; "
-        "import hwnas.profiler as p; from hwnas.device import parse_device; from hwnas.spaces import get_space\n"
+        "import hwnas.latency.profiler as p; from hwnas.device.spec import parse_device; from hwnas.spaces import get_space\n"
         "p.make_runner = t._drifting_first_runner(p, step_s=2e-5, cap_s=0.02)\n"
         f"p.profile(parse_device({quick_device!r}), get_space('nb201', input_shape='3x8x8', N=1), out={str(out)!r}, "
         "context_models=6, progress=False, save_every_s=0)"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.device import load_device
-from hwnas.remote.ssh import RemoteTarget
+from hwnas.device.spec import load_device
+from hwnas.device.ssh import RemoteTarget
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not Path(SSHD).is_file() or shutil.which("ssh") is None,
@@ -204,7 +204,7 @@ def test_each_error_path_is_one_line_saying_what_to_do(sshd: Sshd, target_python
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     assert "pip install numpy onnxruntime" in error_of(_spec(tmp_path, sshd, str(bare / "bin" / "python"), name="e"))
-    monkeypatch.setattr("hwnas.remote.ssh.MIN_PYTHON", (3, 99))  # the real interpreter, judged too old
+    monkeypatch.setattr("hwnas.device.ssh.MIN_PYTHON", (3, 99))  # the real interpreter, judged too old
     assert "is too old" in error_of(_spec(tmp_path, sshd, target_python, name="f"))
     monkeypatch.undo()
     # an unknown host accepted explicitly: trusted on first use, and remembered
@@ -215,9 +215,9 @@ def test_each_error_path_is_one_line_saying_what_to_do(sshd: Sshd, target_python
 
 
 def test_export_measures_on_the_remote_device(sshd: Sshd, target_python: str, tmp_path: Path) -> None:
-    from hwnas.export import export_front
-    from hwnas.objectives import objectives_from_specs
-    from hwnas.search import make_config, search
+    from hwnas.deploy.export import export_front
+    from hwnas.search.objectives import objectives_from_specs
+    from hwnas.search.loop import make_config, search
 
     cfg = make_config(space="nb201", input_shape="1x8x8", space_options={"N": 1},
                       objectives=objectives_from_specs(["accuracy:max", "params:min"]), strategy="random", evaluations=3,
@@ -233,8 +233,8 @@ def test_export_measures_on_the_remote_device(sshd: Sshd, target_python: str, tm
 @pytest.mark.bench
 def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_path: Path) -> None:
     """`make bench`: wall time per table entry, remote over loopback against local, same protocol."""
-    from hwnas.device import parse_device
-    from hwnas.profiler import profile
+    from hwnas.device.spec import parse_device
+    from hwnas.latency.profiler import profile
     from hwnas.spaces import get_space
 
     space = get_space("nb201", input_shape="3x16x16", N=1)

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.archive import Archive
+from hwnas.search.archive import Archive
 from hwnas.cli import main
-from hwnas.metrics import ACCURACY, BenchmarkError, BenchmarkMetrics, MetricSource
-from hwnas.objectives import objectives_from_specs, parse_budget
-from hwnas.search import make_config, search
+from hwnas.evaluation.accuracy import ACCURACY
+from hwnas.evaluation.sources import BenchmarkError, BenchmarkMetrics, MetricSource
+from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.search.loop import make_config, search
 from hwnas.spaces import NB201Space
-from hwnas.strategies import STRATEGIES
+from hwnas.search.strategies import STRATEGIES
 
 BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
@@ -78,8 +79,8 @@ def test_traces_are_identical_in_a_fresh_process(tmp_path: Path) -> None:
         search(config(s, seed=9, evaluations=15), tmp_path / f"here-{s}", progress=False)
         here[s] = trace(tmp_path / f"here-{s}")
     script = (
-        "import json, sys; sys.path.insert(0, %r); from test_search import config, trace; from hwnas.search import search; "
-        "from hwnas.strategies import STRATEGIES; from pathlib import Path; out = {}\n"
+        "import json, sys; sys.path.insert(0, %r); from test_search import config, trace; from hwnas.search.loop import search; "
+        "from hwnas.search.strategies import STRATEGIES; from pathlib import Path; out = {}\n"
         "for s in STRATEGIES.names():\n"
         "    search(config(s, seed=9, evaluations=15), Path(%r) / s, progress=False); out[s] = trace(Path(%r) / s)\n"
         "print(json.dumps(out))"
@@ -148,7 +149,7 @@ def test_resume_after_sigkill_at_several_moments_reaches_the_same_front(tmp_path
         for k in rng.integers(3, 35, size=2):
             run = tmp_path / f"killed-{strategy}-{k}"
             code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_search import config; "
-                    "from hwnas.search import search; import hwnas.search as s\n"
+                    "from hwnas.search.loop import search; import hwnas.search.loop as s\n"
                     "real = s._expensive_timed\n"
                     "def slow(*a, **kw):\n    time.sleep(0.02); return real(*a, **kw)\n"
                     "s._expensive_timed = slow\n"
@@ -224,7 +225,7 @@ def test_search_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         assert main(args) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
-    from hwnas.errors import HwnasError
+    from hwnas.core.errors import HwnasError
     from hwnas.spaces import get_space
 
     with pytest.raises(HwnasError, match="progressive search grows cells"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwnas.errors import InvalidArchitectureError
+from hwnas.core.errors import InvalidArchitectureError
 from hwnas.spaces import DPPNetSpace, MobileNetSpace, get_space
 
 MBV2_LIKE = "w1.0_k3e6,k3e6_k3e6,k3e6,k3e6_k3e6,k3e6,k3e6,k3e6_k3e6,k3e6,k3e6_k3e6,k3e6,k3e6_k3e6"

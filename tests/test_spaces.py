@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
-from hwnas.facts import CatalogFacts, count_params, describe
-from hwnas.onnx_io import export_onnx
+from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.spaces.facts import CatalogFacts, count_params, describe
+from hwnas.spaces.onnx_io import export_onnx
 from hwnas.spaces import SPACES, Architecture, SearchSpace, get_space
 
 

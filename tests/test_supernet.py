@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.core.errors import HwnasError
 from hwnas.spaces import get_space
 from hwnas.spaces.base import calibrate_batchnorm
-from hwnas.supernet import Supernet, SupernetAccuracy, fair_paths
+from hwnas.evaluation.supernet import Supernet, SupernetAccuracy, fair_paths
 
 TINY = {"N": 1, "growth": 8, "stem_channels": 8}
 
@@ -177,7 +177,7 @@ def test_a_standalone_copy_computes_what_the_subnet_computes() -> None:
 
 @pytest.mark.parametrize(("name", "shape", "opts"), [("mobilenet", "1x28x28", {"scale": 0.25}), ("dppnet", "1x8x8", TINY)])
 def test_the_sandwich_pair_bounds_the_compute_of_random_architectures(name: str, shape: str, opts: dict) -> None:
-    from hwnas.facts import describe
+    from hwnas.spaces.facts import describe
 
     space = get_space(name, input_shape=shape, **opts)
     largest, smallest = space.sandwich()
@@ -349,8 +349,8 @@ def test_mbconv_loads_weights_saved_with_positional_names() -> None:
 
 
 def test_an_ensemble_averages_supernets_of_consecutive_seeds_and_reuses_a_lone_one(tmp_path: Path) -> None:
-    from hwnas.metrics import ACCURACY
-    from hwnas.supernet import SupernetEnsemble, member_path
+    from hwnas.evaluation.accuracy import ACCURACY
+    from hwnas.evaluation.supernet import SupernetEnsemble, member_path
 
     space = get_space("dppnet", input_shape="1x8x8", **TINY)
     quiet = {"dataset": "digits", "epochs": 2, "threads": 1, "log": lambda _m: None}
@@ -400,7 +400,7 @@ def test_share_convs_gives_every_norm_choice_of_a_layer_the_same_conv_weights() 
     with pytest.raises(HwnasError, match="share_convs must be true or false"):
         SupernetAccuracy(space, dataset="digits", share_convs="maybe")
     # a flag from the command line (1, "true") names the same saved supernet as True, and another than the default
-    from hwnas.supernet import SupernetSettings
+    from hwnas.evaluation.supernet import SupernetSettings
 
     keys = {SupernetSettings(share_convs=v).key() for v in (True, 1, "true", "yes")}
     assert len(keys) == 1 and keys != {SupernetSettings().key()} and SupernetSettings(share_convs="0").key() == SupernetSettings().key()

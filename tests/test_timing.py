@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from hwnas.timing import Protocol, measure, split_half_diff, summarize
+from hwnas.measure.timing import Protocol, measure, split_half_diff, summarize
 
 
 class FakeClock:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.archive import Archive
-from hwnas.errors import HwnasError
-from hwnas.metrics import ACCURACY
-from hwnas.objectives import objectives_from_specs
-from hwnas.search import make_config, search
+from hwnas.search.archive import Archive
+from hwnas.core.errors import HwnasError
+from hwnas.evaluation.accuracy import ACCURACY
+from hwnas.search.objectives import objectives_from_specs
+from hwnas.search.loop import make_config, search
 from hwnas.spaces import get_space
-from hwnas.supernet import SupernetSettings
-from hwnas.training import TrainAccuracy, TrainSettings, TrainingFailed, accuracy_on, settings_key
+from hwnas.evaluation.supernet import SupernetSettings
+from hwnas.evaluation.training import TrainAccuracy, TrainSettings, TrainingFailed, accuracy_on, settings_key
 
 FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.errors import InvalidInputShapeError
-from hwnas.registry import Registry
+from hwnas.core.errors import InvalidInputShapeError
+from hwnas.core.registry import Registry
 from hwnas.spaces.base import Architecture, Block, SearchSpace, Shape, parse_shape
 from hwnas.spaces.dppnet import DPPNetSpace
 from hwnas.spaces.mobilenet import MobileNetSpace

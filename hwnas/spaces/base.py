@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 
 Shape = tuple[int, int, int]  # (C, H, W), batch excluded
 MIN_SIDE = 4  # below this, BatchNorm statistics over a few pixels are meaningless

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, make_divisible, shape_str
 
 NORMS: tuple[str, ...] = ("bnrelu", "bn", "id")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import (
     Architecture,
     Block,

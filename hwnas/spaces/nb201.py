@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, shape_str
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

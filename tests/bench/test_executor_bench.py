@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.archive import Archive
-from hwnas.objectives import objectives_from_specs
-from hwnas.search import make_config, search
+from hwnas.search.archive import Archive
+from hwnas.search.objectives import objectives_from_specs
+from hwnas.search.loop import make_config, search
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

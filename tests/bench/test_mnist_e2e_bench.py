@@ -41,15 +41,15 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
     import torch
 
     from hwnas.demo import SPACE_OPTIONS, _budget_ms
-    from hwnas.device import load_device
-    from hwnas.export import export_front, export_models
-    from hwnas.objectives import load_objectives, parse_budget
-    from hwnas.profiler import profile
-    from hwnas.search import make_config, search
+    from hwnas.device.spec import load_device
+    from hwnas.deploy.export import export_front, export_models
+    from hwnas.search.objectives import load_objectives, parse_budget
+    from hwnas.latency.profiler import profile
+    from hwnas.search.loop import make_config, search
     from hwnas.spaces import get_space
-    from hwnas.table import default_table_path, open_table
-    from hwnas.training import TrainSettings, accuracy_on, fit, normalised
-    from hwnas.data import load_dataset, make_splits, standardize
+    from hwnas.latency.table import default_table_path, open_table
+    from hwnas.evaluation.training import TrainSettings, accuracy_on, fit, normalised
+    from hwnas.evaluation.data import load_dataset, make_splits, standardize
 
     started = time.perf_counter()
     spec = load_device(ROOT / "devices" / "local-cpu.toml")

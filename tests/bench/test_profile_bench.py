@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.device import load_device
-from hwnas.predictor import Predictor
-from hwnas.profiler import profile
+from hwnas.device.spec import load_device
+from hwnas.latency.predictor import Predictor
+from hwnas.latency.profiler import profile
 from hwnas.spaces import get_space
-from hwnas.table import LatencyTable
-from hwnas.validate import validate
+from hwnas.latency.table import LatencyTable
+from hwnas.latency.validate import validate
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,339 @@
+"""``hwnas export RUN_DIR --out D``: the search's front as verified ONNX models with model cards,
+re-measured on the device.
+
+For each front member (all of them, or ``limit`` spread along the front):
+1. optionally retrain it from scratch at full fidelity (``hwnas.deploy.retrain``; weights from an
+   earlier ``hwnas retrain`` of the same run are reused);
+2. export it to ONNX and verify it: ``onnx.checker``, an onnxruntime session with the device's
+   provider, and output parity with torch (``hwnas.spaces.onnx_io.export_onnx``);
+3. measure it with the profiling protocol, on the device's pinned cores, and its energy where
+   the device has a meter;
+4. write ``D/<name>.onnx`` and its card ``D/<name>.json`` + ``D/<name>.md``.
+
+The models are measured together, interleaved, like table entries, so that they meet the same
+machine. A member whose measured latency (or energy) breaks a budget of the run is flagged in its
+card and in ``D/index.json``. The file written is exactly the file measured: static batch
+(the device's batch size), opset 17.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.search.archive import Archive
+from hwnas.device.spec import DeviceSpec, fingerprint, load_device, spec_from_record
+from hwnas.core.errors import HwnasError
+from hwnas.spaces.facts import describe
+from hwnas.search.objectives import Constraint, parse_budget
+from hwnas.core.pareto import spread
+from hwnas.spaces.onnx_io import PARITY_ATOL, export_onnx
+from hwnas.latency.predictor import Predictor
+from hwnas.latency.profiler import measure_files, torch_threads
+from hwnas.core.versions import versions
+from hwnas.spaces import get_space
+from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.latency.table import LatencyTable, open_table
+from hwnas.measure.timing import Protocol
+
+CARD_FIELDS = ("name", "arch", "arch_id", "space", "input_shape", "batch_size", "onnx", "onnx_sha256", "checks",
+               "params", "macs", "flops", "accuracy", "latency", "energy", "budget", "device", "seeds", "versions",
+               "command", "created")
+
+
+def _run_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    front_path = run_dir / "front.json"
+    if not front_path.is_file():
+        raise HwnasError(f"{run_dir}: no front.json (run hwnas search first)")
+    front = json.loads(front_path.read_text())
+    with Archive(run_dir / "archive.sqlite") as a:
+        meta = a.all_meta()
+    if "config" not in meta:
+        raise HwnasError(f"{run_dir}/archive.sqlite: no run config")
+    return front, meta
+
+
+def _open_run_table(config: dict[str, Any]) -> LatencyTable | None:
+    if not config.get("table"):
+        return None
+    table, _space, _ = open_table(config["table"], allow_mismatch=True, check_device=False)
+    return table
+
+
+def _budget_checks(constraints: Sequence[Constraint], values: dict[str, tuple[float | None, str]]) -> dict[str, Any]:
+    checks = []
+    for c in constraints:
+        value, source = values.get(c.name, (None, "unknown"))
+        ok = None if value is None else bool(c.violation(np.array([value]))[0] == 0)
+        checks.append({"budget": c.text, "hard": c.hard, "value": value, "source": source, "ok": ok})
+    broken = [ch["budget"] for ch in checks if ch["ok"] is False]
+    return {"ok": not broken, "broken": broken, "checks": checks}
+
+
+def _pct_error(predicted: float | None, measured: float | None) -> float | None:
+    if predicted is None or measured is None or not measured:
+        return None
+    return 100.0 * (predicted / measured - 1.0)
+
+
+def export_models(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    out: str | Path,
+    spec: DeviceSpec,
+    *,
+    names: Sequence[str],
+    weights: Sequence[dict[str, torch.Tensor] | None],
+    accuracy: Sequence[dict[str, Any]],
+    table: LatencyTable | None = None,
+    constraints: Sequence[Constraint] = (),
+    metrics: Sequence[dict[str, Any]] | None = None,
+    seeds: dict[str, Any] | None = None,
+    command: str = "",
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Export, verify and measure ``archs``; write their ONNX files and cards into ``out``.
+
+    ``weights[i]`` is a state dict (None: the space's seeded initial weights); ``accuracy[i]``
+    goes into the card as it is. Returns the cards.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    same_device = table is not None and table.device.get("name") == spec.name
+    protocol = Protocol(**table.protocol) if same_device and table else spec.protocol
+    predictor = Predictor(table, space) if table is not None else None
+    predicted = predictor.predict(archs) if predictor is not None and archs else None
+    provider = spec.runtime.provider
+    atol = PARITY_ATOL if provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    exports = []
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not progress) as bar:
+        task = bar.add_task("export ", total=len(archs))
+        with torch_threads(1):
+            for arch, name, state in zip(archs, names, weights):
+                model = space.build(arch, seed=seed, calibrate_bn=state is None)
+                if state is not None:
+                    model.load_state_dict(state)
+                model = model.eval().to(memory_format=torch.contiguous_format)
+                example = torch.randn((spec.batch_size, *space.input_shape), generator=torch.Generator().manual_seed(seed))
+                report = export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
+                                     atol=atol, providers=(provider,))
+                exports.append(report)
+                bar.advance(task)
+        meas = bar.add_task("measure", total=len(archs))
+        # the device's own sessions (here, or on its remote target), the profiling protocol
+        stats, energy = measure_files(spec, protocol, [(Path(r.path), [space.input_shape]) for r in exports], seed=seed,
+                                      on_done=lambda _i, _s: bar.advance(meas))
+    meter_source = None if spec.energy.meter == "none" else (
+        spec.energy.meter if spec.remote is None else f"{spec.energy.meter}@{spec.remote.connection}")
+
+    fp = fingerprint(spec)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    cards = []
+    for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
+        facts = describe(space, arch)
+        measured_ms = st.value(protocol.statistic)
+        pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
+        pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
+        meas_mj = float(energy[i]) if energy[i] is not None else None
+        known = {k: (float(v), "search") for k, v in (metrics[i] if metrics else {}).items()
+                 if isinstance(v, (int, float)) and v is not None}
+        known.update({"latency_ms": (measured_ms, "measured"), "params": (float(facts.params), "counted"),
+                      "macs": (float(facts.macs), "counted")})
+        if meas_mj is not None:
+            known["energy_mj"] = (meas_mj, "measured")
+        elif pred_mj is not None:
+            known["energy_mj"] = (pred_mj, "predicted")
+        card = {
+            "name": name, "arch": arch.string, "arch_id": arch.id, "canonical": arch.canonical,
+            "space": {"name": space.name, "version": space.version, "config": space.config()},
+            "input_shape": list(space.input_shape), "batch_size": spec.batch_size,
+            "onnx": f"{name}.onnx", "onnx_sha256": hashlib.sha256(Path(rep.path).read_bytes()).hexdigest(),
+            "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
+                       "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": atol, "parity_inputs": rep.n_parity_inputs,
+                       "opset": rep.opset, "exporter": rep.exporter},
+            "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs,
+            "accuracy": accuracy[i],
+            "latency": {"statistic": protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
+                        "error_pct": _pct_error(pred_ms, measured_ms),
+                        "predicted_from": str(table.path) if table is not None else None,
+                        "predicted_for_device": table.device.get("name") if table is not None else None,
+                        "measured_stats": st.to_dict(), "protocol": protocol.to_dict()},
+            "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
+                       "meter": meter_source,
+                       "predicted_source": table.energy.get("source") if table is not None else None},
+            "budget": _budget_checks(constraints, known),
+            "device": {"name": spec.name, "spec": spec.source, "fingerprint": fp},
+            "seeds": {**(seeds or {}), "export": seed},
+            "versions": versions(), "command": command, "created": created,
+        }
+        (out / f"{name}.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
+        (out / f"{name}.md").write_text(card_markdown(card))
+        cards.append(card)
+        flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
+        err = card["latency"]["error_pct"]
+        log(f"{name}: measured {measured_ms:.3f} ms, predicted "
+            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
+            f"{'' if err is None else f' ({err:+.1f}%)'}{flag}")
+    return cards
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    acc, lat, en, bud = card["accuracy"], card["latency"], card["energy"], card["budget"]
+    fp = card["device"]["fingerprint"]
+    lines = [
+        f"# {card['name']}", "",
+        f"`{card['arch']}` ({card['space']['name']} v{card['space']['version']}, id {card['arch_id']})", "",
+        f"- ONNX: [{card['onnx']}]({card['onnx']}), opset {card['checks']['opset']}, input "
+        f"{card['batch_size']}x{'x'.join(map(str, card['input_shape']))}, sha256 `{card['onnx_sha256'][:16]}...`",
+        f"- Checks: onnx.checker passed; onnxruntime {', '.join(card['checks']['onnxruntime_session'])}; "
+        f"parity with torch {card['checks']['parity_max_abs_diff']:.2e} (<= {card['checks']['parity_atol']:g})",
+        f"- Parameters: {card['params']:,}; FLOPs: {card['flops'] / 1e6:.2f} M ({card['macs'] / 1e6:.2f} M MACs)", "",
+        "## Accuracy", "",
+        "| split | accuracy (%) | source |", "|---|---|---|",
+        f"| validation | {_fmt(acc.get('val'), digits=2)} | {acc.get('val_source', '-')} |",
+        f"| test | {_fmt(acc.get('test'), digits=2)} | {acc.get('test_source', '-')} |", "",
+        f"## Latency and energy on {card['device']['name']}", "",
+        "| | predicted | measured | error |", "|---|---|---|---|",
+        f"| latency ({lat['statistic']}, ms) | {_fmt(lat['predicted_ms'])} | {_fmt(lat['measured_ms'])} | "
+        f"{_fmt(lat['error_pct'], '%', 1)} |",
+        f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
+        f"Measured with {lat['measured_stats']['n_runs']} runs (p50 {lat['measured_stats']['p50_ms']:.3f} ms, "
+        f"CV {lat['measured_stats']['cv']:.3f}); predicted from {lat['predicted_from'] or 'no table'}.", "",
+        "## Budget", "",
+        ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
+    ]
+    lines += [f"- `{c['budget']}`: {_fmt(c['value'])} ({c['source']}) -> "
+              f"{'ok' if c['ok'] else ('unknown' if c['ok'] is None else 'BROKEN')}" for c in bud["checks"]]
+    lines += ["", "## Provenance", "",
+              f"- Device: {fp.get('cpu_model', '?')} ({fp.get('cpu_count', '?')} cores), {fp.get('os', '?')}, "
+              f"onnxruntime {fp.get('onnxruntime_version', '?')}, provider {fp.get('provider_used', '?')}, "
+              f"{fp.get('intra_op_threads', '?')} intra-op threads, affinity {fp.get('affinity')}",
+              f"- Seeds: {json.dumps(card['seeds'])}",
+              f"- Versions: {', '.join(f'{k} {v}' for k, v in card['versions'].items())}",
+              f"- Command: `{card['command']}`", f"- Created: {card['created']}", ""]
+    return "\n".join(lines)
+
+
+def proxy_label(config: dict[str, Any]) -> str | None:
+    """What the search's accuracy numbers are: the estimator, and for a supernet its score (its
+    default, expected accuracy, is a mean probability, not a top-1 accuracy to quote)."""
+    source = config.get("accuracy")
+    if source == "supernet":
+        from hwnas.evaluation.supernet import SupernetSettings
+
+        score = (config.get("accuracy_options") or {}).get("score", SupernetSettings.score)
+        return "supernet, " + ("expected accuracy: mean true-class probability" if score == "expected" else "top-1")
+    return source
+
+
+def export_front(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    device: str | Path | DeviceSpec | None = None,
+    retrain: bool = False,
+    epochs: int = 15,
+    limit: int | None = None,
+    seed: int = 0,
+    budgets: Sequence[str] = (),
+    threads: int | None = None,
+    argv: Sequence[str] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Export a search's front (see the module docstring); writes ``out/index.json``."""
+    run_dir, out = Path(run_dir), Path(out)
+    front, meta = _run_meta(run_dir)
+    config = meta["config"]
+    space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
+                      **config["space_options"])
+    table = _open_run_table(config)
+    if isinstance(device, DeviceSpec):
+        spec = device
+    elif device is not None:
+        spec = load_device(device)
+    elif table is not None:
+        spec = spec_from_record(table.device)
+    else:
+        raise HwnasError(f"{run_dir}: the search used no latency table; give --device devices/X.toml to measure on")
+    members = front["front"]
+    chosen = [members[i] for i in spread(len(members), limit)]
+    if not chosen:
+        raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
+    archs = [space.parse(m["arch"]) for m in chosen]
+
+    retrained: dict[str, dict[str, Any]] = {}
+    retrain_path = run_dir / "retrain.json"
+    if retrain:
+        from hwnas.deploy.retrain import retrain as do_retrain
+
+        do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], threads=threads,
+                   log=log)  # skips finished ones
+    if retrain_path.is_file():
+        retrained = {m["arch_id"]: m for m in json.loads(retrain_path.read_text())["models"]}
+
+    acc_obj = proxy_label(config)
+    names, weights, accuracy = [], [], []
+    for i, (arch, member) in enumerate(zip(archs, chosen)):
+        names.append(f"{space.name}-{i + 1:02d}-{arch.id[:8]}")
+        r = retrained.get(arch.id)
+        if r and r.get("status") == "complete" and Path(r["weights"]).is_file():
+            weights.append(torch.load(r["weights"], map_location="cpu", weights_only=True))
+            accuracy.append({"val": r["val_accuracy"], "val_source": f"retrained from scratch ({r.get('epochs', epochs)} epochs)",
+                             "test": r["test_accuracy"], "test_source": "retrained model, test split (read once)",
+                             "search_proxy": member.get("accuracy"), "search_proxy_source": acc_obj, "weights": "retrained"})
+        else:
+            weights.append(None)
+            accuracy.append({"val": member.get("accuracy"),
+                             "val_source": f"search proxy ({acc_obj})" if acc_obj else "none",
+                             "test": None, "test_source": "not measured (export with --retrain)",
+                             "weights": "seeded initial weights (untrained): export with --retrain for trained weights"
+                             + (f"; retraining failed: {r.get('reason')}" if r else "")})
+    constraints = [parse_budget(c["budget"], hard=c["hard"]) for c in config["objectives"]["constraints"]]
+    constraints += [parse_budget(b, where="--budget") for b in budgets]
+    command = " ".join(argv) if argv is not None else " ".join(sys.argv)
+    seeds = {"search": config["seed"], "retrain": seed if retrained else None}
+    cards = export_models(space, archs, out, spec, names=names, weights=weights, accuracy=accuracy, table=table,
+                          constraints=constraints, metrics=chosen, seeds=seeds, command=command, seed=seed,
+                          progress=progress, log=log)
+    over = [c["name"] for c in cards if not c["budget"]["ok"]]
+    index = {
+        "run_dir": str(run_dir.resolve()), "out": str(out.resolve()), "device": spec.name,
+        "fingerprint": cards[0]["device"]["fingerprint"], "statistic": cards[0]["latency"]["statistic"],
+        "budgets": [c.text for c in constraints], "command": command, "versions": versions(),
+        "created": cards[0]["created"], "front_size": len(members), "exported": len(cards), "over_budget": over,
+        "models": [{"name": c["name"], "arch": c["arch"], "arch_id": c["arch_id"], "onnx": c["onnx"],
+                    "card_json": f"{c['name']}.json", "card_md": f"{c['name']}.md",
+                    "val_accuracy": c["accuracy"].get("val"), "test_accuracy": c["accuracy"].get("test"),
+                    "accuracy_source": c["accuracy"]["val_source"], "params": c["params"], "flops": c["flops"],
+                    "predicted_ms": c["latency"]["predicted_ms"], "measured_ms": c["latency"]["measured_ms"],
+                    "latency_error_pct": c["latency"]["error_pct"], "predicted_mj": c["energy"]["predicted_mj"],
+                    "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
+                    "budget_broken": c["budget"]["broken"]} for c in cards],
+    }
+    (out / "index.json").write_text(json.dumps(index, indent=1, default=float) + "\n")
+    (run_dir / "export.json").write_text(json.dumps({"out": str(out.resolve())}, indent=1) + "\n")
+    if over:
+        log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
+    return index

@@ -1,0 +1,106 @@
+"""``hwnas retrain RUN_DIR``: retrain each member of a search's front from scratch at full
+fidelity, and measure it on the validation split and, once, on the test split.
+
+Accuracies from ``--accuracy train`` (low fidelity) and ``--accuracy supernet`` (inherited
+weights) are proxies; the search records them as such. Retraining gives each front member its own
+validation and test accuracy. The test split is read here and nowhere in the search. Writes
+``RUN_DIR/retrain.json`` and the weights to ``RUN_DIR/retrained/<arch_id>.pt`` (for export).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from hwnas.search.archive import Archive
+from hwnas.evaluation.data import load_dataset, make_splits, standardize
+from hwnas.core.errors import HwnasError
+from hwnas.core.pareto import spread
+from hwnas.spaces import get_space
+from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
+
+
+def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None, seed: int = 0,
+            limit: int | None = None, archs: Sequence[str] | None = None, threads: int | None = None,
+            log: Any = print) -> dict[str, Any]:
+    """Retrain the front (``limit`` members spread along it, or the given ``archs``); models
+    already in ``retrain.json`` with the same settings and weights on disk are kept, not redone."""
+    run_dir = Path(run_dir)
+    front_path = run_dir / "front.json"
+    if not front_path.is_file():
+        raise HwnasError(f"{run_dir}: no front.json (run hwnas search first)")
+    with Archive(run_dir / "archive.sqlite") as a:
+        config = a.meta("config")
+    if config is None:
+        raise HwnasError(f"{run_dir}/archive.sqlite: no run config")
+    options = dict(config.get("accuracy_options") or {})
+    dataset = dataset or options.get("dataset")
+    if not dataset:
+        raise HwnasError(f"{run_dir}: the search used no dataset (accuracy {config.get('accuracy')!r}); give --dataset")
+    space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
+                      **config["space_options"])
+    ds = load_dataset(dataset)
+    if ds.input_shape != space.input_shape or ds.classes != space.num_classes:
+        raise HwnasError(f"dataset {dataset} ({'x'.join(map(str, ds.input_shape))}, {ds.classes} classes) does not fit "
+                         f"the run's space ({'x'.join(map(str, space.input_shape))}, {space.num_classes} classes)")
+    split_seed = int(options.get("split_seed", 0))
+    splits = make_splits(ds, split_seed)  # the search's own split: its test part was never read
+    mean, std = standardize(ds, splits.train)
+    x_all, y_all = normalised(ds, mean, std)
+    keep = {k: options[k] for k in ("batch_size", "lr", "momentum", "weight_decay", "label_smoothing") if k in options}
+    settings = TrainSettings(**{**keep, "epochs": epochs, "subset": 1.0, "seed": seed, "split_seed": split_seed})
+    if archs is None:
+        members = json.loads(front_path.read_text())["front"]
+        front = [members[i] for i in spread(len(members), limit)]
+    else:
+        front = [{"arch": a} for a in archs]
+    out_dir = run_dir / "retrained"
+    out_dir.mkdir(exist_ok=True)
+    report_path = run_dir / "retrain.json"
+    previous = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    kept = {m["arch_id"]: m for m in previous.get("models", [])
+            if previous.get("settings") == asdict(settings) and previous.get("dataset") == dataset}
+    models: list[dict[str, Any]] = []
+
+    def save() -> dict[str, Any]:
+        report = {"run_dir": str(run_dir), "dataset": dataset, "split_seed": split_seed,
+                  "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+                  "settings": asdict(settings), "models": models + list(kept.values())}
+        report_path.write_text(json.dumps(report, indent=1) + "\n")
+        return report
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        for member in front:
+            arch = space.parse(member["arch"])
+            old = kept.pop(arch.id, None)
+            if old and old.get("status") == "complete" and Path(old.get("weights", "")).is_file():
+                models.append(old)  # finished work survives: not retrained again
+                continue
+            start = time.perf_counter()
+            row: dict[str, Any] = {"arch": arch.string, "arch_id": arch.id, "proxy_accuracy": member.get("accuracy"),
+                                   "proxy": config.get("accuracy"), "epochs": epochs}
+            try:
+                model = fit(space.build(arch, seed=seed, calibrate_bn=False), x_all, y_all, splits.train, settings)
+                row.update(val_accuracy=accuracy_on(model, x_all, y_all, splits.val),
+                           test_accuracy=accuracy_on(model, x_all, y_all, splits.test), status="complete")
+                torch.save(model.state_dict(), out_dir / f"{arch.id}.pt")
+                row["weights"] = str(out_dir / f"{arch.id}.pt")
+            except TrainingFailed as exc:
+                row.update(status="failed", reason=str(exc))
+            row["seconds"] = time.perf_counter() - start
+            models.append(row)
+            save()  # after each model: a crash loses the model in progress at most
+            log(f"retrained {arch.string}: val {row.get('val_accuracy', float('nan')):.2f}%  "
+                f"test {row.get('test_accuracy', float('nan')):.2f}%  ({row['seconds']:.0f} s)")
+    finally:
+        torch.set_num_threads(before)
+    return save()

@@ -1,0 +1,336 @@
+"""Device specs (``devices/*.toml``), onnxruntime sessions built from them, and fingerprints.
+
+A spec names the runtime settings a device is profiled and deployed with::
+
+    name = "local-cpu"
+    batch_size = 1
+
+    [runtime]
+    provider = "CPUExecutionProvider"
+    intra_op_threads = 1
+    inter_op_threads = 1
+    graph_optimization = "all"      # disable | basic | extended | all
+    execution_mode = "sequential"   # sequential | parallel
+    allow_spinning = false
+    affinity = [1]                  # cores pinned while measuring (Linux); omit for none
+
+    [energy]
+    meter = "none"                  # rapl | nvml | external | none
+
+Every problem is one line naming the file and the field (DeviceSpecError). A provider that this
+onnxruntime does not have is an error, and sessions for any provider but the CPU are created with
+``session.disable_cpu_ep_fallback`` so that CPU numbers are never labelled as another provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from hwnas.core.errors import HwnasError
+from hwnas.measure import agent
+from hwnas.measure.agent import EXEC_MODES, OPT_LEVELS
+from hwnas.measure.timing import Protocol
+from hwnas.core.tomlfile import read_toml
+
+
+METERS = ("none", "rapl", "nvml", "external")
+
+
+class DeviceSpecError(HwnasError, ValueError):
+    """A device spec that is missing, malformed or names something unknown."""
+
+
+class ProviderUnavailableError(HwnasError, RuntimeError):
+    """The spec's execution provider is not available in this onnxruntime."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    provider: str = "CPUExecutionProvider"
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    execution_mode: str = "sequential"
+    allow_spinning: bool = False
+    affinity: tuple[int, ...] | None = None
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnergySettings:
+    meter: str = "none"
+    path: str | None = None  # rapl: powercap zone folder; external: CSV of power samples
+    gpu_index: int = 0  # nvml
+    time_column: str = "timestamp_s"  # external
+    power_column: str = "power_w"  # external
+    min_window_s: float = 0.2  # an energy reading spans at least this long
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """A target reached over SSH (``hwnas.remote``): only Python, numpy and onnxruntime on it."""
+
+    connection: str  # ssh://user@host[:port]
+    python: str = "python3"
+    key_file: str | None = None
+    workdir: str = ".cache/hwnas-agent"  # relative to the remote user's home
+    known_hosts: str | None = None  # default: ssh's own (~/.ssh/known_hosts)
+    accept_new_host_key: bool = False  # trust a host seen for the first time (never a changed key)
+    batch: int = 32  # ONNX files sent and timed per round trip
+
+    @property
+    def user_host_port(self) -> tuple[str | None, str, int]:
+        rest = self.connection.removeprefix("ssh://")
+        user, _, hostport = rest.rpartition("@")
+        host, _, port = hostport.partition(":")
+        return (user or None), host, int(port or 22)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    runtime: RuntimeSettings = RuntimeSettings()
+    energy: EnergySettings = EnergySettings()
+    batch_size: int = 1
+    description: str = ""
+    protocol: Protocol = Protocol()
+    source: str = "<memory>"
+    remote: RemoteSettings | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (what a table stores); ``spec_from_record`` reverses it."""
+        d = asdict(self)
+        d["runtime"]["provider_options"] = dict(self.runtime.provider_options)
+        return json.loads(json.dumps(d))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that change timings: a table made with other settings is refused."""
+        r = self.runtime
+        return {
+            "provider": r.provider, "intra_op_threads": r.intra_op_threads, "inter_op_threads": r.inter_op_threads,
+            "graph_optimization": r.graph_optimization, "execution_mode": r.execution_mode,
+            "allow_spinning": r.allow_spinning, "batch_size": self.batch_size,
+        }
+
+
+def _fail(path: str, fieldname: str, problem: str) -> DeviceSpecError:
+    return DeviceSpecError(f"{path}: field '{fieldname}': {problem}")
+
+
+def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str, prefix: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table.pop(key)
+    name = f"{prefix}{key}"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _fail(path, name, f"expected an integer, got {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise _fail(path, name, f"expected a number, got {value!r}")
+    if kind in (str, bool, dict, list) and not isinstance(value, kind):
+        raise _fail(path, name, f"expected a {kind.__name__ if isinstance(kind, type) else kind}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def _unknown(table: dict[str, Any], path: str, prefix: str) -> None:
+    if table:
+        key = sorted(table)[0]
+        raise _fail(path, f"{prefix}{key}", "unknown field (check its spelling)")
+
+
+def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
+    """Build a DeviceSpec from parsed TOML; raises DeviceSpecError naming the file and field."""
+    data = dict(data)
+    name = _take(data, "name", str, path, "", None)
+    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise _fail(path, "name", "required: letters, digits, '-', '_' or '.' (it names the table folder)")
+    description = _take(data, "description", str, path, "", "")
+    batch = _take(data, "batch_size", int, path, "", 1)
+    if batch < 1:
+        raise _fail(path, "batch_size", f"must be >= 1, got {batch}")
+
+    rt = dict(_take(data, "runtime", dict, path, "", {}))
+    p = "runtime."
+    provider = _take(rt, "provider", str, path, p, "CPUExecutionProvider")
+    intra = _take(rt, "intra_op_threads", int, path, p, 1)
+    inter = _take(rt, "inter_op_threads", int, path, p, 1)
+    for key, v in (("intra_op_threads", intra), ("inter_op_threads", inter)):
+        if v < 0:
+            raise _fail(path, p + key, f"must be >= 0 (0 lets onnxruntime choose), got {v}")
+    level = _take(rt, "graph_optimization", str, path, p, "all")
+    if level not in OPT_LEVELS:
+        raise _fail(path, p + "graph_optimization", f"{level!r} is not one of {', '.join(OPT_LEVELS)}")
+    mode = _take(rt, "execution_mode", str, path, p, "sequential")
+    if mode not in EXEC_MODES:
+        raise _fail(path, p + "execution_mode", f"{mode!r} is not one of {', '.join(EXEC_MODES)}")
+    spinning = _take(rt, "allow_spinning", bool, path, p, False)
+    affinity = _take(rt, "affinity", list, path, p, None)
+    if affinity is not None:
+        if not affinity or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity):
+            raise _fail(path, p + "affinity", f"expected a non-empty list of core numbers, got {affinity!r}")
+        affinity = tuple(affinity)
+    options = _take(rt, "provider_options", dict, path, p, {})
+    _unknown(rt, path, p)
+
+    en = dict(_take(data, "energy", dict, path, "", {}))
+    p = "energy."
+    meter = _take(en, "meter", str, path, p, "none")
+    if meter not in METERS:
+        raise _fail(path, p + "meter", f"{meter!r} is not one of {', '.join(METERS)}")
+    epath = _take(en, "path", str, path, p, None)
+    if meter == "external" and not epath:
+        raise _fail(path, p + "path", "meter 'external' needs the path of a CSV of power samples")
+    energy = EnergySettings(
+        meter=meter, path=epath, gpu_index=_take(en, "gpu_index", int, path, p, 0),
+        time_column=_take(en, "time_column", str, path, p, "timestamp_s"),
+        power_column=_take(en, "power_column", str, path, p, "power_w"),
+        min_window_s=_take(en, "min_window_s", float, path, p, 0.2),
+    )
+    _unknown(en, path, p)
+
+    pr = dict(_take(data, "protocol", dict, path, "", {}))
+    defaults = asdict(Protocol())
+    kwargs = {}
+    for key, default in defaults.items():
+        kind = type(default)
+        kwargs[key] = _take(pr, key, kind, path, "protocol.", default)
+    _unknown(pr, path, "protocol.")
+    try:
+        protocol = Protocol(**kwargs)
+    except ValueError as exc:
+        raise _fail(path, "protocol", str(exc)) from None
+    remote = _parse_remote(data, path)
+    _unknown(data, path, "")
+    runtime = RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options)
+    return DeviceSpec(name, runtime, energy, batch, description, protocol, path, remote)
+
+
+_CONNECTION_RE = re.compile(r"^ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")
+
+
+def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
+    keys = ("python", "key_file", "workdir", "known_hosts", "accept_new_host_key", "remote_batch")
+    connection = _take(data, "connection", str, path, "", None)
+    if connection is None:
+        extra = next((k for k in keys if k in data), None)
+        if extra:
+            raise _fail(path, extra, "only used with a remote target: add connection = \"ssh://user@host:port\"")
+        return None
+    if not _CONNECTION_RE.match(connection):
+        raise _fail(path, "connection", f"{connection!r} is not ssh://[user@]host[:port]")
+    remote = RemoteSettings(
+        connection=connection, python=_take(data, "python", str, path, "", "python3"),
+        key_file=_take(data, "key_file", str, path, "", None), workdir=_take(data, "workdir", str, path, "", ".cache/hwnas-agent"),
+        known_hosts=_take(data, "known_hosts", str, path, "", None),
+        accept_new_host_key=_take(data, "accept_new_host_key", bool, path, "", False),
+        batch=_take(data, "remote_batch", int, path, "", 32),
+    )
+    if remote.batch < 1:
+        raise _fail(path, "remote_batch", f"must be >= 1, got {remote.batch}")
+    if remote.key_file and not Path(remote.key_file).expanduser().is_file():
+        raise _fail(path, "key_file", f"{remote.key_file} does not exist")
+    return remote
+
+
+def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
+    """Read a device spec file; raises DeviceSpecError naming the file and the field."""
+    return parse_device(read_toml(path, DeviceSpecError, "device spec file"), str(Path(path)))
+
+
+def check_provider(spec: DeviceSpec) -> None:
+    """Raise ProviderUnavailableError unless this onnxruntime (the target's, for a remote spec)
+    has the spec's provider."""
+    if spec.remote is not None:
+        from hwnas.device.ssh import RemoteTarget
+
+        available = RemoteTarget(spec).probe()["providers"]
+        if spec.runtime.provider not in available:
+            raise ProviderUnavailableError(f"{spec.source}: field 'runtime.provider': {spec.runtime.provider} is not "
+                                           f"available on {spec.remote.connection} (available: {', '.join(available)})")
+        return
+    available = ort.get_available_providers()
+    if spec.runtime.provider not in available:
+        raise ProviderUnavailableError(
+            f"{spec.source}: field 'runtime.provider': {spec.runtime.provider} is not available in onnxruntime "
+            f"{ort.__version__} (available: {', '.join(available)})"
+        )
+
+
+def session_options(spec: DeviceSpec) -> ort.SessionOptions:
+    # one implementation for local sessions and the remote agent's (hwnas.measure.agent)
+    return agent.session_options(spec.to_dict()["runtime"])
+
+
+def open_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
+    """An onnxruntime session on the spec's provider, refusing any silent fallback to the CPU."""
+    from hwnas.spaces.onnx_io import ort_session
+
+    check_provider(spec)
+    r = spec.runtime
+    providers: list[Any] = [(r.provider, dict(r.provider_options))] if r.provider_options else [r.provider]
+    sess = ort_session(model_path, providers=providers, options=session_options(spec))
+    used = sess.get_providers()
+    if not used or used[0] != r.provider:
+        raise ProviderUnavailableError(f"{spec.source}: onnxruntime used {used} instead of {r.provider}")
+    return sess
+
+
+@contextlib.contextmanager
+def pinned(cores: tuple[int, ...] | None) -> Iterator[None]:
+    """Pin this process to ``cores`` for the block, then restore. Only while measuring: torch's
+    OpenMP threads spin-wait and crawl when squeezed onto one core during export."""
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    usable = set(cores) & before
+    if not usable:
+        raise DeviceSpecError(f"runtime.affinity {list(cores)} names no core this process may use ({sorted(before)})")
+    os.sched_setaffinity(0, usable)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def fingerprint(spec: DeviceSpec) -> dict[str, Any]:
+    """What identifies the device and runtime a table was measured on (recorded in every table).
+
+    ``provider_used`` comes from a real session (``get_providers()``), not from the spec. For a
+    remote spec, everything is read on the target, by the agent.
+    """
+    import onnx
+
+    if spec.remote is not None:
+        from hwnas.device.ssh import RemoteTarget
+
+        return {"device": spec.name, **RemoteTarget(spec).fingerprint()}
+    check_provider(spec)
+    d = spec.to_dict()
+    return {"device": spec.name, **agent.fingerprint(d["runtime"], spec.batch_size), "onnx_version": onnx.__version__}
+
+
+# Fields that must agree for a table to be used: the hardware, the runtime and its settings.
+IDENTITY_FIELDS = ("cpu_model", "cpu_count", "machine", "system", "onnxruntime_version", "provider_used",
+                   "intra_op_threads", "inter_op_threads", "graph_optimization", "execution_mode",
+                   "allow_spinning", "batch_size")
+
+
+def spec_from_record(record: dict[str, Any]) -> DeviceSpec:
+    """Rebuild a DeviceSpec from ``DeviceSpec.to_dict()`` (as stored in a table)."""
+    data = {k: v for k, v in record.items() if k not in ("source", "remote") and v is not None}
+    remote = record.get("remote")
+    if isinstance(remote, dict):
+        data.update({k: v for k, v in remote.items() if k != "batch" and v is not None}, remote_batch=remote.get("batch", 32))
+    for section in ("runtime", "energy", "protocol"):
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if v is not None and v != {}}
+    return parse_device(data, str(record.get("source", "<table>")))

@@ -1,0 +1,191 @@
+"""Where a search's metrics come from.
+
+* ``TableMetrics``: ``latency_ms`` and ``energy_mj`` predicted from a device's latency table (cheap).
+* ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap:
+  sums over per-block counts, each block counted once).
+* ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
+  column in the space's string form. Isomorphic architectures resolve to one entry: rows are
+  keyed by architecture id, and a class takes the mean of its rows' values (NaN cells left out),
+  so a result does not depend on which of several measured copies is the canonical one. An
+  architecture missing from the table is an error that names it.
+
+Accuracy estimators are registered by name in ``hwnas.evaluation.accuracy``.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import functools
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.errors import HwnasError
+from hwnas.spaces.base import Architecture, SearchSpace
+
+
+class BenchmarkError(HwnasError, KeyError):
+    """A benchmark file that is missing or malformed, or lacks an architecture or column."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Evaluation:
+    """One candidate's outcome, as the search loop records and tells it."""
+
+    arch: Architecture
+    metrics: dict[str, float] = field(default_factory=dict)
+    status: str = "complete"  # complete | failed | infeasible
+    reason: str | None = None
+    violation: float = 0.0  # hard budgets: 0 when met
+    soft_violation: float = 0.0
+    expensive: bool = False  # counted against the evaluation budget
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+class MetricSource(abc.ABC):
+    """Computes some metrics for a batch of architectures (NaN where it cannot)."""
+
+    provides: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": type(self).__name__, "provides": list(self.provides)}
+
+
+class TableMetrics(MetricSource):
+    def __init__(self, predictor: Any) -> None:  # hwnas.latency.predictor.Predictor
+        self.predictor = predictor
+        self.provides = ("latency_ms", "energy_mj") if predictor.energy_mj is not None else ("latency_ms",)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        pred = self.predictor.predict(archs)
+        out = {"latency_ms": pred.latency_ms}
+        if pred.energy_mj is not None:
+            out["energy_mj"] = pred.energy_mj
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        t = self.predictor.table
+        return {"source": "latency table", "path": str(t.path), "statistic": t.statistic,
+                "energy": t.energy, "calibrated": t.calibration is not None, "fingerprint": t.fingerprint}
+
+
+class FactsMetrics(MetricSource):
+    provides = ("params", "flops")
+
+    def __init__(self, space: SearchSpace) -> None:
+        from hwnas.spaces.facts import CatalogFacts
+
+        self.space = space
+        self._facts = CatalogFacts(space)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        params, macs = self._facts.evaluate(archs)
+        return {"params": params, "flops": macs}
+
+
+class BenchmarkMetrics(MetricSource):
+    """Columns of a tabular benchmark, looked up by architecture id."""
+
+    def __init__(self, path: str | Path, space: type[SearchSpace] | SearchSpace, *,
+                 columns: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.space = space
+        names, rows = _read_table_cached(str(self.path.resolve()), self.path.stat().st_mtime_ns if self.path.exists() else 0)
+        if "arch" not in names:
+            raise BenchmarkError(f"{self.path}: no 'arch' column (columns: {', '.join(names)})")
+        self.columns = [c for c in names if c != "arch"]
+        self.mapping = dict(columns or {})
+        for metric, col in self.mapping.items():
+            if col not in self.columns:
+                raise BenchmarkError(f"{self.path}: no column {col!r} for metric {metric!r} (columns: {', '.join(self.columns)})")
+        self.provides = tuple(self.columns) + tuple(m for m in self.mapping if m not in self.columns)
+        data = np.full((len(rows), len(self.columns)), np.nan)
+        members: dict[str, list[int]] = {}  # architecture id -> its rows, in file order
+        for i, row in enumerate(rows):
+            try:
+                arch = space.parse(row["arch"])
+            except HwnasError as exc:
+                raise BenchmarkError(f"{self.path}: row {i + 2}: {exc}") from None
+            for j, c in enumerate(self.columns):
+                v = row.get(c)
+                try:
+                    data[i, j] = float(v) if v not in (None, "") else np.nan
+                except (TypeError, ValueError):
+                    raise BenchmarkError(f"{self.path}: row {i + 2}, column {c!r}: {v!r} is not a number") from None
+            members.setdefault(arch.id, []).append(i)
+        # one entry per class, in order of first appearance: the mean of its rows' values
+        self._index = {arch_id: k for k, arch_id in enumerate(members)}
+        self._data = np.full((len(members), len(self.columns)), np.nan)
+        for k, idx in enumerate(members.values()):
+            block = data[idx]
+            have = ~np.isnan(block)
+            counts = have.sum(0)
+            self._data[k] = np.where(counts > 0, np.where(have, block, 0.0).sum(0) / np.maximum(counts, 1), np.nan)
+        self.n_rows = len(rows)
+
+    def column(self, metric: str) -> np.ndarray:
+        """Every distinct architecture's value of a metric (its class mean), in ``ids()`` order."""
+        return self._data[:, self.columns.index(self.mapping.get(metric, metric))]
+
+    def ids(self) -> list[str]:
+        """The distinct architectures' ids, in the order of ``column``."""
+        return list(self._index)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        rows = []
+        for a in archs:
+            i = self._index.get(a.id)
+            if i is None:
+                raise BenchmarkError(f"{self.path}: no row for {a.string} (id {a.id}) nor any isomorphic architecture")
+            rows.append(i)
+        sel = self._data[rows]
+        out = {c: sel[:, j] for j, c in enumerate(self.columns)}
+        for metric, col in self.mapping.items():
+            out[metric] = out[col]
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "tabular benchmark", "path": str(self.path), "rows": self.n_rows,
+                "distinct": len(self._index), "columns": self.columns, "mapping": self.mapping}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table_cached(path: str, _mtime_ns: int) -> tuple[list[str], list[dict[str, str]]]:
+    return _read_table(Path(path))  # keyed by modification time: an edited file is read again
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: no such benchmark table")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise BenchmarkError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from None
+        table = pq.read_table(path)
+        names = table.column_names
+        cols = {n: table.column(n).to_pylist() for n in names}
+        return names, [{n: ("" if cols[n][i] is None else str(cols[n][i])) for n in names} for i in range(table.num_rows)]
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchmarkError(f"{path}: not a readable CSV ({exc})") from None

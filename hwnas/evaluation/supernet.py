@@ -1,0 +1,466 @@
+"""``--accuracy supernet``: one-shot weight sharing (SPOS, Guo et al. 2020) for ``mobilenet``
+and ``dppnet``.
+
+The supernet holds, for every *sharing slot* a block can occupy (``config["share"]`` of its
+blocks: a stage/slot/choice for MBConv, a stage/cell/layer/op for dense layers, the stem, the
+head...), one tensor per parameter at the largest shape any architecture needs there. A subnet
+is the space's own model in which every parameter is replaced by a slice, a *view*, of the
+supernet's tensor: the leading channels, and the centre of larger kernels. Widths, expansion
+ratios and growing input channels therefore share their first channels, and kernel sizes their
+centres (Once-for-All's elastic kernel, without its transformation matrices). A block whose input
+channels sit further into the shared tensor says so (``config["share_shift"]``): a dppnet
+transition after a shorter cell reads the longest cell's kernel from its first existing layer on.
+Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
+
+Training, ``sampling="uniform"`` (the default): single-path sampling (SPOS). Every step draws
+``paths`` architectures uniformly (per gene, from the run's Generator; one by default), builds their
+view-subnets, accumulates their gradients on one training batch and takes one SGD step.
+``sampling="sandwich"`` (BigNAS, Yu et al. 2020): every step also trains the space's largest and
+smallest architecture (``space.sandwich()``); the largest learns from the labels, the others from
+its softened predictions (in-place distillation), so the large subnets are not undertrained and the
+small ones learn what the large one knows.
+``sampling="fair"`` (FairNAS, Chu et al. 2021, strict fairness): every step trains as many paths as
+the widest decision has choices, drawn so that every choice of every decision is used (once for
+the widest, about equally for the others); their gradients are accumulated into one step. No
+choice's weights fall behind by the luck of the draw, and each update is a compromise between
+paths instead of a chase after one. Genes a path does not use (layers beyond its depth) are
+dropped, so the choices of optional layers are trained only as often as their layer is drawn.
+``split="width"`` (mobilenet; few-shot NAS, Zhao et al. 2021): one sub-supernet per width
+multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
+that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
+drawn, so narrow and wide subnets come out about equally accurate and width, the decision that
+matters most for accuracy, is not ranked. ``split="layers"`` (dppnet) gives each cell length its
+own sub-supernet; unsplit, a layer's weights serve every cell at least that long (as Once-for-All's
+elastic depth shares its first layers), so the first layers train at every step.
+``share_convs=True`` (dppnet): a layer's conv weights are one tensor for all its norm choices
+(``bnrelu``, ``bn``, ``id``), and its BatchNorm one for ``bn`` and ``bnrelu``. Per norm-conv pair, a
+layer has 15 weight sets, each drawn in 1 step of 15 at best; per conv, 5, each trained 3 times as
+often, at the price of one kernel serving normalised and raw inputs alike.
+``uniform_over="architectures"``: random paths are drawn with every distinct architecture equally
+likely (`SearchSpace.sample_architectures`) instead of every gene uniform. Per gene, a dppnet
+cell length is drawn 1 time in 4, so a fourth layer's choice trains in 1 step of 60 while the
+first layer's train in 1 of 15, and deep cells come out undertrained against shallow ones;
+per architecture, deep cells (most of the space) are drawn in proportion to their number.
+Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
+batches (the shared weights carry no per-subnet statistics), then score it on the validation split.
+The score (``score="expected"``, the default) is the mean probability the subnet gives the true
+class, in %: the expected accuracy of answering with a draw from its softmax. Subnets of one
+supernet lie a few validation images apart in top-1 accuracy (``score="top1"``), which counts
+only the answers that flip; the probabilities move with every image, so the ranking is far less
+noisy (on Fashion-MNIST, one supernet's median rank agreement rose from 0.45 / 0.30 to 0.57 / 0.52).
+The trained supernet is saved and reused by later searches with the same settings.
+``ensemble=K`` (`SupernetEnsemble`): K supernets alike but for their seeds (``seed`` .. ``seed+K-1``),
+each subnet scored by its mean accuracy over them. Which paths a supernet happened to train
+when decides much of its ranking (two SPOS supernets of one setting agree with each other about
+as little as with stand-alone training), and that part averages out; K times the cost of one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
+from hwnas.core.errors import HwnasError
+from hwnas.evaluation.sources import MetricSource
+from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.evaluation.training import accuracy_on, nhwc, settings_key
+
+
+# Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
+# kernel and expansion choices share one tensor per block position since 3; since 4 an MBConv's
+# parameters are shared by role, expand/depthwise/project, where e=1 blocks used to put their
+# depthwise kernel in the e>1 blocks' expansion tensor): a saved supernet from another scheme is
+# refused instead of loading misassigned weights. Since 5 dppnet shares its layers across cell
+# lengths (one sub-supernet per length is now ``split="layers"``).
+SHARING_VERSION = 5
+SAMPLINGS = ("uniform", "sandwich", "fair")
+UNIFORM_OVER = ("genes", "architectures")
+SUPERNET_DEFAULTS = 1  # bump when a default of SupernetSettings changes (see settings_key)
+SCORES = ("expected", "top1")
+EVAL_ONLY = ("calib_batches", "score")  # settings that change how subnets are evaluated, not the trained weights
+
+
+def _window(big: tuple[int, ...], small: tuple[int, ...], start: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+    """Where a smaller parameter sits in its shared tensor: leading channels from ``start`` (0 unless
+    the block says its input channels sit further in), and for conv kernels the centre (a 3x3 kernel
+    is the middle of the 7x7 one, as in Once-for-All)."""
+    out = []
+    for dim, (b, s) in enumerate(zip(big, small)):
+        first = (b - s) // 2 if len(big) == 4 and dim >= 2 else (start[dim] if start else 0)
+        out.append(slice(first, first + s))
+    return tuple(out)
+
+
+def _start(module: nn.Module, pname: str, ndim: int, shift: int) -> tuple[int, ...]:
+    """Per-dimension start of a parameter in its shared tensor when the block's input channels
+    begin ``shift`` channels in (``config["share_shift"]``): the input-channel dimension of a
+    BatchNorm's affine parameters and of a dense conv's or linear layer's weight."""
+    start = [0] * ndim
+    # a split supernet applies the shift too: its shorter groups then carry unused (zero, never
+    # trained) leading columns, which keeps one placement rule for split and unsplit alike
+    if shift:
+        if isinstance(module, nn.BatchNorm2d):
+            start[0] = shift
+        elif isinstance(module, (nn.Conv2d, nn.Linear)) and pname == "weight" and getattr(module, "groups", 1) == 1:
+            start[1] = shift
+        elif not (isinstance(module, (nn.Conv2d, nn.Linear)) and pname == "bias"):
+            raise HwnasError(f"supernet: cannot shift the input channels of {type(module).__name__}.{pname}")
+    return tuple(start)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no option as a bool (so that 1 and true name the same saved supernet)."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise HwnasError(f"supernet: {name} must be true or false (1 or 0), not {value!r}")
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    seed: int = 0
+    split_seed: int = 0
+    calib_batches: int = 4  # training batches used to recalibrate a subnet's BatchNorm (evaluation only)
+    sampling: str = "uniform"  # "uniform" (SPOS), "sandwich" (largest + smallest + random, distilled), "fair" (FairNAS)
+    paths: int = 1  # random paths per step (gradients accumulated); with "fair", groups of fair paths
+    split: str = "none"  # a decision with one sub-supernet per choice (few-shot NAS), e.g. "width"
+    uniform_over: str = "genes"  # random paths uniform per gene (SPOS) or over "architectures"
+    share_convs: bool = False  # dppnet: a layer's conv weights serve all its norm choices (one tensor per conv)
+    score: str = "expected"  # a subnet's score: mean true-class probability (%), or "top1" accuracy (evaluation only)
+
+    def __post_init__(self) -> None:
+        # from the command line a flag comes as 1/0 or true/false: one bool, so that both name one saved supernet
+        object.__setattr__(self, "share_convs", _flag("share_convs", self.share_convs))
+
+    def key(self) -> str:
+        """Identifies the trained supernet: evaluation-only settings are left out, so changing
+        them reuses the saved weights instead of training again."""
+        return settings_key(self, SUPERNET_DEFAULTS, EVAL_ONLY)
+
+    def training(self) -> dict[str, Any]:
+        """The settings a saved supernet was trained with (what must match to reuse it)."""
+        return {k: v for k, v in asdict(self).items() if k not in EVAL_ONLY}
+
+
+
+Slot = tuple[nn.Module, str, str, str, tuple[int, ...]]
+
+
+def _conv_apart(cfg: dict[str, Any], local: str) -> tuple[str, str]:
+    """``share_convs``: a dense layer's parameter in the slot of its conv or of its BatchNorm alone,
+    renumbered from the start of that part (``body.2.weight`` of a bnrelu-conv is the conv's
+    ``body.0.weight``), so that every norm choice of a layer uses the same conv weights."""
+    head, index, rest = local.split(".", 2)
+    i, k = int(index), int(cfg["norm_modules"])
+    return (cfg["share_norm"], local) if i < k else (cfg["share_conv"], f"{head}.{i - k}.{rest}")
+
+
+def _slots(space: SearchSpace, arch: Architecture, model: nn.Module, share_convs: bool = False) -> list[Slot]:
+    """(module, parameter name, sharing slot, parameter path inside the block, start in the shared
+    tensor) for every parameter."""
+    blocks = sorted(space.blocks(arch), key=lambda b: -len(b.path))  # deepest paths first
+    out = []
+    for full, p in list(model.named_parameters()):
+        block = next((b for b in blocks if full.startswith(b.path + ".")), None)
+        if block is None or "share" not in block.config:
+            raise HwnasError(f"{space.name}: parameter {full} belongs to no shareable block")
+        owner_path, _, pname = full.rpartition(".")
+        module = model.get_submodule(owner_path)
+        start = _start(module, pname, p.ndim, int(block.config.get("share_shift", 0)))
+        slot, local = block.config["share"], full[len(block.path) + 1:]
+        if share_convs and "share_conv" in block.config:
+            slot, local = _conv_apart(block.config, local)
+        out.append((module, pname, slot, local, start))
+    return out
+
+
+def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architecture]:
+    """FairNAS's strict fairness: max(cardinalities) paths in which every choice of every decision
+    appears (each gene runs through a random permutation of its choices, repeated to length)."""
+    card = space.cardinalities()
+    width = max(card)
+    columns = [np.concatenate([rng.permutation(n) for _ in range(-(-width // n))])[:width] for n in card]
+    return [space.decode([int(c[k]) for c in columns]) for k in range(width)]
+
+
+def _check_share_convs(space: SearchSpace, share_convs: bool) -> None:
+    if share_convs and space.name != "dppnet":
+        raise HwnasError(f"supernet: share_convs shares a dppnet layer's conv across its norm choices; "
+                         f"{space.name} has no norm choices")
+
+
+def _checked_split(space: SearchSpace, split: str) -> str | None:
+    """The decision to split the supernet on, None for "none"; a one-line error for what the space lacks."""
+    if split == "none":
+        return None
+    if split not in space.supernet_splits():
+        raise HwnasError(f"supernet: space {space.name} cannot be split on {split!r} "
+                         f"(splits: {', '.join(('none',) + space.supernet_splits())})")
+    return split
+
+
+class Supernet(nn.Module):
+    """Max-shaped shared tensors, keyed by (sharing slot, parameter path in the block).
+
+    ``split`` (few-shot NAS, Zhao et al. 2021) names a decision of the space, such as mobilenet's
+    width: each of its choices then gets a sub-supernet of its own, sharing nothing with the
+    others, so the choices no longer compete for the same leading channels.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, split: str | None = None, share_convs: bool = False) -> None:
+        super().__init__()
+        if space.name not in ("mobilenet", "dppnet"):
+            raise HwnasError(f"the supernet covers mobilenet and dppnet, not {space.name!r}")
+        _check_share_convs(space, share_convs)
+        self.space, self.split, self.share_convs = space, _checked_split(space, split or "none"), share_convs
+        self.names: dict[tuple[str, str], str] = {}
+        self.weights = nn.ParameterDict()
+        roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
+        for i, arch in enumerate(space.supernet_templates()):
+            model = init_weights(space._build_model(arch), seed + i)
+            for module, pname, slot, local, start in self._slots(arch, model):
+                p = getattr(module, pname).detach()
+                key = (slot, local)
+                # one tensor, one job: a depthwise kernel must not share with a dense one
+                role = (type(module).__name__, pname, getattr(module, "groups", 1) > 1)
+                if roles.setdefault(key, role) != role:
+                    raise HwnasError(f"{space.name}: sharing slot {slot}/{local} holds both {roles[key]} and {role}")
+                name = self.names.setdefault(key, f"w{len(self.names)}")
+                need = tuple(a + b for a, b in zip(p.shape, start))
+                have = tuple(self.weights[name].shape) if name in self.weights else None
+                if have is None or any(a > b for a, b in zip(need, have)):
+                    # grow to the elementwise max shape, keeping what is there
+                    shape = tuple(max(a, b) for a, b in zip(need, have or need))
+                    grown = torch.zeros(shape)
+                    grown[_window(shape, tuple(p.shape), start)] = p
+                    if have is not None:
+                        grown[_window(shape, have)] = self.weights[name].detach()
+                    self.weights[name] = nn.Parameter(grown)
+
+    def _slots(self, arch: Architecture, model: nn.Module) -> list[Slot]:
+        out = _slots(self.space, arch, model, self.share_convs)
+        if self.split is None:
+            return out
+        group = self.space.supernet_group(arch, self.split)
+        return [(module, pname, f"{group}/{slot}", local, start) for module, pname, slot, local, start in out]
+
+    def subnet(self, arch: Architecture) -> nn.Module:
+        """The space's model of ``arch`` whose parameters are views of the supernet's tensors."""
+        model = self.space._build_model(arch)
+        for module, pname, slot, local, start in self._slots(arch, model):
+            name = self.names.get((slot, local))
+            if name is None:
+                raise HwnasError(f"supernet has no weights for {slot}/{local} (made for another space config?)")
+            shared = self.weights[name]
+            p = module._parameters[pname]
+            if p.ndim != shared.ndim or any(a + b > c for a, b, c in zip(p.shape, start, shared.shape)):
+                raise HwnasError(f"supernet slot {slot}/{local} is {tuple(shared.shape)}, the subnet needs {tuple(p.shape)}")
+            del module._parameters[pname]
+            # a view: gradients reach the supernet
+            setattr(module, pname, shared[_window(tuple(shared.shape), tuple(p.shape), start)])
+        return model
+
+    def standalone(self, arch: Architecture) -> nn.Module:
+        """A stand-alone copy of the subnet, with the supernet's current weights in parameters of
+        its own (for evaluation and export: such a model can run channels-last)."""
+        model = self.space._build_model(arch)
+        with torch.no_grad():
+            for module, pname, slot, local, start in self._slots(arch, model):
+                p = getattr(module, pname)
+                shared = self.weights[self.names[(slot, local)]]
+                p.copy_(shared[_window(tuple(shared.shape), tuple(p.shape), start)])
+        return model
+
+
+class SupernetAccuracy(MetricSource):
+    """Validation accuracy of a subnet inheriting the trained supernet's weights (a proxy)."""
+
+    provides = ("accuracy",)
+
+    def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
+                 threads: int | None = None, log: Any = print, **settings: Any) -> None:
+        unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
+        if unknown:
+            raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
+                             f"(options: dataset, path, threads, ensemble, {', '.join(SupernetSettings.__dataclass_fields__)})")
+        self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
+        if self.settings.sampling not in SAMPLINGS:
+            raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
+        if self.settings.sampling == "sandwich" and space.sandwich() is None:
+            raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
+        _checked_split(space, self.settings.split)  # before the data loads
+        _check_share_convs(space, self.settings.share_convs)  # likewise
+        if self.settings.uniform_over not in UNIFORM_OVER:
+            raise HwnasError(f"supernet: uniform_over must be one of {', '.join(UNIFORM_OVER)}, not {self.settings.uniform_over!r}")
+        if self.settings.uniform_over != "genes" and self.settings.sampling == "fair":
+            raise HwnasError("supernet: uniform_over applies to random paths (sampling=uniform or sandwich), not to sampling=fair")
+        if self.settings.score not in SCORES:
+            raise HwnasError(f"supernet: score must be one of {', '.join(SCORES)}, not {self.settings.score!r}")
+        if self.settings.paths < 1:
+            raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
+        self.ds: Dataset = load_dataset(dataset)
+        if self.ds.input_shape != space.input_shape or self.ds.classes != space.num_classes:
+            raise HwnasError(f"supernet: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))} with {self.ds.classes} "
+                             f"classes; the space is {'x'.join(map(str, space.input_shape))} with {space.num_classes}")
+        self.splits = make_splits(self.ds, self.settings.split_seed)
+        mean, std = standardize(self.ds, self.splits.train)
+        self.x = (torch.from_numpy(self.ds.x) - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
+        self.y = torch.from_numpy(self.ds.y)
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.path = Path(path) if path else None
+        self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
+                     "sharing": SHARING_VERSION, "dataset": dataset, "settings": self.settings.training()}
+        self.train_seconds = 0.0
+        with self._threads():
+            self.net = self._load_or_train(log)
+
+    def _threads(self) -> Any:
+        from hwnas.latency.profiler import torch_threads
+
+        return torch_threads(self.threads)
+
+    def _load_or_train(self, log: Any) -> Supernet:
+        net = Supernet(self.space, self.settings.seed, self.settings.split, self.settings.share_convs)
+        if self.path and self.path.is_file():
+            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+            meta = dict(saved.get("meta") or {})
+            if "settings" in meta:  # settings added later default to what older supernets were trained with
+                meta["settings"] = {k: v for k, v in {**SupernetSettings().training(), **meta["settings"]}.items()
+                                    if k not in EVAL_ONLY}
+            wanted = json.loads(json.dumps(self.meta))
+            if meta != wanted:
+                field = next(k for k in sorted(set(meta) | set(wanted)) if meta.get(k) != wanted.get(k))
+                if isinstance(meta.get(field), dict) and isinstance(wanted.get(field), dict):
+                    sub = next(k for k in sorted(set(meta[field]) | set(wanted[field]))
+                               if meta[field].get(k) != wanted[field].get(k))
+                    field, have, want = f"{field}.{sub}", meta[field].get(sub), wanted[field].get(sub)
+                else:
+                    have, want = meta.get(field), wanted.get(field)
+                raise HwnasError(f"{self.path}: a supernet trained with other settings ({field} is {have!r}, "
+                                 f"this run needs {want!r}); delete it or give another path")
+            net.load_state_dict(saved["state"])
+            self.train_seconds = float(saved.get("train_seconds", 0.0))
+            return net
+        start = time.perf_counter()
+        self.train(net, log)
+        self.train_seconds = time.perf_counter() - start
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            torch.save({"meta": self.meta, "state": net.state_dict(), "train_seconds": self.train_seconds}, tmp)
+            tmp.replace(self.path)
+            log(f"supernet trained in {self.train_seconds:.0f} s, saved to {self.path}")
+        return net
+
+    def train(self, net: Supernet, log: Any = print) -> None:
+        s = self.settings
+        start = time.perf_counter()
+        rng = np.random.default_rng(s.seed)
+        idx = self.splits.train
+        steps = math.ceil(len(idx) / s.batch_size)
+        opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
+        loss_fn = nn.CrossEntropyLoss()
+        fixed = list(self.space.sandwich() or ()) if s.sampling == "sandwich" else []
+        draw = self.space.sample_architectures if s.uniform_over == "architectures" else self.space.sample
+        for epoch in range(s.epochs):
+            order = rng.permutation(idx)
+            total, seen = 0.0, 0
+            for b in range(steps):
+                batch = torch.from_numpy(order[b * s.batch_size:(b + 1) * s.batch_size])
+                if len(batch) < 2:
+                    continue
+                x, y = nhwc(self.x[batch]), self.y[batch]
+                opt.zero_grad(set_to_none=True)
+                teacher: torch.Tensor | None = None
+                drawn = ([a for _ in range(s.paths) for a in fair_paths(self.space, rng)] if s.sampling == "fair"
+                         else draw(rng, s.paths))
+                for arch in fixed + drawn:
+                    out = net.subnet(arch).train()(x)
+                    if teacher is None:
+                        loss = loss_fn(out, y)
+                    else:  # in-place distillation from the largest subnet
+                        loss = F.kl_div(F.log_softmax(out, 1), teacher, reduction="batchmean")
+                    if not torch.isfinite(loss):
+                        raise HwnasError(f"supernet training diverged (loss {float(loss)}) on {arch.string}")
+                    if fixed and teacher is None:
+                        teacher = F.softmax(out.detach(), 1)
+                    loss.backward()
+                    total, seen = total + float(loss.detach()) * len(batch), seen + len(batch)
+                opt.step()
+                sched.step()
+            log(f"supernet epoch {epoch + 1}/{s.epochs}: loss {total / max(seen, 1):.3f} "
+                f"({time.perf_counter() - start:.0f} s)")
+
+    def accuracy(self, arch: Architecture) -> float:
+        s = self.settings
+        with self._threads(), torch.no_grad():
+            sub = self.net.standalone(arch).to(memory_format=torch.channels_last)
+            rng = np.random.default_rng(s.seed + 1)
+            calib = rng.permutation(self.splits.train)[: s.calib_batches * s.batch_size]
+            batches = (nhwc(self.x[torch.from_numpy(calib[i:i + s.batch_size])]) for i in range(0, len(calib), s.batch_size))
+            calibrate_batchnorm(sub, batches)
+            return accuracy_on(sub, self.x, self.y, self.splits.val, expected=s.score == "expected")
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
+                "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds}
+
+
+def member_path(path: str | Path | None, seed: int, k: int) -> Path | None:
+    """Where the k-th supernet of an ensemble is saved: the given path for the first (so a
+    supernet trained alone is reused as member 0), ``<stem>-seed<S><suffix>`` beside it for the others."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if k == 0 else path.with_name(f"{path.stem}-seed{seed + k}{path.suffix}")
+
+
+class SupernetEnsemble(MetricSource):
+    """``ensemble=K`` supernets with consecutive seeds; a subnet's accuracy is their mean (a proxy)."""
+
+    provides = ("accuracy",)
+
+    def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = print,
+                 **options: Any) -> None:
+        if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
+            raise HwnasError(f"supernet: ensemble must be a whole number of supernets >= 1, not {ensemble!r}")
+        seed = int(options.pop("seed", 0))
+        # each member is trained (or loaded) in turn; a crash keeps the members already saved
+        self.members = [SupernetAccuracy(space, path=str(p) if (p := member_path(path, seed, k)) else None,
+                                         seed=seed + k, log=log, **options) for k in range(ensemble)]
+        self.space, self.settings = space, self.members[0].settings
+        self.train_seconds = float(sum(m.train_seconds for m in self.members))
+
+    def accuracy(self, arch: Architecture) -> float:
+        return float(np.mean([m.accuracy(arch) for m in self.members]))
+
+    def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def describe(self) -> dict[str, Any]:
+        first = self.members[0].describe()
+        return {**first, "ensemble": len(self.members), "seeds": [m.settings.seed for m in self.members],
+                "paths": [m.describe()["path"] for m in self.members], "train_seconds": self.train_seconds}

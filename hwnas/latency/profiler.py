@@ -1,0 +1,299 @@
+"""Profile a device: time every block of a space in onnxruntime and write a latency table.
+
+The work, in order:
+
+1. Check the provider and read the fingerprint; continue a half-built table at the same path
+   (only if it was made here, with the same settings, protocol and space version).
+2. Plan the jobs: every catalog block the table still lacks, plus ``context_models`` random
+   whole models (for the boundary correction, see ``hwnas.latency.predictor``).
+3. Export every job to ONNX and verify it (outside the pinned cores, with torch on one thread),
+   and open an onnxruntime session for each with the device's settings.
+4. Time all of them together with the protocol of ``hwnas.measure.timing`` on the pinned cores: one
+   interleaved pass, so that blocks and whole models see the same machine and drift is spread
+   over all of them (measuring in separate chunks put minutes between a model and its blocks).
+   Each entry is saved, atomically and at most every ``save_every_s``, as soon as it is finished
+   (with its energy, where the device has a meter): a killed profile loses only unfinished
+   entries, and export is cheap to redo.
+5. Fit the boundary correction and mark the table complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.core.versions import __version__
+from hwnas.device.spec import DeviceSpec, check_provider, fingerprint, open_session, pinned
+from hwnas.device.energy import ENERGY_MODEL, EnergyMeter, estimate_energy_mj, open_meter
+from hwnas.core.errors import HwnasError
+from hwnas.spaces.onnx_io import export_onnx
+from hwnas.latency.predictor import fit_context
+from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
+from hwnas.measure.timing import Protocol, Stats, measure
+
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "block" or "model"
+    key: str  # block key, or architecture string
+    block: Block | None = None
+    arch: Architecture | None = None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads inside the block. Exporting a block is a tiny
+    graph: with torch's default of one thread per core, its OpenMP barriers stall whenever the
+    other core is busy (here: 12x slower conv2d while anything ran beside it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_runner(model_path: str | Path, spec: DeviceSpec, input_shapes: list[tuple[int, ...]], seed: int = 0) -> Callable[[], object]:
+    """One inference per call on pre-bound inputs (IOBinding), as the protocol times it."""
+    sess = open_session(model_path, spec)
+    rng = np.random.default_rng(seed)
+    io = sess.io_binding()
+    for inp, shape in zip(sess.get_inputs(), input_shapes):
+        io.bind_cpu_input(inp.name, rng.standard_normal((spec.batch_size, *shape)).astype(np.float32))
+    for out in sess.get_outputs():
+        io.bind_output(out.name)
+
+    def run() -> object:
+        return sess.run_with_iobinding(io)
+
+    run.session = sess  # type: ignore[attr-defined]  # keep the session alive with the closure
+    return run
+
+
+def build_block_model(space: SearchSpace, block: Block, seed: int = 0) -> torch.nn.Module:
+    """A block alone, with seeded weights and BatchNorm statistics calibrated on random inputs."""
+    module = init_weights(space.build_block(block), seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = (tuple(torch.randn((4, *block.in_shape), generator=gen) for _ in range(block.n_inputs)) for _ in range(2))
+
+    class _Star(torch.nn.Module):  # calibrate_batchnorm feeds one tensor; a sum takes several
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self.inner(*xs)
+
+    calibrate_batchnorm(_Star(module), batches)
+    return module.eval()
+
+
+def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, seed: int) -> tuple[Path, list[tuple[int, ...]]]:
+    path = folder / f"{job.kind}-{abs(hash(job.key)) % 10**12}.onnx"
+    batch = spec.batch_size
+    if job.kind == "block":
+        assert job.block is not None
+        shapes = [job.block.in_shape] * job.block.n_inputs
+        model = build_block_model(space, job.block, seed)
+    else:
+        assert job.arch is not None
+        shapes = [space.input_shape]
+        model = space.build(job.arch, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
+    export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
+    return path, shapes
+
+
+def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:
+    return {"kind": block.kind, "in_shape": list(block.in_shape), "out_shape": list(block.out_shape),
+            "n_inputs": block.n_inputs, "latency_ms": stats[f"{statistic}_ms"], "stats": stats,
+            "energy_mj": None}
+
+
+def _plan_context(space: SearchSpace, n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    seen: dict[str, str] = {}
+    for _ in range(50):
+        for arch in space.sample(rng, n):
+            seen.setdefault(arch.id, arch.string)
+            if len(seen) == n:
+                return list(seen.values())
+    return list(seen.values())
+
+
+def profile(
+    spec: DeviceSpec,
+    space: SearchSpace,
+    *,
+    out: str | Path | None = None,
+    protocol: Protocol | None = None,
+    context_models: int = 40,
+    seed: int = 0,
+    energy_model: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    save_every_s: float = 2.0,
+    log: Callable[[str], None] = print,
+) -> LatencyTable:
+    """Profile ``space`` on ``spec``'s device into a table at ``out`` (see the module docstring).
+
+    Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
+    ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
+    """
+    check_provider(spec)
+    protocol = protocol or spec.protocol
+    fp = fingerprint(spec)
+    path = Path(out) if out else default_table_path(spec.name, space)
+    meter: EnergyMeter | None = open_meter(spec) if spec.remote is None else None  # a remote meter is read there
+    has_meter = spec.energy.meter != "none"
+    if has_meter and energy_model:
+        raise HwnasError(f"{spec.source}: the device has an energy meter ({spec.energy.meter}); --energy-model is only for meter 'none'")
+
+    table: LatencyTable | None = None
+    if path.exists() and not force:
+        table = LatencyTable.load(path)
+        diffs = table.mismatches(fingerprint=fp, space=space)
+        if table.protocol != protocol.to_dict():
+            diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, here {v!r}"
+                      for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
+        if diffs:
+            raise TableMismatchError(f"{path} cannot be continued here: " + "; ".join(diffs)
+                                     + " (use --force to re-profile from scratch, or another --out)")
+        if table.complete:
+            log(f"{path} is complete and was made on this device with these settings: nothing to do (--force re-profiles)")
+            return table
+        log(f"continuing {path}: {len(table.entries)} entries already measured")
+    if table is None:
+        table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
+                             protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
+        table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
+    if has_meter:
+        source = meter.source if meter else f"{spec.energy.meter}@{spec.remote.connection if spec.remote else ''}"
+        table.energy = {"available": True, "source": source, "estimated": False,
+                        "note": "window energy / inferences, idle power included"}
+
+    def finished(record: dict[str, Any] | None) -> bool:
+        return record is not None and (not has_meter or record.get("energy_mj") is not None)
+
+    done_models = {m["arch"] for m in table.context["models"] if finished(m)}
+    blocks = [Job("block", b.key, block=b) for b in space.catalog() if not finished(table.entries.get(b.key))]
+    models = [Job("model", a, arch=space.parse(a)) for a in table.context["planned"] if a not in done_models]
+    jobs: list[Job] = blocks + models  # measured together, interleaved: both meet the same machine
+
+    started = time.perf_counter()
+    with torch_threads(1):
+        _run_jobs(jobs, table, path, space, spec, protocol, has_meter, seed, progress, save_every_s)
+    if energy_model:
+        _estimate_energy(space, table)
+    table.context["fit"] = fit_context(space, table)
+    table.complete = True
+    table.save(path)
+    unstable = [k for k, e in table.entries.items() if not e["stats"]["stable"]]
+    if unstable:
+        log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
+            f"e.g. {unstable[0]}")
+    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
+        f"{time.perf_counter() - started:.0f} s")
+    return table
+
+
+def measure_files(
+    spec: DeviceSpec,
+    protocol: Protocol,
+    items: Sequence[tuple[Path, list[tuple[int, ...]]]],
+    *,
+    seed: int = 0,
+    on_done: Callable[[int, Stats], None] | None = None,
+    on_batch: Callable[[list[int], list[Stats], list[float | None]], None] | None = None,
+) -> tuple[list[Stats], list[float | None]]:
+    """Time ONNX files with ``protocol`` on the spec's device: here (pinned cores, the spec's
+    energy meter) or on its remote target (``hwnas.remote``), in batches. Returns the statistics
+    and energy per inference (mJ, or None without a meter). ``on_done(i, stats)`` follows local
+    progress; ``on_batch(indices, stats, energy)`` sees finished work (once here, per batch there)."""
+    if spec.remote is not None:
+        from hwnas.device.ssh import RemoteTarget
+
+        return RemoteTarget(spec).measure(items, protocol, seed=seed, on_batch=on_batch)
+    runners = [make_runner(path, spec, shapes, seed) for path, shapes in items]
+    meter = open_meter(spec)
+    with pinned(spec.runtime.affinity):
+        stats = measure(runners, protocol, on_done=on_done)
+        energy: list[float | None] = ([meter.measure(run, min_window_s=spec.energy.min_window_s)[0] for run in runners]
+                                      if meter else [None] * len(runners))
+    if on_batch:
+        on_batch(list(range(len(items))), stats, energy)
+    return stats, energy
+
+
+def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, spec: DeviceSpec,
+              protocol: Protocol, has_meter: bool, seed: int, progress: bool, save_every_s: float) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}
+
+    def record(job: Job, stats: dict[str, Any], energy: float | None) -> None:
+        if job.kind == "block":
+            assert job.block is not None
+            entry = _entry_record(job.block, stats, protocol.statistic)
+            entry["energy_mj"] = energy
+            table.entries[job.key] = entry
+        else:
+            row = {"arch": job.key, "stats": stats, "energy_mj": energy}
+            if job.key in model_index:
+                table.context["models"][model_index[job.key]] = row
+            else:
+                model_index[job.key] = len(table.context["models"])
+                table.context["models"].append(row)
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    what = f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}"
+    with Progress(*columns, disable=not progress) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+        exporting = bar.add_task(f"export  {what}", total=len(jobs))
+        items = []
+        for job in jobs:
+            items.append(export_job(job, space, spec, Path(tmp), seed))
+            bar.advance(exporting)
+        measuring = bar.add_task(f"measure {what}", total=len(jobs))
+        last_save = [time.monotonic()]
+
+        def done(i: int, stats: Stats) -> None:
+            bar.advance(measuring)
+            if not has_meter:  # with a meter, an entry is finished only once its energy is read
+                record(jobs[i], stats.to_dict(), None)
+                if time.monotonic() - last_save[0] >= save_every_s:
+                    table.save(path)
+                    last_save[0] = time.monotonic()
+
+        def finished(indices: list[int], stats: list[Stats], energy: list[float | None]) -> None:
+            for i, s, e in zip(indices, stats, energy):
+                record(jobs[i], s.to_dict(), e)
+            if spec.remote is not None:
+                bar.advance(measuring, len(indices))
+            table.save(path)  # a batch is safe once it is here
+
+        measure_files(spec, protocol, items, seed=seed, on_done=done, on_batch=finished)
+        table.save(path)
+
+
+def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:
+    """Label every entry with an estimated energy from its MACs and memory traffic."""
+    from hwnas.spaces.facts import block_facts
+
+    for block in space.catalog():
+        params, macs = block_facts(space, block)
+        bytes_moved = 4 * (params + int(np.prod(block.in_shape)) * block.n_inputs + int(np.prod(block.out_shape)))
+        table.entries[block.key]["energy_mj"] = estimate_energy_mj(macs, bytes_moved)
+    table.energy = {"available": True, "source": f"estimated:{ENERGY_MODEL['name']}", "estimated": True,
+                    "model": dict(ENERGY_MODEL)}

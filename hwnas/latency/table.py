@@ -1,0 +1,183 @@
+"""Latency/energy lookup tables: one JSON file per (device, space, input shape).
+
+Default location: ``latency_tables/<device>/<space>-<CxHxW>.json``. A table holds
+
+* ``entries``: one per block key, with the isolated timing statistics (min, p10, p50, p90,
+  mean, std, CV, runs, stability), ``latency_ms`` (the table's statistic), and ``energy_mj`` with
+  its source where measured;
+* ``context``: whole models timed in the same run, and the fusion/boundary correction fitted on
+  them (see ``hwnas.latency.predictor``);
+* ``fingerprint``, ``device`` settings, ``space`` (name, version, config), ``protocol``;
+* ``calibration``: an optional correction fitted by ``hwnas validate --calibrate``.
+
+Tables are written atomically as entries finish, so a profile killed half-way leaves a valid,
+incomplete table that the next run continues without re-measuring finished entries. Loading one for use checks that it was made
+on this device and runtime with the same settings and space version, and refuses it otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hwnas.device.spec import IDENTITY_FIELDS
+from hwnas.core.errors import HwnasError
+from hwnas.spaces.base import SearchSpace, shape_str
+
+FORMAT = "hwnas-latency-table"
+FORMAT_VERSION = 1
+
+
+class TableError(HwnasError, ValueError):
+    """A table file that is missing or malformed."""
+
+
+class TableMismatchError(HwnasError, ValueError):
+    """A table made on another device, runtime, setting or space version than it is used with."""
+
+
+class MissingEntryError(HwnasError, KeyError):
+    """An architecture needs a block the table does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def default_table_path(device: str, space: SearchSpace, root: str | Path = "latency_tables") -> Path:
+    """``<root>/<device>/<space>[-<option><value>...]-<CxHxW>.json``: non-default space options
+    are in the name, so tables of two configurations of a space do not collide."""
+    params = inspect.signature(type(space).__init__).parameters
+    config = space.config()
+    tag = "".join(f"-{k}{config[k]:g}" if isinstance(config[k], (int, float)) else f"-{k}{config[k]}"
+                  for k, p in params.items()
+                  if k in config and k not in ("input_shape", "num_classes") and p.default is not inspect.Parameter.empty
+                  and config[k] != p.default)
+    return Path(root) / device / f"{space.name}{tag}-{shape_str(space.input_shape)}.json"
+
+
+def space_record(space: SearchSpace) -> dict[str, Any]:
+    return {"name": space.name, "version": space.version, "config": space.config()}
+
+
+@dataclass
+class LatencyTable:
+    """In-memory form of a table file (plain data; see the module docstring for the fields)."""
+
+    fingerprint: dict[str, Any]
+    device: dict[str, Any]
+    space: dict[str, Any]
+    protocol: dict[str, Any]
+    statistic: str
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=lambda: {"available": False, "source": None, "estimated": False})
+    context: dict[str, Any] = field(default_factory=lambda: {"models": [], "fit": None})
+    calibration: dict[str, Any] | None = None
+    complete: bool = False
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    hwnas_version: str = ""
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "hwnas_version": self.hwnas_version,
+            "created": self.created, "complete": self.complete, "statistic": self.statistic,
+            "fingerprint": self.fingerprint, "device": self.device, "space": self.space, "protocol": self.protocol,
+            "energy": self.energy, "calibration": self.calibration, "context": self.context, "entries": self.entries,
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write atomically (temp file + rename): a crash never leaves a half-written table."""
+        target = Path(path or self.path or "")
+        if not str(target):
+            raise TableError("no path to save the table to")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_dict(), f, indent=1, sort_keys=False)
+                f.write("\n")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        p = Path(path)
+        if not p.is_file():
+            raise TableError(f"{p}: no such latency table")
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TableError(f"{p}: not a readable JSON table ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise TableError(f"{p}: field 'format': not an hwnas latency table")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise TableError(f"{p}: field 'format_version': {data.get('format_version')!r} is not supported "
+                             f"(this hwnas reads version {FORMAT_VERSION})")
+        try:
+            return cls(
+                fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
+                protocol=dict(data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
+                energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
+                complete=bool(data["complete"]), created=str(data["created"]),
+                hwnas_version=str(data.get("hwnas_version", "")), path=p,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TableError(f"{p}: field {exc}: missing or malformed") from None
+
+    # ----- safety ---------------------------------------------------------------------------
+    def mismatches(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None) -> list[str]:
+        """Fields that differ from the given fingerprint and space, as 'field: table X, here Y'."""
+        out = []
+        if fingerprint is not None:
+            for key in IDENTITY_FIELDS:
+                if self.fingerprint.get(key) != fingerprint.get(key):
+                    out.append(f"{key}: table {self.fingerprint.get(key)!r}, here {fingerprint.get(key)!r}")
+        if space is not None:
+            here = space_record(space)
+            for key in ("name", "version", "config"):
+                if self.space.get(key) != json.loads(json.dumps(here[key])):
+                    out.append(f"space.{key}: table {self.space.get(key)!r}, here {here[key]!r}")
+        return out
+
+    def check(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None,
+              allow_mismatch: bool = False) -> list[str]:
+        """Raise TableMismatchError naming every differing field, unless ``allow_mismatch``."""
+        diffs = self.mismatches(fingerprint=fingerprint, space=space)
+        if diffs and not allow_mismatch:
+            where = self.path or "table"
+            raise TableMismatchError(f"{where} was made elsewhere: " + "; ".join(diffs)
+                                     + " (pass --allow-mismatch to use it anyway)")
+        return diffs
+
+
+def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: bool = True) -> tuple[LatencyTable, SearchSpace, list[str]]:
+    """Load a table for use, with the space it was made for; refuse it if it was made elsewhere.
+
+    The space is rebuilt from the table's record and must have the same version as this hwnas's.
+    With ``check_device``, the table's fingerprint must match this machine's for the same device
+    settings. Returns the table, the space and the differences accepted with ``allow_mismatch``.
+    """
+    from hwnas.device.spec import fingerprint, spec_from_record
+    from hwnas.spaces import get_space
+
+    table = LatencyTable.load(path)
+    cfg = dict(table.space.get("config", {}))
+    shape = tuple(cfg.pop("input_shape", ()))
+    classes = cfg.pop("num_classes", 10)
+    space = get_space(table.space["name"], input_shape=shape, num_classes=classes, **cfg)  # type: ignore[arg-type]
+    fp = fingerprint(spec_from_record(table.device)) if check_device else None
+    diffs = table.check(fingerprint=fp, space=space, allow_mismatch=allow_mismatch)
+    if not table.complete:
+        raise TableError(f"{table.path}: the table is incomplete ({len(table.entries)} entries); "
+                         "re-run the same `hwnas profile` to finish it")
+    return table, space, diffs

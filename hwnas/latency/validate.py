@@ -1,0 +1,124 @@
+"""Check a table: predict random whole models, measure them end to end, report the error.
+
+The models are sampled with their own seed (never the table's context models), measured with the
+table's own protocol and statistic on the same pinned cores, and compared with the prediction.
+The report gives MAPE, the share within +-10% and Spearman's rho for the table's predictor, and
+for the raw sum of isolated blocks beside it (the alternative the boundary correction replaces).
+
+``calibrate=True`` then fits ``measured ~ scale * predicted + offset`` (relative least squares)
+on these models and stores it in the table. The metrics after calibration are in-sample: validate
+again with another seed to see its held-out effect.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from hwnas.device.spec import DeviceSpec, spec_from_record
+from hwnas.latency.predictor import Predictor
+from hwnas.latency.profiler import Job, export_job, measure_files, torch_threads
+from hwnas.latency.table import open_table
+from hwnas.measure.timing import Protocol
+
+
+def _metrics(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    rel = pred / measured - 1
+    rho = spearmanr(pred, measured).statistic if len(pred) > 2 else float("nan")
+    return {"mape": float(np.mean(np.abs(rel))), "within_10": float(np.mean(np.abs(rel) <= 0.10)),
+            "within_5": float(np.mean(np.abs(rel) <= 0.05)), "max_abs_err": float(np.max(np.abs(rel))),
+            "spearman_rho": float(rho)}
+
+
+def _fit_calibration(pred: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    A = np.stack([pred, np.ones_like(pred)], 1) / measured[:, None]
+    scale, offset = np.linalg.lstsq(A, np.ones_like(pred), rcond=None)[0]
+    return float(scale), float(offset)
+
+
+def validate(
+    table_path: str | Path,
+    *,
+    samples: int = 50,
+    seed: int = 0,
+    calibrate: bool = False,
+    spec: DeviceSpec | None = None,
+    allow_mismatch: bool = False,
+    plot: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Validate (and optionally calibrate) a table; writes ``<table>.validation.json`` and ``.png``."""
+    table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
+    spec = spec or spec_from_record(table.device)
+    protocol = Protocol(**table.protocol)
+    rng = np.random.default_rng(seed)
+    archs = space.sample(rng, samples)
+    predicted = Predictor(table, space).predict(archs).latency_ms
+    raw = Predictor(table, space, context=False, calibrated=False).predict(archs).latency_ms
+    uncalibrated = Predictor(table, space, calibrated=False).predict(archs).latency_ms
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-validate-") as tmp, Progress(
+        TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
+    ) as bar:
+        task = bar.add_task("export", total=2 * samples)
+        items = []
+        with torch_threads(1):  # see hwnas.latency.profiler.torch_threads
+            for arch in archs:
+                items.append(export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed))
+                bar.advance(task)
+        stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task))
+    measured = np.array([s.value(table.statistic) for s in stats])
+
+    report: dict[str, Any] = {
+        "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,
+        "accepted_mismatches": accepted, "unstable_measurements": int(sum(not s.stable for s in stats)),
+        "predictor": _metrics(predicted, measured),
+        "without_calibration": _metrics(uncalibrated, measured),
+        "raw_block_sum": _metrics(raw, measured),
+        "models": [{"arch": a.string, "predicted_ms": float(p), "measured_ms": float(m), "raw_sum_ms": float(r)}
+                   for a, p, m, r in zip(archs, predicted, measured, raw)],
+    }
+    if calibrate:
+        scale, offset = _fit_calibration(uncalibrated, measured)
+        table.calibration = {"scale": scale, "offset_ms": offset, "samples": samples, "seed": seed,
+                             "fitted_on": "hwnas validate --calibrate"}
+        table.save()
+        report["calibration"] = {**table.calibration,
+                                 "in_sample": _metrics(scale * uncalibrated + offset, measured)}
+    stem = Path(str(table.path)).with_suffix("")
+    out_json = stem.parent / f"{stem.name}.validation.json"
+    out_json.write_text(json.dumps(report, indent=1) + "\n")
+    report["report_path"] = str(out_json)
+    if plot:
+        report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
+    return report
+
+
+def _scatter(path: Path, predicted: np.ndarray, raw: np.ndarray, measured: np.ndarray, statistic: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    lo, hi = 0.9 * min(measured.min(), predicted.min()), 1.1 * max(measured.max(), predicted.max(), raw.max())
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="exact")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.9", label="±10%")
+    ax.scatter(measured, raw, s=14, marker="x", color="tab:gray", label="sum of isolated blocks")
+    ax.scatter(measured, predicted, s=16, color="tab:blue", label="hwnas predictor")
+    ax.set_xlabel(f"measured latency, {statistic} (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,160 @@
+"""The run archive: ``<run_dir>/archive.sqlite`` (SQLite in WAL mode, one writer).
+
+Every evaluation is committed the moment it completes: architecture string and id, metrics, the
+status (``complete``, ``failed`` with its reason, or ``infeasible`` when a hard budget kept it
+from the expensive evaluation), whether it counted against the evaluation budget, wall time,
+strategy, seed and timestamps. The run's config, seeds, package versions and device fingerprint
+sit beside them in ``run``. A killed search loses at most the evaluation in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hwnas.core.errors import HwnasError
+from hwnas.evaluation.sources import Evaluation
+from hwnas.spaces.base import SearchSpace
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluation (
+    seq INTEGER PRIMARY KEY,
+    arch TEXT NOT NULL,
+    arch_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('complete', 'failed', 'infeasible')),
+    reason TEXT,
+    metrics TEXT NOT NULL,
+    violation REAL NOT NULL,
+    soft_violation REAL NOT NULL,
+    expensive INTEGER NOT NULL,
+    wall_s REAL NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluation_arch_id ON evaluation (arch_id);
+-- expensive results that finished while an earlier candidate of their batch was still running:
+-- kept here until they can be recorded in order, so that a driver crash loses none of them
+CREATE TABLE IF NOT EXISTS finished_early (arch_id TEXT PRIMARY KEY, result TEXT NOT NULL);
+"""
+
+
+class ArchiveError(HwnasError, RuntimeError):
+    """An archive that cannot be opened, or belongs to another run."""
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    arch: str
+    arch_id: str
+    status: str
+    reason: str | None
+    metrics: dict[str, float]
+    violation: float
+    soft_violation: float
+    expensive: bool
+    wall_s: float
+    strategy: str
+    seed: int
+    started: str
+    finished: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _json_metrics(metrics: dict[str, float]) -> str:
+    # NaN is not JSON; store it as null
+    return json.dumps({k: (None if v != v else float(v)) for k, v in metrics.items()})
+
+
+class Archive:
+    """One run's evaluations and metadata. Only the search driver writes to it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ArchiveError(f"{self.path}: cannot open the archive ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- run metadata ---------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def all_meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM run")}
+
+    # ----- evaluations ----------------------------------------------------------------------
+    def add(self, e: Evaluation, *, strategy: str, seed: int, started: float) -> int:
+        """Commit one evaluation; returns its sequence number (1-based, in completion order)."""
+        cur = self.db.execute(
+            "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
+            "wall_s, strategy, seed, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.arch.string, e.arch.id, e.status, e.reason, _json_metrics(e.metrics), float(e.violation),
+             float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
+             datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def records(self) -> Iterator[Record]:
+        for row in self.db.execute("SELECT seq, arch, arch_id, status, reason, metrics, violation, soft_violation, "
+                                   "expensive, wall_s, strategy, seed, started, finished FROM evaluation ORDER BY seq"):
+            metrics = {k: (float("nan") if v is None else v) for k, v in json.loads(row[5]).items()}
+            yield Record(row[0], row[1], row[2], row[3], row[4], metrics, row[6], row[7], bool(row[8]), row[9],
+                         row[10], row[11], row[12], row[13])
+
+    def evaluations(self, space: SearchSpace | type[SearchSpace]) -> list[Evaluation]:
+        return [Evaluation(space.parse(r.arch), r.metrics, r.status, r.reason, r.violation, r.soft_violation,
+                           r.expensive, r.wall_s) for r in self.records()]
+
+    def stash(self, arch_id: str, metrics: dict[str, float], reason: str | None, wall_s: float) -> None:
+        """Keep an expensive result that cannot be recorded in order yet."""
+        self.db.execute("INSERT OR REPLACE INTO finished_early (arch_id, result) VALUES (?, ?)",
+                        (arch_id, json.dumps({"metrics": json.loads(_json_metrics(metrics)), "reason": reason,
+                                              "wall_s": wall_s})))
+
+    def stashed(self, arch_id: str) -> tuple[dict[str, float], str | None, float] | None:
+        row = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (arch_id,)).fetchone()
+        if row is None:
+            return None
+        r = json.loads(row[0])
+        return ({k: (float("nan") if v is None else v) for k, v in r["metrics"].items()}, r["reason"], r["wall_s"])
+
+    def unstash(self, arch_id: str) -> None:
+        self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (arch_id,))
+
+    def count(self, *, expensive_only: bool = True) -> int:
+        q = "SELECT COUNT(*) FROM evaluation" + (" WHERE expensive = 1" if expensive_only else "")
+        return int(self.db.execute(q).fetchone()[0])
+
+
+def stamp() -> float:
+    return time.time()

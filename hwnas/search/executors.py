@@ -1,0 +1,282 @@
+"""Where expensive candidate evaluations run: in-process, a local process pool, or a Dask cluster.
+
+    --executor local                 in this process (the default)
+    --executor processes:N           N local worker processes
+    --executor dask-local:N          an embedded Dask LocalCluster of N single-threaded workers
+    --executor dask://HOST:PORT      a running Dask scheduler (``dask scheduler`` + ``dask worker``)
+
+Only the search driver writes the archive: workers receive (worker setup, architecture) and
+return (metrics, failure reason). A worker builds the run's metric sources once, from the run
+config, and keeps them for every later task: the dataset is read and a supernet loaded once per
+worker process, not shipped with each task. Results come back in submission order, so a seeded
+search gives the same trace whatever the executor and the number of workers.
+
+Faults: Dask re-runs the task of a worker that died on another worker (at most
+``distributed.scheduler.allowed-failures`` times, default 3); the process pool is rebuilt and its
+lost tasks resubmitted, at most ``MAX_RETRIES`` times. A candidate that still cannot be run is a
+failed evaluation with the reason, and the search goes on.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hwnas.core.errors import HwnasError
+
+MAX_RETRIES = 3
+DASK_HINT = "install the extra: pip install 'hwnas[dask]'"
+
+
+class ExecutorError(HwnasError, ValueError):
+    """A bad --executor value, or a Dask executor without the extra installed."""
+
+
+# ----- worker side ------------------------------------------------------------------------------
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def worker_setup(config: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    """The part of a run config a worker needs to evaluate candidates (JSON-able, small)."""
+    options = dict(config.get("accuracy_options") or {})
+    options.pop("cache", None)  # the driver's archive is the cache; workers never share a file
+    if threads and config.get("accuracy") in ("train", "supernet"):
+        options.setdefault("threads", threads)
+    return {**config, "accuracy_options": options}
+
+
+def _evaluator(setup: dict[str, Any]) -> Any:
+    import json
+
+    key = json.dumps(setup, sort_keys=True)
+    if _WORKER_STATE.get("key") != key:
+        from hwnas.search.loop import CandidateEvaluator, _objective_set, build_sources
+        from hwnas.spaces import get_space
+
+        space = get_space(setup["space"], input_shape=setup["input_shape"], num_classes=setup["num_classes"],
+                          **setup["space_options"])
+        objectives = _objective_set(setup)
+        sources, _ = build_sources(setup, space)
+        _WORKER_STATE.update(key=key, space=space, evaluator=CandidateEvaluator(
+            objectives, sources, time_limit_s=setup.get("time_limit_s")))
+    return _WORKER_STATE["space"], _WORKER_STATE["evaluator"]
+
+
+Result = tuple[dict[str, float], str | None, float]  # metrics, failure reason, seconds
+OnResult = Callable[[int, Result], None]
+
+
+def evaluate_remote(setup: dict[str, Any], arch_string: str) -> Result:
+    """Run one expensive evaluation in a worker; what the driver gets back."""
+    space, evaluator = _evaluator(setup)
+    start = time.perf_counter()
+    values, reason = evaluator.expensive(space.parse(arch_string))
+    return values, reason, time.perf_counter() - start
+
+
+def _failed(reason: str) -> Result:
+    return {}, reason, 0.0
+
+
+# ----- driver side ------------------------------------------------------------------------------
+
+class Executor(abc.ABC):
+    """Runs ``evaluate_remote`` for a batch of architectures; results in submission order."""
+
+    name: str
+    workers: int
+
+    @abc.abstractmethod
+    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+        """Evaluate ``archs``; ``on_result(i, result)`` as each finishes (any order); returns the
+        results in submission order."""
+
+    def threads_per_worker(self) -> int:
+        """Torch threads per worker so that the workers together do not oversubscribe the cores."""
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """In-process, one candidate at a time, with the driver's own (already built) sources."""
+
+    name, workers = "local", 1
+
+    def __init__(self, evaluator: Any = None, space: Any = None) -> None:
+        self.evaluator, self.space = evaluator, space
+
+    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+        out: list[Result] = []
+        for i, a in enumerate(archs):
+            if self.evaluator is None:
+                result = evaluate_remote(setup, a)
+            else:
+                start = time.perf_counter()
+                values, reason = self.evaluator.expensive(self.space.parse(a))
+                result = (values, reason, time.perf_counter() - start)
+            if on_result:
+                on_result(i, result)
+            out.append(result)
+        return out
+
+
+class ProcessExecutor(Executor):
+    """A pool of N spawned processes (not forked: torch's thread pools do not survive a fork)."""
+
+    def __init__(self, workers: int) -> None:
+        self.name, self.workers = f"processes:{workers}", workers
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+        results: list[Result | None] = [None] * len(archs)
+        tries = [0] * len(archs)
+        todo = list(range(len(archs)))
+        while todo:
+            try:
+                futures = {self._get_pool().submit(evaluate_remote, setup, archs[i]): i for i in todo}
+            except cf.process.BrokenProcessPool:  # a worker died between batches
+                self._reset()
+                continue
+            todo = []
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except cf.process.BrokenProcessPool:
+                    tries[i] += 1
+                    if tries[i] > MAX_RETRIES:
+                        results[i] = _failed(f"worker process died {tries[i]} times evaluating this candidate")
+                    else:
+                        todo.append(i)
+                        continue
+                except Exception as exc:  # an error outside the evaluator's own handling
+                    results[i] = _failed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                if on_result:
+                    on_result(i, results[i])  # type: ignore[arg-type]
+            if todo:  # a worker died: the pool is broken; start a new one and resubmit what was lost
+                self._reset()
+        return results  # type: ignore[return-value]
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """A Dask client: embedded LocalCluster (``dask-local:N``) or a scheduler address."""
+
+    def __init__(self, address: str | None = None, workers: int = 1, resources: dict[str, float] | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ExecutorError(f"the Dask executors need dask.distributed: {DASK_HINT}") from None
+        self.resources = resources or None
+        self._cluster = None
+        if address is None:
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, host="127.0.0.1")
+            self.client = Client(self._cluster)
+            self.name = f"dask-local:{workers}"
+        else:
+            try:
+                self.client = Client(address, timeout=30)
+            except (OSError, TimeoutError) as exc:
+                raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+            self.name = f"dask://{address.removeprefix('tcp://')}"
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
+
+    def threads_per_worker(self) -> int:
+        """Each host's cores (read on the workers) shared by the workers on that host."""
+        cores: dict[str, int] = self.client.run(os.cpu_count)
+        info = self.client.scheduler_info().get("workers", {})
+        if not cores or not info:
+            return super().threads_per_worker()
+        per_host = Counter(info[a].get("host", a) for a in cores if a in info)
+        return max(1, min((c or 1) // max(1, per_host[info[a].get("host", a)]) for a, c in cores.items() if a in info))
+
+    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+        from distributed import KilledWorker, as_completed
+
+        futures = [self.client.submit(evaluate_remote, setup, a, pure=False, resources=self.resources) for a in archs]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[Result | None] = [None] * len(archs)
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            try:
+                results[i] = fut.result()
+            except KilledWorker:
+                results[i] = _failed("the workers running it died repeatedly (dask KilledWorker); not retried further")
+            except Exception as exc:
+                results[i] = _failed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            if on_result:
+                on_result(i, results[i])  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ExecutorError(f"--executor: resource {item!r} is not NAME=NUMBER, e.g. GPU=1") from None
+    return out
+
+
+def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None) -> Executor:
+    """Parse ``--executor`` (see the module docstring); ``dask://host:port?resources=GPU=1``
+    asks for that resource on every task."""
+    text = (text or "local").strip()
+    if text == "local":
+        return LocalExecutor(evaluator, space)
+    kind, _, rest = text.partition(":")
+    if kind == "processes" or kind == "dask-local":
+        try:
+            n = int(rest)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ExecutorError(f"--executor {text!r}: give the number of workers, e.g. {kind}:2")
+        if kind == "processes":
+            return ProcessExecutor(n)
+        return DaskExecutor(workers=n)
+    if kind == "dask" and rest.startswith("//"):
+        address, _, query = rest[2:].partition("?")
+        resources = parse_resources(query.removeprefix("resources=")) if query else None
+        if not address:
+            raise ExecutorError(f"--executor {text!r}: give the scheduler address, e.g. dask://127.0.0.1:8786")
+        return DaskExecutor(address=f"tcp://{address}", resources=resources)
+    raise ExecutorError(f"--executor {text!r} is not one of: local, processes:N, dask-local:N, dask://HOST:PORT")
+

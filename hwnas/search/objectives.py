@@ -1,0 +1,213 @@
+"""Objectives and constraints, and their presets (``objectives/*.toml``).
+
+An objective names a metric, its direction (``min`` or ``max``) and whether it is *cheap*
+(latency and energy from a table, params, FLOPs) or *expensive* (accuracy). Cheap objectives and
+constraints are computed first; a candidate that breaks a hard budget is never sent to the
+expensive evaluation and does not count against the evaluation budget.
+
+A preset::
+
+    [[objective]]
+    name = "accuracy"
+    direction = "max"
+    cheap = false
+
+    [[objective]]
+    name = "latency_ms"
+    direction = "min"
+
+    [[constraint]]
+    budget = "latency_ms<=5"
+    hard = true            # false: a soft budget, a penalty the strategies see, no filter
+
+A budget on the command line (``--budget 'latency_ms<=5'``) adds a hard constraint.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.errors import HwnasError
+from hwnas.core.tomlfile import read_toml
+
+
+CHEAP_BY_DEFAULT = {"latency_ms", "energy_mj", "params", "flops", "macs"}
+_BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+class ObjectiveError(HwnasError, ValueError):
+    """A malformed objective preset or budget."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    direction: str  # "min" or "max"
+    cheap: bool
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("min", "max"):
+            raise ObjectiveError(f"objective {self.name!r}: direction {self.direction!r} is not 'min' or 'max'")
+
+    def to_min(self, values: np.ndarray) -> np.ndarray:
+        """Values as a quantity to minimise (max objectives are negated)."""
+        return -values if self.direction == "max" else values
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+    op: str
+    bound: float
+    hard: bool = True
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}{self.op}{self.bound:g}"
+
+    def violation(self, values: np.ndarray) -> np.ndarray:
+        """How far each value is outside the budget, relative to the bound (0 when inside)."""
+        values = np.asarray(values, dtype=float)
+        scale = abs(self.bound) if self.bound != 0 else 1.0
+        if self.op in ("<=", "<"):
+            excess = values - self.bound
+            out = np.maximum(excess, 0.0) / scale
+            if self.op == "<":
+                out = np.where(excess >= 0, np.maximum(out, 1e-12), 0.0)
+        else:
+            excess = self.bound - values
+            out = np.maximum(excess, 0.0) / scale
+            if self.op == ">":
+                out = np.where(excess >= 0, np.maximum(out, 1e-12), 0.0)
+        return np.where(np.isnan(values), np.inf, out)
+
+
+def parse_budget(text: str, *, hard: bool = True, where: str = "--budget") -> Constraint:
+    """Parse ``latency_ms<=5`` (operators <=, <, >=, >); raises ObjectiveError."""
+    m = _BUDGET_RE.match(text) if isinstance(text, str) else None
+    if not m:
+        raise ObjectiveError(f"{where}: budget {text!r} is not METRIC OP NUMBER, e.g. 'latency_ms<=5'")
+    bound = float(m.group(3))
+    if not math.isfinite(bound):
+        raise ObjectiveError(f"{where}: budget {text!r} has no finite bound")
+    return Constraint(m.group(1), m.group(2), bound, hard)
+
+
+@dataclass(frozen=True)
+class ObjectiveSet:
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...] = ()
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        names = [o.name for o in self.objectives]
+        if len(names) < 1:
+            raise ObjectiveError(f"{self.source}: at least one objective is needed")
+        if len(set(names)) != len(names):
+            raise ObjectiveError(f"{self.source}: objective names repeat: {names}")
+        if not any(not o.cheap for o in self.objectives) and len(self.objectives) < 2:
+            raise ObjectiveError(f"{self.source}: a single cheap objective needs no search")
+
+    @property
+    def names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric the search must compute: objectives, then constrained metrics."""
+        out = list(self.names)
+        out += [c.name for c in self.constraints if c.name not in out]
+        return out
+
+    @property
+    def expensive(self) -> list[str]:
+        return [o.name for o in self.objectives if not o.cheap]
+
+    def is_cheap(self, metric: str) -> bool:
+        for o in self.objectives:
+            if o.name == metric:
+                return o.cheap
+        return metric in CHEAP_BY_DEFAULT or metric not in ("accuracy",)
+
+    def with_budgets(self, budgets: list[Constraint]) -> ObjectiveSet:
+        return ObjectiveSet(self.objectives, self.constraints + tuple(budgets), self.source)
+
+    def F(self, metrics: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, n_objectives) matrix to minimise."""
+        return np.stack([o.to_min(np.asarray(metrics[o.name], dtype=float)) for o in self.objectives], 1)
+
+    def violation(self, metrics: dict[str, np.ndarray], *, hard: bool | None = None) -> np.ndarray:
+        """Summed violation of the (hard, soft or all) constraints per candidate."""
+        n = len(next(iter(metrics.values()))) if metrics else 0
+        total = np.zeros(n)
+        for c in self.constraints:
+            if hard is None or c.hard == hard:
+                total = total + c.violation(metrics[c.name])
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objectives": [o.__dict__ for o in self.objectives],
+                "constraints": [{"budget": c.text, "hard": c.hard} for c in self.constraints], "source": self.source}
+
+
+def objectives_from_specs(specs: list[str], *, cheap: set[str] | None = None, source: str = "--objective") -> ObjectiveSet:
+    """``['accuracy:max', 'latency_ms:min']``; by default every metric but the first max one is cheap."""
+    objs = []
+    first_max_seen = False
+    for spec in specs:
+        name, _, direction = spec.partition(":")
+        if not name or direction not in ("min", "max"):
+            raise ObjectiveError(f"{source}: {spec!r} is not NAME:min or NAME:max")
+        if cheap is not None:
+            is_cheap = name in cheap
+        else:
+            is_cheap = not (direction == "max" and not first_max_seen)
+            first_max_seen = first_max_seen or direction == "max"
+        objs.append(Objective(name, direction, is_cheap))
+    return ObjectiveSet(tuple(objs), (), source)
+
+
+def load_objectives(path: str | Path) -> ObjectiveSet:
+    """Read a preset; raises ObjectiveError naming the file and field."""
+    p = Path(path)
+    data = read_toml(p, ObjectiveError, "objectives preset")
+    unknown = set(data) - {"objective", "constraint", "description"}
+    if unknown:
+        raise ObjectiveError(f"{p}: field '{sorted(unknown)[0]}': unknown (expected objective, constraint)")
+    raw = data.get("objective")
+    if not isinstance(raw, list) or not raw:
+        raise ObjectiveError(f"{p}: field 'objective': needs at least one [[objective]] table")
+    objs = []
+    for i, o in enumerate(raw):
+        where = f"{p}: field 'objective[{i}]"
+        if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+            raise ObjectiveError(f"{where}.name': required string")
+        extra = set(o) - {"name", "direction", "cheap"}
+        if extra:
+            raise ObjectiveError(f"{where}.{sorted(extra)[0]}': unknown field")
+        direction = o.get("direction")
+        if direction not in ("min", "max"):
+            raise ObjectiveError(f"{where}.direction': {direction!r} is not 'min' or 'max'")
+        cheap = o.get("cheap", o["name"] in CHEAP_BY_DEFAULT)
+        if not isinstance(cheap, bool):
+            raise ObjectiveError(f"{where}.cheap': expected true or false, got {cheap!r}")
+        objs.append(Objective(o["name"], direction, cheap))
+    cons = []
+    for i, c in enumerate(data.get("constraint", [])):
+        where = f"{p}: field 'constraint[{i}]"
+        if not isinstance(c, dict) or not isinstance(c.get("budget"), str):
+            raise ObjectiveError(f"{where}.budget': required string like 'latency_ms<=5'")
+        extra = set(c) - {"budget", "hard"}
+        if extra:
+            raise ObjectiveError(f"{where}.{sorted(extra)[0]}': unknown field")
+        hard = c.get("hard", True)
+        if not isinstance(hard, bool):
+            raise ObjectiveError(f"{where}.hard': expected true or false, got {hard!r}")
+        cons.append(parse_budget(c["budget"], hard=hard, where=f"{where}.budget'"))
+    return ObjectiveSet(tuple(objs), tuple(cons), str(p))

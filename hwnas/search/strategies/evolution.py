@@ -1,0 +1,70 @@
+"""``evolution``: regularized (aging) evolution (Real et al., 2019), multi-objective.
+
+A population of the ``population`` most recent feasible evaluations. Each child: draw
+``sample_size`` members, take the best by non-dominated rank within the sample (ties broken by
+the generator), mutate it. The oldest member dies when a child joins. Infeasible children (hard
+budget) never join; the loop has already kept them from the expensive evaluation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from hwnas.evaluation.sources import Evaluation
+from hwnas.search.objectives import ObjectiveSet
+from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.search.strategies.base import Strategy
+
+
+class RegularizedEvolution(Strategy):
+    name = "evolution"
+    description = "regularized (aging) evolution with Pareto-rank tournaments"
+
+    def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
+                 population: int = 20, sample_size: int = 5, batch: int = 1, **options: Any) -> None:
+        super().__init__(space, objectives, rng, **options)
+        self.size, self.sample_size, self.batch = population, sample_size, batch
+        self.members: deque[tuple[Architecture, np.ndarray]] = deque()
+        self.seen: set[str] = set()
+
+    def ask(self) -> list[Architecture]:
+        if len(self.members) < self.size:  # still filling the population at random
+            out = []
+            for _ in range(100):
+                for a in self.space.sample(self.rng, self.batch - len(out)):
+                    if a.id not in self.seen:
+                        out.append(a)
+                        self.seen.add(a.id)
+                if len(out) == self.batch:
+                    break
+            return out or self.space.sample(self.rng, 1)
+        out = []
+        for _ in range(self.batch):
+            idx = self.rng.choice(len(self.members), size=min(self.sample_size, len(self.members)), replace=False)
+            F = np.array([self.members[i][1] for i in idx])
+            front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+            parent = self.members[idx[front[self.rng.integers(len(front))]]][0]
+            child = self.space.mutate(parent, self.rng)
+            for _ in range(20):  # prefer an unseen child; accept a repeat after that
+                if child.id not in self.seen:
+                    break
+                child = self.space.mutate(parent, self.rng)
+            self.seen.add(child.id)
+            out.append(child)
+        return out
+
+    def tell(self, evaluations: Sequence[Evaluation]) -> None:
+        F = self.objective_matrix(evaluations)
+        for e, f in zip(evaluations, F):
+            if e.ok and e.violation == 0:
+                self.members.append((e.arch, f))
+                if len(self.members) > self.size:
+                    self.members.popleft()  # aging: the oldest dies, not the worst
+
+    def state(self) -> dict[str, Any]:
+        return {"population": len(self.members)}
