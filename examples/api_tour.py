@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.device.spec import load_device
 from hwnas.deploy.export import export_front
-from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.deploy.report import write_report
+from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
-from hwnas.deploy.report import write_report
-from hwnas.search import make_config, search
-from hwnas.spaces import get_space
 from hwnas.measure.timing import Protocol
+from hwnas.search import make_config, search
+from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.spaces import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

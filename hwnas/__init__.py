@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     # search
     "load_objectives": "hwnas.search.objectives", "objectives_from_specs": "hwnas.search.objectives",
     "parse_budget": "hwnas.search.objectives", "STRATEGIES": "hwnas.search.strategies",
-    "make_config": "hwnas.search.loop",  # run it with hwnas.search.search (the name hwnas.search is the package)
+    "make_config": "hwnas.search.config", "RunConfig": "hwnas.search.config", "RunDir": "hwnas.search.rundir",  # run it with hwnas.search.search (the name hwnas.search is the package)
     # deploy
     "retrain": "hwnas.deploy.retrain", "export_front": "hwnas.deploy.export", "write_report": "hwnas.deploy.report",
     # errors

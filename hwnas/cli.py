@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.core.versions import __version__
 from hwnas.core.errors import HwnasError, InvalidInputShapeError
+from hwnas.core.versions import __version__
 from hwnas.spaces import SPACES, SearchSpace, get_space
 
 Handler = Callable[[argparse.Namespace], int]
@@ -194,7 +194,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search.objectives import load_objectives, objectives_from_specs, parse_budget
-    from hwnas.search.loop import SearchError, make_config, search
+    from hwnas.search import SearchError, make_config, search
 
     if args.resume:
         result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
@@ -213,9 +213,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch,
         )
         result = search(config, args.run_dir, progress=not args.no_progress, executor=args.executor)
-    names = [o["name"] for o in result.config["objectives"]["objectives"]]
+    names = result.config.objectives.names
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
-    print(f"{result.config['strategy']}: {result.used} evaluations, front of {len(result.front)} ({state})")
+    print(f"{result.config.strategy}: {result.used} evaluations, front of {len(result.front)} ({state})")
     for m in result.front:
         print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
     print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from hwnas.spaces import SPACES, get_space
 from hwnas.spaces.facts import describe
 from hwnas.spaces.onnx_io import export_onnx
-from hwnas.spaces import SPACES, get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_INPUTS = {"mobilenet": "1x28x28", "nb201": "3x32x32", "dppnet": "3x32x32"}
@@ -131,7 +131,7 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     import shutil
 
     from hwnas.search.objectives import load_objectives, parse_budget
-    from hwnas.search.loop import make_config, search
+    from hwnas.search import make_config, search
 
     budget = _budget_ms(table_path, seed)
     run = out / "search-mobilenet-mnist5k"

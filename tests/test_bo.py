@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-import hwnas.search.loop as search_module
-from hwnas.search.archive import Archive
 from hwnas.bench.run import run_bench, scores, load_problem
 from hwnas.cli import main
 from hwnas.core.errors import HwnasError
-from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.search.archive import Archive
+import hwnas.search.loop as search_module
 from hwnas.search.loop import make_config, search
-from hwnas.spaces import NB201Space, get_space
+from hwnas.search.objectives import objectives_from_specs, parse_budget
 from hwnas.search.strategies import STRATEGIES
 from hwnas.search.strategies import acquisition
 from hwnas.search.strategies.acquisition import expected_hv_improvement, expected_improvement
 from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
+from hwnas.spaces import NB201Space, get_space
 
 BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.device.spec import parse_device
 from hwnas.device.energy import EnergyMeterError, ExternalMeter, RaplMeter, estimate_energy_mj, integrate_power_mj, open_meter
+from hwnas.device.spec import parse_device
 
 
 class FakeRapl:

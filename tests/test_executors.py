@@ -16,8 +16,8 @@ import pytest
 
 from hwnas.search.archive import Archive
 from hwnas.search.executors import ExecutorError, make_executor
-from hwnas.search.objectives import objectives_from_specs
 from hwnas.search.loop import make_config, search
+from hwnas.search.objectives import objectives_from_specs
 
 # Real training on digits, one torch thread per evaluation: deterministic on any worker.
 TRAIN = {"dataset": "digits", "epochs": 1, "threads": 1, "batch_size": 128}

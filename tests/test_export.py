@@ -17,10 +17,10 @@ import torch
 
 from hwnas.cli import main
 from hwnas.deploy.export import CARD_FIELDS, export_front, proxy_label
-from hwnas.search.objectives import objectives_from_specs, parse_budget
-from hwnas.latency.profiler import profile
 from hwnas.deploy.report import write_report
+from hwnas.latency.profiler import profile
 from hwnas.search.loop import make_config, search
+from hwnas.search.objectives import objectives_from_specs, parse_budget
 from hwnas.spaces import get_space
 
 TRAIN = {"dataset": "digits", "epochs": 1, "threads": 1}

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError
-from hwnas.spaces.onnx_io import export_onnx, load_onnx, ort_session
 from hwnas.spaces import get_space
+from hwnas.spaces.onnx_io import export_onnx, load_onnx, ort_session
 
 
 class CountingModel(nn.Module):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from hwnas.latency.predictor import Predictor, fit_context
-from hwnas.spaces import SearchSpace, get_space
-from hwnas.spaces.base import SearchSpace as Base
 from hwnas.latency.table import LatencyTable, MissingEntryError, space_record
 from hwnas.measure.timing import Protocol
+from hwnas.spaces import SearchSpace, get_space
+from hwnas.spaces.base import SearchSpace as Base
 
 
 def _synthetic_table(space: SearchSpace, rng: np.random.Generator) -> LatencyTable:

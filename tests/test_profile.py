@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.latency import profiler as profiler_module
 from hwnas.cli import main
+from hwnas.latency import profiler as profiler_module
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
-from hwnas.spaces import get_space
 from hwnas.latency.table import LatencyTable, TableError, TableMismatchError, open_table
 from hwnas.latency.validate import validate
+from hwnas.spaces import get_space
 
 
 def test_tiny_profile_is_complete_and_records_its_provenance(tiny_table: LatencyTable) -> None:

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.search.archive import Archive
 from hwnas.cli import main
 from hwnas.evaluation.accuracy import ACCURACY
 from hwnas.evaluation.sources import BenchmarkError, BenchmarkMetrics, MetricSource
-from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.search.archive import Archive
 from hwnas.search.loop import make_config, search
-from hwnas.spaces import NB201Space
+from hwnas.search.objectives import objectives_from_specs, parse_budget
 from hwnas.search.strategies import STRATEGIES
+from hwnas.spaces import NB201Space
 
 BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
@@ -149,10 +149,10 @@ def test_resume_after_sigkill_at_several_moments_reaches_the_same_front(tmp_path
         for k in rng.integers(3, 35, size=2):
             run = tmp_path / f"killed-{strategy}-{k}"
             code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_search import config; "
-                    "from hwnas.search.loop import search; import hwnas.search.loop as s\n"
-                    "real = s._expensive_timed\n"
+                    "from hwnas.search.loop import search; from hwnas.search.evaluator import CandidateEvaluator as E\n"
+                    "real = E.timed\n"
                     "def slow(*a, **kw):\n    time.sleep(0.02); return real(*a, **kw)\n"
-                    "s._expensive_timed = slow\n"
+                    "E.timed = slow\n"
                     f"search(config({strategy!r}, seed=2, evaluations=40), {str(run)!r}, progress=False)")
             proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             db = run / "archive.sqlite"

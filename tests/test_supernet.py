@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from hwnas.core.errors import HwnasError
+from hwnas.evaluation.supernet import Supernet, SupernetAccuracy, fair_paths
 from hwnas.spaces import get_space
 from hwnas.spaces.base import calibrate_batchnorm
-from hwnas.evaluation.supernet import Supernet, SupernetAccuracy, fair_paths
 
 TINY = {"N": 1, "growth": 8, "stem_channels": 8}
 

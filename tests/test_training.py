@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.search.archive import Archive
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.accuracy import ACCURACY
-from hwnas.search.objectives import objectives_from_specs
-from hwnas.search.loop import make_config, search
-from hwnas.spaces import get_space
 from hwnas.evaluation.supernet import SupernetSettings
 from hwnas.evaluation.training import TrainAccuracy, TrainSettings, TrainingFailed, accuracy_on, settings_key
+from hwnas.search.archive import Archive
+from hwnas.search.loop import make_config, search
+from hwnas.search.objectives import objectives_from_specs
+from hwnas.spaces import get_space
 
 FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
 

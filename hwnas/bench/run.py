@@ -27,6 +27,7 @@ the table, whichever worker process runs it.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -41,11 +42,13 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.pareto import budget_regret, hypervolume, igd, non_dominated
+from hwnas.core.plots import new_axes
+from hwnas.core.threads import torch_threads
 from hwnas.evaluation.sources import BenchmarkMetrics
 from hwnas.search.objectives import Constraint, ObjectiveSet, objectives_from_specs
-from hwnas.core.pareto import budget_regret, hypervolume, igd, non_dominated
-from hwnas.spaces import SearchSpace, get_space
 from hwnas.search.strategies import STRATEGIES, Strategy
+from hwnas.spaces import SearchSpace, get_space
 
 CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 QUANTILES = (0.10, 0.25, 0.50, 0.75)
@@ -116,15 +119,24 @@ def scores(problem: Problem, rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 # ----- worker side ----------------------------------------------------------------------------
-_PROBLEM: Problem | None = None
+@dataclass(frozen=True)
+class ProblemSpec:
+    """What defines a bench problem (hashable: each worker process loads it once)."""
+
+    space: str
+    input_shape: str
+    table: str
+    objective_specs: tuple[str, ...]
+    budgets: tuple[Constraint, ...] = ()
+    cheap: tuple[str, ...] | None = None
+
+    def load(self) -> Problem:
+        return _loaded(self)
 
 
-def _init_worker(args: dict[str, Any]) -> None:
-    global _PROBLEM
-    import torch
-
-    torch.set_num_threads(1)  # one run per core: no oversubscription
-    _PROBLEM = load_problem(**args)
+@functools.lru_cache(maxsize=2)
+def _loaded(spec: ProblemSpec) -> Problem:
+    return load_problem(spec.space, spec.input_shape, spec.table, spec.objective_specs, spec.budgets, spec.cheap)
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -140,12 +152,12 @@ def strategy_class(name: str) -> type[Strategy]:
     return STRATEGIES.get(base)
 
 
-def _run(job: tuple[str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
-    from hwnas.search.loop import CandidateEvaluator, run_strategy
+def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
+    from hwnas.search.evaluator import CandidateEvaluator
+    from hwnas.search.loop import run_strategy
 
-    name, seed, evaluations, options = job
-    problem = _PROBLEM
-    assert problem is not None
+    spec, name, seed, evaluations, options = job
+    problem = spec.load()
     evaluator = CandidateEvaluator(problem.objectives, [problem.table])
     opts = dict(options)
     cls = strategy_class(name)
@@ -153,7 +165,8 @@ def _run(job: tuple[str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict
         opts.setdefault("cheap", evaluator.cheap)
     strategy = cls(problem.space, problem.objectives, np.random.default_rng(seed), **opts)
     t0 = time.perf_counter()
-    trace, _, _, _ = run_strategy(strategy, evaluator, problem.objectives, evaluations)
+    with torch_threads(1):  # one run per core: no oversubscription
+        trace, _, _, _ = run_strategy(strategy, evaluator, problem.objectives, evaluations)
     wall = time.perf_counter() - t0
     rows = []
     for e in trace:
@@ -216,24 +229,23 @@ def run_bench(
             raise BenchError("--reference-evaluations must be >= 1")
         strategies.append(f"random@{reference_evaluations}")
         budgets_of[strategies[-1]] = reference_evaluations
-    args = {"space": space, "input_shape": input_shape, "table": str(table), "objective_specs": list(objectives),
-            "budgets": list(budgets), "cheap": list(cheap) if cheap is not None else None}
-    problem = load_problem(**args)
+    spec = ProblemSpec(space, input_shape, str(table), tuple(objectives), tuple(budgets),
+                       tuple(cheap) if cheap is not None else None)
+    problem = spec.load()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     options = strategy_options or {}
     # the longest runs first, so that a pool of workers ends together
-    jobs = sorted(((name, seed, budgets_of[name], options.get(name.partition("@")[0], {}))
-                   for name in strategies for seed in range(seeds)), key=lambda j: -j[2])
+    jobs = sorted(((spec, name, seed, budgets_of[name], options.get(name.partition("@")[0], {}))
+                   for name in strategies for seed in range(seeds)), key=lambda j: -j[3])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
     if workers == 1:
-        _init_worker(args)
         results = [_run(j) for j in jobs]
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(args,)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             results = list(pool.map(_run, jobs, chunksize=1))
     wall_total = time.perf_counter() - t0
 
@@ -299,13 +311,8 @@ def run_bench(
 
 def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
              finals: dict[str, dict[str, list[float]]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     grid = np.unique(np.linspace(1, evaluations, min(evaluations, 50)).astype(int))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = new_axes(6.4, 4.2)
     for name, runs in traces.items():
         if "@" in name:  # a reference with its own budget: where it ends, as a level
             ax.axhline(float(np.mean(finals[name]["hv"])), color="0.3", ls=":", lw=1.5, label=f"{name} (final)")
@@ -321,17 +328,11 @@ def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]],
                  finals: dict[str, dict[str, list[float]]], seeds: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = new_axes(6.4, 4.2)
     names = problem.objectives.names
     ai, ci = names.index(problem.accuracy), names.index(problem.cost)
 
@@ -356,7 +357,6 @@ def _plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -36,6 +36,18 @@ def hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
     return float(HV(ref_point=np.asarray(ref, dtype=float))(F)) if len(F) else 0.0
 
 
+def scaled_hypervolume(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray, ref: float = 1.1) -> float:
+    """Hypervolume of F after scaling each objective to [0, 1] between ``ideal`` and ``nadir``,
+    up to ``ref`` in each, as a fraction of the reference box (0..1)."""
+    F = np.asarray(F, dtype=float)
+    if not len(F):
+        return 0.0
+    ideal, nadir = np.asarray(ideal, dtype=float), np.asarray(nadir, dtype=float)
+    span = np.where(nadir > ideal, nadir - ideal, 1.0)
+    k = F.shape[1]
+    return hypervolume((F - ideal) / span, np.full(k, ref)) / ref ** k
+
+
 def normalized_hypervolume(F: np.ndarray, true_front: np.ndarray, ref: np.ndarray) -> float:
     """HV(F) / HV(true front), both up to ``ref``: 1.0 means the true front was found."""
     best = hypervolume(true_front, ref)

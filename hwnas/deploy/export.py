@@ -29,42 +29,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.search.archive import Archive
-from hwnas.device.spec import DeviceSpec, fingerprint, load_device, spec_from_record
 from hwnas.core.errors import HwnasError
-from hwnas.spaces.facts import describe
-from hwnas.search.objectives import Constraint, parse_budget
 from hwnas.core.pareto import spread
-from hwnas.spaces.onnx_io import PARITY_ATOL, export_onnx
-from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import measure_files, torch_threads
+from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
-from hwnas.spaces import get_space
-from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.device.spec import DeviceSpec, fingerprint, load_device, spec_from_record
+from hwnas.latency.predictor import Predictor
+from hwnas.latency.profiler import measure_files
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.measure.timing import Protocol
+from hwnas.search.config import RunConfig
+from hwnas.search.objectives import Constraint, parse_budget
+from hwnas.search.rundir import RunDir
+from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.spaces.facts import describe
+from hwnas.spaces.onnx_io import PARITY_ATOL, export_onnx
 
 CARD_FIELDS = ("name", "arch", "arch_id", "space", "input_shape", "batch_size", "onnx", "onnx_sha256", "checks",
                "params", "macs", "flops", "accuracy", "latency", "energy", "budget", "device", "seeds", "versions",
                "command", "created")
 
 
-def _run_meta(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    front_path = run_dir / "front.json"
-    if not front_path.is_file():
-        raise HwnasError(f"{run_dir}: no front.json (run hwnas search first)")
-    front = json.loads(front_path.read_text())
-    with Archive(run_dir / "archive.sqlite") as a:
-        meta = a.all_meta()
-    if "config" not in meta:
-        raise HwnasError(f"{run_dir}/archive.sqlite: no run config")
-    return front, meta
-
-
-def _open_run_table(config: dict[str, Any]) -> LatencyTable | None:
-    if not config.get("table"):
+def _open_run_table(config: RunConfig) -> LatencyTable | None:
+    if not config.table:
         return None
-    table, _space, _ = open_table(config["table"], allow_mismatch=True, check_device=False)
+    table, _space, _ = open_table(config.table, allow_mismatch=True, check_device=False)
     return table
 
 
@@ -235,14 +224,14 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def proxy_label(config: dict[str, Any]) -> str | None:
+def proxy_label(config: RunConfig) -> str | None:
     """What the search's accuracy numbers are: the estimator, and for a supernet its score (its
     default, expected accuracy, is a mean probability, not a top-1 accuracy to quote)."""
-    source = config.get("accuracy")
+    source = config.accuracy
     if source == "supernet":
         from hwnas.evaluation.supernet import SupernetSettings
 
-        score = (config.get("accuracy_options") or {}).get("score", SupernetSettings.score)
+        score = config.accuracy_options.get("score", SupernetSettings.score)
         return "supernet, " + ("expected accuracy: mean true-class probability" if score == "expected" else "top-1")
     return source
 
@@ -264,10 +253,9 @@ def export_front(
 ) -> dict[str, Any]:
     """Export a search's front (see the module docstring); writes ``out/index.json``."""
     run_dir, out = Path(run_dir), Path(out)
-    front, meta = _run_meta(run_dir)
-    config = meta["config"]
-    space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
-                      **config["space_options"])
+    run = RunDir(run_dir)
+    front, config = run.front(), run.config()
+    space = config.build_space()
     table = _open_run_table(config)
     if isinstance(device, DeviceSpec):
         spec = device
@@ -283,15 +271,12 @@ def export_front(
         raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
     archs = [space.parse(m["arch"]) for m in chosen]
 
-    retrained: dict[str, dict[str, Any]] = {}
-    retrain_path = run_dir / "retrain.json"
     if retrain:
         from hwnas.deploy.retrain import retrain as do_retrain
 
         do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], threads=threads,
                    log=log)  # skips finished ones
-    if retrain_path.is_file():
-        retrained = {m["arch_id"]: m for m in json.loads(retrain_path.read_text())["models"]}
+    retrained = {m["arch_id"]: m for m in (run.retrained() or {"models": []})["models"]}
 
     acc_obj = proxy_label(config)
     names, weights, accuracy = [], [], []
@@ -310,10 +295,9 @@ def export_front(
                              "test": None, "test_source": "not measured (export with --retrain)",
                              "weights": "seeded initial weights (untrained): export with --retrain for trained weights"
                              + (f"; retraining failed: {r.get('reason')}" if r else "")})
-    constraints = [parse_budget(c["budget"], hard=c["hard"]) for c in config["objectives"]["constraints"]]
-    constraints += [parse_budget(b, where="--budget") for b in budgets]
+    constraints = [*config.objectives.constraints, *(parse_budget(b, where="--budget") for b in budgets)]
     command = " ".join(argv) if argv is not None else " ".join(sys.argv)
-    seeds = {"search": config["seed"], "retrain": seed if retrained else None}
+    seeds = {"search": config.seed, "retrain": seed if retrained else None}
     cards = export_models(space, archs, out, spec, names=names, weights=weights, accuracy=accuracy, table=table,
                           constraints=constraints, metrics=chosen, seeds=seeds, command=command, seed=seed,
                           progress=progress, log=log)
@@ -333,7 +317,7 @@ def export_front(
                     "budget_broken": c["budget"]["broken"]} for c in cards],
     }
     (out / "index.json").write_text(json.dumps(index, indent=1, default=float) + "\n")
-    (run_dir / "export.json").write_text(json.dumps({"out": str(out.resolve())}, indent=1) + "\n")
+    run.record_export(out)
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
     return index

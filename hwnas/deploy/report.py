@@ -11,7 +11,7 @@ Written to ``RUN_DIR/report/index.html`` (or ``--out``):
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Sequence
 import html
 import json
 import os
@@ -19,21 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from hwnas.core.plots import new_axes
+from hwnas.search.objectives import Constraint, ObjectiveSet
+from hwnas.search.rundir import RunDir
 
 
 def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, Any]], models: list[dict[str, Any]],
-                x: str, y: str, budgets: list[str]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+                x: str, y: str, budgets: Sequence[Constraint]) -> None:
+    fig, ax = new_axes(6.4, 4.4)
     pts = [(e[x], e[y]) for e in evaluations if e.get(x) is not None and e.get(y) is not None]
     if pts:
         ax.scatter(*zip(*pts), s=9, color="0.75", label="evaluated (predicted)")
@@ -52,21 +45,18 @@ def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, A
         test = [(m["measured_ms"], m["test_accuracy"]) for m in models if m.get("test_accuracy") is not None]
         if test:
             ax.scatter(*zip(*test), marker="*", s=70, color="tab:green", zorder=3, label="retrained: test accuracy")
-    for b in budgets:
-        name, _, bound = b.partition("<=")
-        if name == x and bound:
-            ax.axvline(float(bound), color="k", ls="--", lw=1, label=f"budget {b}")
+    for c in budgets:
+        if c.name == x:
+            ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _hv_plot(path: Path, history: list[tuple[int, float]]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    fig, ax = new_axes(6.4, 3.6)
     if history:
         ax.plot([h[0] for h in history], [h[1] for h in history], color="tab:blue")
     ax.set_xlabel("expensive evaluations")
@@ -75,12 +65,10 @@ def _hv_plot(path: Path, history: list[tuple[int, float]]) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _error_plot(path: Path, models: list[dict[str, Any]], validation: list[dict[str, Any]], statistic: str) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 4.8), dpi=110)
+    fig, ax = new_axes(4.8, 4.8)
     pairs = [(m["measured_ms"], m["predicted_ms"]) for m in models if m.get("predicted_ms") is not None]
     vpairs = [(v["measured_ms"], v["predicted_ms"]) for v in validation]
     allv = [v for p in pairs + vpairs for v in p]
@@ -99,7 +87,6 @@ def _error_plot(path: Path, models: list[dict[str, Any]], validation: list[dict[
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _cell(v: Any, digits: int = 3) -> tuple[str, str]:
@@ -156,15 +143,13 @@ code{font-size:12px}
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir: str | Path | None = None) -> Path:
     """Write the report; returns the path of ``index.html``."""
-    run_dir = Path(run_dir)
-    front_path = run_dir / "front.json"
-    if not front_path.is_file():
-        raise HwnasError(f"{run_dir}: no front.json (run hwnas search first)")
-    front = json.loads(front_path.read_text())
+    run = RunDir(run_dir)
+    run_dir = run.path
+    front = run.front()
     out = Path(out) if out else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    if export_dir is None and (run_dir / "export.json").is_file():
-        export_dir = json.loads((run_dir / "export.json").read_text())["out"]
+    if export_dir is None:
+        export_dir = run.exported_to()
     index = None
     if export_dir is not None:
         ipath = Path(export_dir) / "index.json"
@@ -175,9 +160,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     objectives = front["objectives"]["objectives"]
     y = next((o["name"] for o in objectives if not o["cheap"]), objectives[0]["name"])
     x = next((o["name"] for o in objectives if o["name"] != y), y)
-    budgets = [c["budget"] for c in front["objectives"]["constraints"]]
-    evaluations = _evaluations(run_dir)
-    history = _history(run_dir / "history.csv")
+    constraints = ObjectiveSet.from_dict(front["objectives"]).constraints
+    budgets = [c.text for c in constraints]
+    evaluations = _evaluations(run)
+    history = run.history()
     by_id = {m["arch_id"]: m for m in front["front"]}
     models = []
     if index:
@@ -191,7 +177,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
         if vpath.is_file():
             validation = json.loads(vpath.read_text()).get("models", [])
 
-    _front_plot(out / "front.png", front, evaluations, models, x, y, budgets)
+    _front_plot(out / "front.png", front, evaluations, models, x, y, constraints)
     _hv_plot(out / "hypervolume.png", history)
     _error_plot(out / "prediction_error.png", models, validation, index["statistic"] if index else "p10")
 
@@ -263,18 +249,8 @@ latency.</figcaption></figure>
     return target
 
 
-def _history(path: Path) -> list[tuple[int, float]]:
-    if not path.is_file():
+def _evaluations(run: RunDir) -> list[dict[str, Any]]:
+    if not run.archive_path.is_file():
         return []
-    with path.open() as f:
-        return [(int(r["eval"]), float(r["hypervolume"])) for r in csv.DictReader(f)]
-
-
-def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
-    from hwnas.search.archive import Archive
-
-    path = run_dir / "archive.sqlite"
-    if not path.is_file():
-        return []
-    with Archive(path) as a:
+    with run.archive() as a:
         return [dict(r.metrics) for r in a.records() if r.status == "complete"]

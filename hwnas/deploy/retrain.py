@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from hwnas.search.archive import Archive
-from hwnas.evaluation.data import load_dataset, make_splits, standardize
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
-from hwnas.spaces import get_space
+from hwnas.core.threads import torch_threads
+from hwnas.evaluation.data import load_dataset, make_splits, standardize
 from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
+from hwnas.search.rundir import RunDir
 
 
 def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None, seed: int = 0,
@@ -31,20 +31,15 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
             log: Any = print) -> dict[str, Any]:
     """Retrain the front (``limit`` members spread along it, or the given ``archs``); models
     already in ``retrain.json`` with the same settings and weights on disk are kept, not redone."""
-    run_dir = Path(run_dir)
-    front_path = run_dir / "front.json"
-    if not front_path.is_file():
-        raise HwnasError(f"{run_dir}: no front.json (run hwnas search first)")
-    with Archive(run_dir / "archive.sqlite") as a:
-        config = a.meta("config")
-    if config is None:
-        raise HwnasError(f"{run_dir}/archive.sqlite: no run config")
-    options = dict(config.get("accuracy_options") or {})
+    run = RunDir(run_dir)
+    run_dir = run.path
+    front_members = run.front()["front"] if archs is None else []
+    config = run.config()
+    options = config.accuracy_options
     dataset = dataset or options.get("dataset")
     if not dataset:
-        raise HwnasError(f"{run_dir}: the search used no dataset (accuracy {config.get('accuracy')!r}); give --dataset")
-    space = get_space(config["space"], input_shape=config["input_shape"], num_classes=config["num_classes"],
-                      **config["space_options"])
+        raise HwnasError(f"{run_dir}: the search used no dataset (accuracy {config.accuracy!r}); give --dataset")
+    space = config.build_space()
     ds = load_dataset(dataset)
     if ds.input_shape != space.input_shape or ds.classes != space.num_classes:
         raise HwnasError(f"dataset {dataset} ({'x'.join(map(str, ds.input_shape))}, {ds.classes} classes) does not fit "
@@ -56,8 +51,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
     keep = {k: options[k] for k in ("batch_size", "lr", "momentum", "weight_decay", "label_smoothing") if k in options}
     settings = TrainSettings(**{**keep, "epochs": epochs, "subset": 1.0, "seed": seed, "split_seed": split_seed})
     if archs is None:
-        members = json.loads(front_path.read_text())["front"]
-        front = [members[i] for i in spread(len(members), limit)]
+        front = [front_members[i] for i in spread(len(front_members), limit)]
     else:
         front = [{"arch": a} for a in archs]
     out_dir = run_dir / "retrained"
@@ -75,10 +69,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
         report_path.write_text(json.dumps(report, indent=1) + "\n")
         return report
 
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for member in front:
             arch = space.parse(member["arch"])
             old = kept.pop(arch.id, None)
@@ -87,7 +78,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
                 continue
             start = time.perf_counter()
             row: dict[str, Any] = {"arch": arch.string, "arch_id": arch.id, "proxy_accuracy": member.get("accuracy"),
-                                   "proxy": config.get("accuracy"), "epochs": epochs}
+                                   "proxy": config.accuracy, "epochs": epochs}
             try:
                 model = fit(space.build(arch, seed=seed, calibrate_bn=False), x_all, y_all, splits.train, settings)
                 row.update(val_accuracy=accuracy_on(model, x_all, y_all, splits.val),
@@ -101,6 +92,4 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
             save()  # after each model: a crash loses the model in progress at most
             log(f"retrained {arch.string}: val {row.get('val_accuracy', float('nan')):.2f}%  "
                 f"test {row.get('test_accuracy', float('nan')):.2f}%  ({row['seconds']:.0f} s)")
-    finally:
-        torch.set_num_threads(before)
     return save()

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.device.spec import DeviceSpec, DeviceSpecError, EnergySettings
 from hwnas.core.errors import HwnasError
+from hwnas.device.spec import DeviceSpec, DeviceSpecError, EnergySettings
 
 
 class EnergyMeterError(HwnasError, RuntimeError):

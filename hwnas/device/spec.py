@@ -36,10 +36,10 @@ from typing import Any
 import onnxruntime as ort
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.tomlfile import read_toml
 from hwnas.measure import agent
 from hwnas.measure.agent import EXEC_MODES, OPT_LEVELS
 from hwnas.measure.timing import Protocol
-from hwnas.core.tomlfile import read_toml
 
 
 METERS = ("none", "rapl", "nvml", "external")

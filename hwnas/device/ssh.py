@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas.device.spec import DeviceSpec
 from hwnas.core.errors import HwnasError
+from hwnas.device.spec import DeviceSpec
 from hwnas.measure.timing import Protocol, Stats
 
 _MEASURE = Path(__file__).resolve().parents[1] / "measure"

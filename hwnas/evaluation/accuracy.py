@@ -7,6 +7,7 @@ each candidate, ``supernet`` scores it with weights shared in a trained supernet
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +15,43 @@ from hwnas.core.registry import Registry
 from hwnas.evaluation.sources import BenchmarkMetrics, MetricSource
 from hwnas.spaces.base import SearchSpace
 
-# name -> factory(space, **options) -> a MetricSource providing "accuracy"
-AccuracyFactory = Callable[..., MetricSource]
-ACCURACY: Registry[AccuracyFactory] = Registry("accuracy estimator")
+
+@dataclass(frozen=True)
+class AccuracyEstimator:
+    """A named way to score candidates, and what it needs of the search around it.
+
+    ``artifact``: the file name of something the estimator trains once and reuses (a supernet);
+    the search keeps it in the run folder (the ``path`` option), so a resumed run and every worker
+    load it instead of training again. ``threads``: it runs torch and takes a ``threads`` option,
+    which executors set from the cores each worker may use.
+    """
+
+    build: Callable[..., MetricSource]
+    artifact: str | None = None
+    threads: bool = False
+
+    def __call__(self, space: SearchSpace, **options: Any) -> MetricSource:
+        return self.build(space, **options)
+
+
+# an entry is an AccuracyEstimator, or any factory(space, **options) -> MetricSource (no needs)
+ACCURACY: Registry[Callable[..., MetricSource]] = Registry("accuracy estimator")
+
+
+def estimator(name: str) -> AccuracyEstimator:
+    """The estimator registered as ``name``, with what it needs (a plain factory needs nothing)."""
+    entry = ACCURACY.get(name)
+    return entry if isinstance(entry, AccuracyEstimator) else AccuracyEstimator(entry)
 
 
 def _table_accuracy(space: SearchSpace, *, benchmark: str | Path, column: str = "accuracy", **_: Any) -> MetricSource:
     return BenchmarkMetrics(benchmark, space, columns={"accuracy": column} if column != "accuracy" else None)
 
 
-ACCURACY.register("table", _table_accuracy)
-
-
 def _train_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
     from hwnas.evaluation.training import TrainAccuracy  # torch training code loads only when asked for
 
     return TrainAccuracy(space, **options)
-
-
-ACCURACY.register("train", _train_accuracy)
 
 
 def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
@@ -43,4 +62,6 @@ def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
     return SupernetAccuracy(space, **options)
 
 
-ACCURACY.register("supernet", _supernet_accuracy)
+ACCURACY.register("table", AccuracyEstimator(_table_accuracy))
+ACCURACY.register("train", AccuracyEstimator(_train_accuracy, threads=True))
+ACCURACY.register("supernet", AccuracyEstimator(_supernet_accuracy, artifact="supernet.pt", threads=True))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import csv
+import enum
 import functools
 import gzip
 from collections.abc import Sequence
@@ -36,22 +37,41 @@ class BenchmarkError(HwnasError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MissingArchitectureError(BenchmarkError):
+    """The benchmark has no entry for an architecture: the run's setup is wrong (another space or
+    table), not the candidate, so the search stops instead of recording a failure."""
+
+
+class Status(str, enum.Enum):
+    """What became of a candidate; compares equal to its text (stored as text in archives)."""
+
+    COMPLETE = "complete"
+    FAILED = "failed"  # its evaluation raised, diverged, ran out of memory or time
+    INFEASIBLE = "infeasible"  # its cheap metrics broke a hard budget: never evaluated
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Evaluation:
     """One candidate's outcome, as the search loop records and tells it."""
 
     arch: Architecture
     metrics: dict[str, float] = field(default_factory=dict)
-    status: str = "complete"  # complete | failed | infeasible
+    status: Status = Status.COMPLETE  # given as text or a Status
     reason: str | None = None
     violation: float = 0.0  # hard budgets: 0 when met
     soft_violation: float = 0.0
     expensive: bool = False  # counted against the evaluation budget
     wall_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
     @property
     def ok(self) -> bool:
-        return self.status == "complete"
+        return self.status is Status.COMPLETE
 
 
 class MetricSource(abc.ABC):
@@ -151,7 +171,7 @@ class BenchmarkMetrics(MetricSource):
         for a in archs:
             i = self._index.get(a.id)
             if i is None:
-                raise BenchmarkError(f"{self.path}: no row for {a.string} (id {a.id}) nor any isomorphic architecture")
+                raise MissingArchitectureError(f"{self.path}: no row for {a.string} (id {a.id}) nor any isomorphic architecture")
             rows.append(i)
         sel = self._data[rows]
         out = {c: sel[:, j] for j, c in enumerate(self.columns)}

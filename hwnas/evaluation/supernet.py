@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -71,11 +70,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.core.errors import HwnasError
+from hwnas.core.threads import torch_threads, usable_cores
+from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
-from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
 from hwnas.evaluation.training import accuracy_on, nhwc, settings_key
+from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm, init_weights
 
 
 # Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
@@ -325,7 +325,7 @@ class SupernetAccuracy(MetricSource):
         mean, std = standardize(self.ds, self.splits.train)
         self.x = (torch.from_numpy(self.ds.x) - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
         self.y = torch.from_numpy(self.ds.y)
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or usable_cores()
         self.path = Path(path) if path else None
         self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
                      "sharing": SHARING_VERSION, "dataset": dataset, "settings": self.settings.training()}
@@ -334,8 +334,6 @@ class SupernetAccuracy(MetricSource):
             self.net = self._load_or_train(log)
 
     def _threads(self) -> Any:
-        from hwnas.latency.profiler import torch_threads
-
         return torch_threads(self.threads)
 
     def _load_or_train(self, log: Any) -> Supernet:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.core.errors import HwnasError
+from hwnas.core.threads import torch_threads, usable_cores
+from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -157,7 +157,7 @@ class TrainAccuracy(MetricSource):
                              "(use --classes to match)")
         self.splits = make_splits(self.ds, self.settings.split_seed)
         self.mean, self.std = standardize(self.ds, self.splits.train)
-        self.threads = threads or max(1, (os.cpu_count() or 1))
+        self.threads = threads or usable_cores()
         self.cache_path = Path(cache) if cache else None
         self._cache: dict[str, float] = {}
         if self.cache_path and self.cache_path.is_file():
@@ -172,13 +172,9 @@ class TrainAccuracy(MetricSource):
         if key in self._cache:
             self.hits += 1
             return self._cache[key]
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             model = self.space.build(arch, seed=self.settings.seed, calibrate_bn=False)
             acc = train_and_evaluate(model, self.ds, self.splits.train, self.splits.val, self.settings, self.mean, self.std)
-        finally:
-            torch.set_num_threads(before)
         self._cache[key] = acc
         if self.cache_path:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.latency.table import LatencyTable, MissingEntryError
+from hwnas.spaces.base import Architecture, SearchSpace
 
 RIDGE = 1e-3
 ELEMENT_UNIT = 1e5

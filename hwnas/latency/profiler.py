@@ -19,10 +19,9 @@ The work, in order:
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.core.versions import __version__
-from hwnas.device.spec import DeviceSpec, check_provider, fingerprint, open_session, pinned
-from hwnas.device.energy import ENERGY_MODEL, EnergyMeter, estimate_energy_mj, open_meter
 from hwnas.core.errors import HwnasError
-from hwnas.spaces.onnx_io import export_onnx
+from hwnas.core.threads import torch_threads
+from hwnas.core.versions import __version__
+from hwnas.device.energy import ENERGY_MODEL, EnergyMeter, estimate_energy_mj, open_meter
+from hwnas.device.spec import DeviceSpec, check_provider, fingerprint, open_session, pinned
 from hwnas.latency.predictor import fit_context
-from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
 from hwnas.measure.timing import Protocol, Stats, measure
+from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.spaces.onnx_io import export_onnx
 
 
 
@@ -48,19 +48,6 @@ class Job:
     key: str  # block key, or architecture string
     block: Block | None = None
     arch: Architecture | None = None
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads inside the block. Exporting a block is a tiny
-    graph: with torch's default of one thread per core, its OpenMP barriers stall whenever the
-    other core is busy (here: 12x slower conv2d while anything ran beside it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def make_runner(model_path: str | Path, spec: DeviceSpec, input_shapes: list[tuple[int, ...]], seed: int = 0) -> Callable[[], object]:

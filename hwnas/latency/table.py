@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hwnas.device.spec import IDENTITY_FIELDS
 from hwnas.core.errors import HwnasError
+from hwnas.device.spec import IDENTITY_FIELDS
 from hwnas.spaces.base import SearchSpace, shape_str
 
 FORMAT = "hwnas-latency-table"

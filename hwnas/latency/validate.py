@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from hwnas.core.plots import new_axes
+from hwnas.core.threads import torch_threads
 from hwnas.device.spec import DeviceSpec, spec_from_record
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import Job, export_job, measure_files, torch_threads
+from hwnas.latency.profiler import Job, export_job, measure_files
 from hwnas.latency.table import open_table
 from hwnas.measure.timing import Protocol
 
@@ -69,7 +71,7 @@ def validate(
     ) as bar:
         task = bar.add_task("export", total=2 * samples)
         items = []
-        with torch_threads(1):  # see hwnas.latency.profiler.torch_threads
+        with torch_threads(1):  # see hwnas.core.threads.torch_threads
             for arch in archs:
                 items.append(export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed))
                 bar.advance(task)
@@ -102,12 +104,7 @@ def validate(
 
 
 def _scatter(path: Path, predicted: np.ndarray, raw: np.ndarray, measured: np.ndarray, statistic: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    fig, ax = new_axes(5, 5)
     lo, hi = 0.9 * min(measured.min(), predicted.min()), 1.1 * max(measured.max(), predicted.max(), raw.max())
     ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="exact")
     ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.9", label="±10%")
@@ -120,5 +117,4 @@ def _scatter(path: Path, predicted: np.ndarray, raw: np.ndarray, measured: np.nd
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

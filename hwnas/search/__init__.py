@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = {"search": "loop", "make_config": "loop", "SearchResult": "loop", "SearchError": "loop"}
+_EXPORTS = {"search": "loop", "SearchResult": "loop", "make_config": "config", "RunConfig": "config",
+            "SearchError": "config", "RunDir": "rundir"}
 
 
 def __getattr__(name: str) -> Any:

@@ -118,7 +118,7 @@ class Archive:
         cur = self.db.execute(
             "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
             "wall_s, strategy, seed, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.arch.string, e.arch.id, e.status, e.reason, _json_metrics(e.metrics), float(e.violation),
+            (e.arch.string, e.arch.id, e.status.value, e.reason, _json_metrics(e.metrics), float(e.violation),
              float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
              datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now()),
         )

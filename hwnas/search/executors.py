@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as cf
+import functools
+import json
 import multiprocessing
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.threads import usable_cores
+from hwnas.evaluation.accuracy import estimator
+from hwnas.search.config import RunConfig
+from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
+from hwnas.spaces import SearchSpace
 
 MAX_RETRIES = 3
 DASK_HINT = "install the extra: pip install 'hwnas[dask]'"
@@ -40,45 +46,31 @@ class ExecutorError(HwnasError, ValueError):
 
 # ----- worker side ------------------------------------------------------------------------------
 
-_WORKER_STATE: dict[str, Any] = {}
-
-
-def worker_setup(config: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    """The part of a run config a worker needs to evaluate candidates (JSON-able, small)."""
-    options = dict(config.get("accuracy_options") or {})
+def worker_setup(config: RunConfig, threads: int | None) -> dict[str, Any]:
+    """The part of a run a worker needs to evaluate candidates: the config as JSON (small)."""
+    options = dict(config.accuracy_options)
     options.pop("cache", None)  # the driver's archive is the cache; workers never share a file
-    if threads and config.get("accuracy") in ("train", "supernet"):
+    if threads and config.accuracy and estimator(config.accuracy).threads:
         options.setdefault("threads", threads)
-    return {**config, "accuracy_options": options}
+    return config.replace(accuracy_options=options).to_dict()
 
 
-def _evaluator(setup: dict[str, Any]) -> Any:
-    import json
-
-    key = json.dumps(setup, sort_keys=True)
-    if _WORKER_STATE.get("key") != key:
-        from hwnas.search.loop import CandidateEvaluator, _objective_set, build_sources
-        from hwnas.spaces import get_space
-
-        space = get_space(setup["space"], input_shape=setup["input_shape"], num_classes=setup["num_classes"],
-                          **setup["space_options"])
-        objectives = _objective_set(setup)
-        sources, _ = build_sources(setup, space)
-        _WORKER_STATE.update(key=key, space=space, evaluator=CandidateEvaluator(
-            objectives, sources, time_limit_s=setup.get("time_limit_s")))
-    return _WORKER_STATE["space"], _WORKER_STATE["evaluator"]
+@functools.lru_cache(maxsize=1)
+def _worker_evaluator(setup_json: str) -> tuple[SearchSpace, CandidateEvaluator]:
+    # one per worker process and run: the dataset is read and a supernet loaded once, not per task
+    config = RunConfig.from_dict(json.loads(setup_json))
+    space = config.build_space()
+    evaluator, _, _ = make_evaluator(config, space)
+    return space, evaluator
 
 
-Result = tuple[dict[str, float], str | None, float]  # metrics, failure reason, seconds
 OnResult = Callable[[int, Result], None]
 
 
 def evaluate_remote(setup: dict[str, Any], arch_string: str) -> Result:
     """Run one expensive evaluation in a worker; what the driver gets back."""
-    space, evaluator = _evaluator(setup)
-    start = time.perf_counter()
-    values, reason = evaluator.expensive(space.parse(arch_string))
-    return values, reason, time.perf_counter() - start
+    space, evaluator = _worker_evaluator(json.dumps(setup, sort_keys=True))
+    return evaluator.timed(space.parse(arch_string))
 
 
 def _failed(reason: str) -> Result:
@@ -100,7 +92,7 @@ class Executor(abc.ABC):
 
     def threads_per_worker(self) -> int:
         """Torch threads per worker so that the workers together do not oversubscribe the cores."""
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        return max(1, usable_cores() // max(1, self.workers))
 
     def close(self) -> None:  # noqa: B027 - optional
         pass
@@ -126,9 +118,7 @@ class LocalExecutor(Executor):
             if self.evaluator is None:
                 result = evaluate_remote(setup, a)
             else:
-                start = time.perf_counter()
-                values, reason = self.evaluator.expensive(self.space.parse(a))
-                result = (values, reason, time.perf_counter() - start)
+                result = self.evaluator.timed(self.space.parse(a))
             if on_result:
                 on_result(i, result)
             out.append(result)

@@ -25,6 +25,7 @@ A budget on the command line (``--budget 'latency_ms<=5'``) adds a hard constrai
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass
@@ -45,15 +46,27 @@ class ObjectiveError(HwnasError, ValueError):
     """A malformed objective preset or budget."""
 
 
+class Direction(str, enum.Enum):
+    """Which way an objective improves; compares equal to its text (``"min"``, ``"max"``)."""
+
+    MIN = "min"
+    MAX = "max"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Objective:
     name: str
-    direction: str  # "min" or "max"
+    direction: Direction  # given as text or a Direction
     cheap: bool
 
     def __post_init__(self) -> None:
-        if self.direction not in ("min", "max"):
-            raise ObjectiveError(f"objective {self.name!r}: direction {self.direction!r} is not 'min' or 'max'")
+        try:
+            object.__setattr__(self, "direction", Direction(self.direction))
+        except ValueError:
+            raise ObjectiveError(f"objective {self.name!r}: direction {self.direction!r} is not 'min' or 'max'") from None
 
     def to_min(self, values: np.ndarray) -> np.ndarray:
         """Values as a quantity to minimise (max objectives are negated)."""
@@ -152,8 +165,18 @@ class ObjectiveSet:
         return total
 
     def to_dict(self) -> dict[str, Any]:
-        return {"objectives": [o.__dict__ for o in self.objectives],
+        return {"objectives": [{"name": o.name, "direction": o.direction.value, "cheap": o.cheap} for o in self.objectives],
                 "constraints": [{"budget": c.text, "hard": c.hard} for c in self.constraints], "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectiveSet:
+        """The inverse of ``to_dict`` (what archives and front.json files hold)."""
+        try:
+            objs = tuple(Objective(d["name"], d["direction"], d["cheap"]) for d in data["objectives"])
+            cons = tuple(parse_budget(c["budget"], hard=c["hard"], where="constraints") for c in data.get("constraints", []))
+        except (KeyError, TypeError) as exc:
+            raise ObjectiveError(f"objectives: a stored objective set lacks {exc}") from None
+        return cls(objs, cons, data.get("source", "<config>"))
 
 
 def objectives_from_specs(specs: list[str], *, cheap: set[str] | None = None, source: str = "--objective") -> ObjectiveSet:

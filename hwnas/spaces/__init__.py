@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from hwnas.core.errors import InvalidInputShapeError
-from hwnas.core.registry import Registry
-from hwnas.spaces.base import Architecture, Block, SearchSpace, Shape, parse_shape
+from hwnas.spaces.architecture import Architecture, Block, Shape, parse_shape
+from hwnas.spaces.base import SearchSpace
 from hwnas.spaces.dppnet import DPPNetSpace
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.spaces.nb201 import NB201Space
-
-SPACES: Registry[type[SearchSpace]] = Registry("space")
+from hwnas.spaces.registry import SPACES
 for _cls in (MobileNetSpace, NB201Space, DPPNetSpace):
     SPACES.register(_cls.name, _cls)
 

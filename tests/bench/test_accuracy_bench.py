@@ -60,10 +60,10 @@ import pytest
 from scipy.stats import bootstrap, kendalltau
 
 from hwnas.cli import _key_value
-from hwnas.spaces.facts import describe
-from hwnas.spaces import get_space
 from hwnas.evaluation.supernet import SHARING_VERSION, SupernetAccuracy, SupernetSettings
 from hwnas.evaluation.training import TrainAccuracy
+from hwnas.spaces import get_space
+from hwnas.spaces.facts import describe
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

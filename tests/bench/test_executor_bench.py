@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from hwnas.search.archive import Archive
-from hwnas.search.objectives import objectives_from_specs
 from hwnas.search.loop import make_config, search
+from hwnas.search.objectives import objectives_from_specs
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ import pytest
 from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
-from hwnas.spaces import get_space
 from hwnas.latency.table import LatencyTable
 from hwnas.latency.validate import validate
+from hwnas.spaces import get_space
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

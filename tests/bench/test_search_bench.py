@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.evaluation.sources import BenchmarkMetrics, Evaluation
-from hwnas.search.objectives import objectives_from_specs
 from hwnas.core.pareto import budget_regret, non_dominated, normalized_hypervolume
+from hwnas.evaluation.sources import BenchmarkMetrics, Evaluation
 from hwnas.search.loop import make_config, search
-from hwnas.spaces import NB201Space, get_space
+from hwnas.search.objectives import objectives_from_specs
 from hwnas.search.strategies import STRATEGIES
+from hwnas.spaces import NB201Space, get_space
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]

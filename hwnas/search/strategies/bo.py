@@ -37,13 +37,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.pareto import non_dominated
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.core.pareto import non_dominated
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.acquisition import expected_hv_improvement, expected_improvement
 from hwnas.search.strategies.base import FAILED_VALUE, Strategy
 from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
+from hwnas.spaces.base import Architecture, SearchSpace
 
 CheapFn = Callable[[Sequence[Architecture]], dict[str, np.ndarray]]
 ACQUISITIONS = ("auto", "ehvi", "ei")

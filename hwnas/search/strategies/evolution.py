@@ -17,8 +17,8 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 
 class RegularizedEvolution(Strategy):

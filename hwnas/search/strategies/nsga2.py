@@ -21,8 +21,8 @@ from pymoo.core.sampling import Sampling
 
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 
 class _SpaceSampling(Sampling):

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.registry import Registry
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.core.registry import Registry
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 CONSTRAINT_ATTR = "hwnas_violation"
 

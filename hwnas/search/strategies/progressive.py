@@ -23,8 +23,8 @@ from torch import nn
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import FAILED_VALUE, Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 CheapFn = Callable[[Sequence[Architecture]], dict[str, np.ndarray]]
 

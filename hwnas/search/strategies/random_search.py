@@ -9,8 +9,8 @@ import numpy as np
 
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 
 class RandomSearch(Strategy):

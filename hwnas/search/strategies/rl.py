@@ -28,8 +28,8 @@ from torch import nn
 
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.search.strategies.base import Strategy
+from hwnas.spaces.base import Architecture, SearchSpace
 
 REWARDS = ("monas", "mnas-soft", "mnas-hard")
 

@@ -1,0 +1,122 @@
+"""What a search leaves in its run folder besides the archive: the front (JSON, CSV, PNG) and the
+hypervolume after each evaluation (CSV), plus the one-line progress summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.pareto import constrained_front, scaled_hypervolume
+from hwnas.core.plots import new_axes
+from hwnas.evaluation.sources import Evaluation
+from hwnas.search.objectives import ObjectiveSet
+
+
+def front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[list[Evaluation], bool]:
+    """The constrained front of the complete evaluations, and whether it is feasible."""
+    done = [e for e in trace if e.ok]
+    if not done:
+        return [], False
+    F = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
+    idx, feasible = constrained_front(F, np.array([e.violation for e in done]))
+    return [done[i] for i in idx], feasible
+
+
+def _objective_matrix(evaluations: Sequence[Evaluation], objectives: ObjectiveSet) -> np.ndarray:
+    return objectives.F({m: np.array([e.metrics[m] for e in evaluations]) for m in objectives.names})
+
+
+def history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, float]]:
+    """Run-relative hypervolume after each expensive evaluation (objectives scaled by the run's
+    own ideal and nadir of feasible complete evaluations; reference point 1.1 in each), as a
+    fraction of the reference box."""
+    done = [e for e in trace if e.ok and e.violation == 0]
+    if not done:
+        return []
+    F_all = _objective_matrix(done, objectives)
+    ideal, nadir = F_all.min(0), F_all.max(0)
+    rows, k, seen = [], 0, []
+    for e in trace:
+        if not e.expensive:
+            continue
+        k += 1
+        if e.ok and e.violation == 0:
+            seen.append(e)
+        hv = scaled_hypervolume(_objective_matrix(seen, objectives), ideal, nadir) if seen else 0.0
+        rows.append({"eval": k, "hypervolume": hv})
+    return rows
+
+
+def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
+    """Front size, best feasible accuracy and the run-relative hypervolume so far."""
+    front, feasible = front_of(trace, objectives)
+    acc = next((o for o in objectives.objectives if not o.cheap and o.direction == "max"), None)
+    best = max((e.metrics[acc.name] for e in front), default=float("nan")) if acc and feasible else float("nan")
+    hv = float("nan")
+    done = [e for e in trace if e.ok and e.violation == 0]
+    if feasible and done:
+        F = _objective_matrix(done, objectives)
+        hv = scaled_hypervolume(F, F.min(0), F.max(0))
+    return (f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  "
+            f"best {acc.name if acc else ''} {best:.4g}  HV {hv:.3f}")
+
+
+def front_members(front: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, Any]]:
+    """front.json's rows, listed from the cheapest (e.g. fastest) member up by the first cheap objective."""
+    members = [{"arch": e.arch.string, "arch_id": e.arch.id, **{m: e.metrics.get(m) for m in objectives.metrics},
+                "violation": e.violation, "feasible": e.violation == 0} for e in front]
+    order = next((o for o in objectives.objectives if o.cheap), objectives.objectives[0])
+    members.sort(key=lambda r: float(order.to_min(np.asarray(r[order.name], dtype=float))))
+    return members
+
+
+def write_front(run_dir: Path, record: dict[str, Any], members: Sequence[dict[str, Any]], objectives: ObjectiveSet) -> None:
+    """front.json (``record``, members included) and front.csv."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "front.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
+    with (run_dir / "front.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch", "arch_id", *objectives.metrics, "feasible"])
+        for r in members:
+            w.writerow([r["arch"], r["arch_id"], *(r[m] for m in objectives.metrics), r["feasible"]])
+
+
+def write_history(path: Path, rows: Sequence[dict[str, float]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["eval", "hypervolume"])
+        for row in rows:
+            w.writerow([row["eval"], f"{row['hypervolume']:.6f}"])
+
+
+def plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluation], objectives: ObjectiveSet,
+               least_violating: bool) -> None:
+    """Every complete evaluation in grey, the front on top, the budget on the cheap axis."""
+    objs = objectives.objectives
+    if len(objs) < 2:
+        return
+    # accuracy-like objective on y, the first cheap one on x
+    y = next((o for o in objs if not o.cheap), objs[0])
+    x = next((o for o in objs if o is not y), objs[1])
+    fig, ax = new_axes(6, 4.2)
+    done = [e for e in trace if e.ok]
+    if done:
+        ax.scatter([e.metrics[x.name] for e in done], [e.metrics[y.name] for e in done], s=10, color="0.7", label="evaluated")
+    if front:
+        pts = sorted((e.metrics.get(x.name), e.metrics.get(y.name)) for e in front)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="tab:red" if least_violating else "tab:blue",
+                label="least-violating (budget not met)" if least_violating else "Pareto front")
+    for c in objectives.constraints:
+        if c.name == x.name:
+            ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
+    ax.set_xlabel(f"{x.name} ({x.direction})")
+    ax.set_ylabel(f"{y.name} ({y.direction})")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)

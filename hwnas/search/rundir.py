@@ -1,0 +1,99 @@
+"""A run folder, and the only code that knows its file names: the search writes it; retrain,
+export and report read it through here.
+
+    run = RunDir("runs/a")
+    run.config()      # the RunConfig stored in archive.sqlite
+    run.front()       # front.json
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from hwnas.core.errors import HwnasError
+from hwnas.search.archive import Archive
+from hwnas.search.config import RunConfig
+
+
+class RunDirError(HwnasError, FileNotFoundError):
+    """A run folder that lacks what is asked of it, or holds something unreadable."""
+
+
+class RunDir:
+    ARCHIVE = "archive.sqlite"
+    FRONT_JSON = "front.json"
+    FRONT_CSV = "front.csv"
+    FRONT_PNG = "front.png"
+    HISTORY = "history.csv"
+    RETRAIN = "retrain.json"
+    EXPORT = "export.json"  # where the front was last exported to
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def archive_path(self) -> Path:
+        return self.path / self.ARCHIVE
+
+    def has_search(self) -> bool:
+        """Whether a search has recorded anything here (a new search must not write over it)."""
+        if not self.archive_path.exists():
+            return False
+        with Archive(self.archive_path) as a:
+            return a.count(expensive_only=False) > 0
+
+    def archive(self) -> Archive:
+        if not self.archive_path.is_file():
+            raise RunDirError(f"{self.path}: no {self.ARCHIVE} (run hwnas search first)")
+        return Archive(self.archive_path)
+
+    def meta(self) -> dict[str, Any]:
+        """Everything the search stored beside its evaluations: config, versions, fingerprint, sources."""
+        with self.archive() as a:
+            return a.all_meta()
+
+    def config(self) -> RunConfig:
+        stored = self.meta().get("config")
+        if stored is None:
+            raise RunDirError(f"{self.archive_path}: no run config stored")
+        return RunConfig.from_dict(stored, source=str(self.archive_path))
+
+    def front(self) -> dict[str, Any]:
+        """front.json: the members, the objectives, the run's config and provenance."""
+        path = self.path / self.FRONT_JSON
+        if not path.is_file():
+            raise RunDirError(f"{self.path}: no {self.FRONT_JSON} (run hwnas search first)")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{path}: unreadable ({exc})") from None
+
+    def history(self) -> list[tuple[int, float]]:
+        """history.csv: (expensive evaluation, run-relative hypervolume) pairs; empty if absent."""
+        path = self.path / self.HISTORY
+        if not path.is_file():
+            return []
+        with path.open(newline="") as f:
+            return [(int(r["eval"]), float(r["hypervolume"])) for r in csv.DictReader(f)]
+
+    def retrained(self) -> dict[str, Any] | None:
+        """retrain.json, or None before ``hwnas retrain``."""
+        path = self.path / self.RETRAIN
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def exported_to(self) -> str | None:
+        """The folder ``hwnas export`` last wrote this run's models to, or None."""
+        path = self.path / self.EXPORT
+        return json.loads(path.read_text())["out"] if path.is_file() else None
+
+    def record_export(self, out: Path) -> None:
+        (self.path / self.EXPORT).write_text(json.dumps({"out": str(out.resolve())}, indent=1) + "\n")
