@@ -8,8 +8,8 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from hwnas.device.spec import (DeviceSpecError, ProviderUnavailableError, check_provider, fingerprint, load_device,
-                          open_session, parse_device, pinned, spec_from_record)
+from hwnas.device.spec import DeviceSpecError, ProviderUnavailableError, load_device, parse_device, spec_from_record
+from hwnas.device.targets import check_provider, fingerprint, open_session, pinned
 
 DEVICES = Path(__file__).resolve().parents[1] / "devices"
 

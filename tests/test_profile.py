@@ -125,8 +125,9 @@ def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp
     out = tmp_path / "killed.json"
     script = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_profile as t; "
-        "import hwnas.latency.profiler as p; from hwnas.device.spec import parse_device; from hwnas.spaces import get_space\n"
-        "p.make_runner = t._drifting_first_runner(p, step_s=2e-5, cap_s=0.02)\n"
+        "import hwnas.latency.profiler as p; import hwnas.measure.job as j; from hwnas.device.spec import parse_device; "
+        "from hwnas.spaces import get_space\n"
+        "j.make_runner = t._drifting_first_runner(j, step_s=2e-5, cap_s=0.02)\n"
         f"p.profile(parse_device({quick_device!r}), get_space('nb201', input_shape='3x8x8', N=1), out={str(out)!r}, "
         "context_models=6, progress=False, save_every_s=0)"
     )

@@ -187,7 +187,6 @@ def test_each_error_path_is_one_line_saying_what_to_do(sshd: Sshd, target_python
     from hwnas.cli import main
 
     def error_of(spec: Path) -> str:
-        RemoteTarget._probed.clear()
         assert main(["profile", "--device", str(spec), "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1",
                      "--out", str(tmp_path / "never.json"), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
@@ -209,7 +208,6 @@ def test_each_error_path_is_one_line_saying_what_to_do(sshd: Sshd, target_python
     monkeypatch.undo()
     # an unknown host accepted explicitly: trusted on first use, and remembered
     spec = _spec(tmp_path, sshd, target_python, name="g", known_hosts=str(empty), extra="accept_new_host_key = true\n")
-    RemoteTarget._probed.clear()
     assert RemoteTarget(load_device(spec)).probe()["onnxruntime"]
     assert (sshd.root / "host_key.pub").read_text().split()[1] in empty.read_text()  # remembered (hashed name)
 
@@ -243,7 +241,6 @@ def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_pat
         spec = load_device(_spec(tmp_path, sshd, target_python)) if kind == "remote" else parse_device(
             {"name": "local", "runtime": {"intra_op_threads": 1},
              "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0}})
-        RemoteTarget._probed.clear()  # count the agent's installation in the remote time
         t0 = time.perf_counter()
         table = profile(spec, space, out=tmp_path / f"{kind}.json", context_models=40, progress=False, log=lambda _m: None)
         walls[kind] = time.perf_counter() - t0

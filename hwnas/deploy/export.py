@@ -33,9 +33,10 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
-from hwnas.device.spec import DeviceSpec, fingerprint, load_device, spec_from_record
+from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
+from hwnas.device.targets import fingerprint
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import measure_files
+from hwnas.latency.measurement import measure_files
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.measure.timing import Protocol
 from hwnas.search.config import RunConfig

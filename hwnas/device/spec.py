@@ -1,4 +1,4 @@
-"""Device specs (``devices/*.toml``), onnxruntime sessions built from them, and fingerprints.
+"""Device specs (``devices/*.toml``): what a device is profiled and deployed with.
 
 A spec names the runtime settings a device is profiled and deployed with::
 
@@ -17,29 +17,27 @@ A spec names the runtime settings a device is profiled and deployed with::
     [energy]
     meter = "none"                  # rapl | nvml | external | none
 
-Every problem is one line naming the file and the field (DeviceSpecError). A provider that this
-onnxruntime does not have is an error, and sessions for any provider but the CPU are created with
-``session.disable_cpu_ep_fallback`` so that CPU numbers are never labelled as another provider.
+Every problem is one line naming the file and the field (DeviceSpecError). Sessions, fingerprints
+and measurements on the device are ``hwnas.device.targets``'.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from hwnas.core.errors import HwnasError
 from hwnas.core.tomlfile import read_toml
-from hwnas.measure import agent
-from hwnas.measure.agent import EXEC_MODES, OPT_LEVELS
+from hwnas.measure.session import EXEC_MODES, OPT_LEVELS, ProviderUnavailableError
 from hwnas.measure.timing import Protocol
+
+__all__ = ["DeviceSpec", "DeviceSpecError", "EnergySettings", "IDENTITY_FIELDS", "ProviderUnavailableError",
+           "RemoteSettings", "RuntimeSettings", "load_device", "parse_device", "spec_from_record"]
 
 
 METERS = ("none", "rapl", "nvml", "external")
@@ -47,10 +45,6 @@ METERS = ("none", "rapl", "nvml", "external")
 
 class DeviceSpecError(HwnasError, ValueError):
     """A device spec that is missing, malformed or names something unknown."""
-
-
-class ProviderUnavailableError(HwnasError, RuntimeError):
-    """The spec's execution provider is not available in this onnxruntime."""
 
 
 @dataclass(frozen=True)
@@ -243,79 +237,6 @@ def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
 def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
     """Read a device spec file; raises DeviceSpecError naming the file and the field."""
     return parse_device(read_toml(path, DeviceSpecError, "device spec file"), str(Path(path)))
-
-
-def check_provider(spec: DeviceSpec) -> None:
-    """Raise ProviderUnavailableError unless this onnxruntime (the target's, for a remote spec)
-    has the spec's provider."""
-    if spec.remote is not None:
-        from hwnas.device.ssh import RemoteTarget
-
-        available = RemoteTarget(spec).probe()["providers"]
-        if spec.runtime.provider not in available:
-            raise ProviderUnavailableError(f"{spec.source}: field 'runtime.provider': {spec.runtime.provider} is not "
-                                           f"available on {spec.remote.connection} (available: {', '.join(available)})")
-        return
-    available = ort.get_available_providers()
-    if spec.runtime.provider not in available:
-        raise ProviderUnavailableError(
-            f"{spec.source}: field 'runtime.provider': {spec.runtime.provider} is not available in onnxruntime "
-            f"{ort.__version__} (available: {', '.join(available)})"
-        )
-
-
-def session_options(spec: DeviceSpec) -> ort.SessionOptions:
-    # one implementation for local sessions and the remote agent's (hwnas.measure.agent)
-    return agent.session_options(spec.to_dict()["runtime"])
-
-
-def open_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
-    """An onnxruntime session on the spec's provider, refusing any silent fallback to the CPU."""
-    from hwnas.spaces.onnx_io import ort_session
-
-    check_provider(spec)
-    r = spec.runtime
-    providers: list[Any] = [(r.provider, dict(r.provider_options))] if r.provider_options else [r.provider]
-    sess = ort_session(model_path, providers=providers, options=session_options(spec))
-    used = sess.get_providers()
-    if not used or used[0] != r.provider:
-        raise ProviderUnavailableError(f"{spec.source}: onnxruntime used {used} instead of {r.provider}")
-    return sess
-
-
-@contextlib.contextmanager
-def pinned(cores: tuple[int, ...] | None) -> Iterator[None]:
-    """Pin this process to ``cores`` for the block, then restore. Only while measuring: torch's
-    OpenMP threads spin-wait and crawl when squeezed onto one core during export."""
-    if not cores or not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    usable = set(cores) & before
-    if not usable:
-        raise DeviceSpecError(f"runtime.affinity {list(cores)} names no core this process may use ({sorted(before)})")
-    os.sched_setaffinity(0, usable)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-def fingerprint(spec: DeviceSpec) -> dict[str, Any]:
-    """What identifies the device and runtime a table was measured on (recorded in every table).
-
-    ``provider_used`` comes from a real session (``get_providers()``), not from the spec. For a
-    remote spec, everything is read on the target, by the agent.
-    """
-    import onnx
-
-    if spec.remote is not None:
-        from hwnas.device.ssh import RemoteTarget
-
-        return {"device": spec.name, **RemoteTarget(spec).fingerprint()}
-    check_provider(spec)
-    d = spec.to_dict()
-    return {"device": spec.name, **agent.fingerprint(d["runtime"], spec.batch_size), "onnx_version": onnx.__version__}
 
 
 # Fields that must agree for a table to be used: the hardware, the runtime and its settings.

@@ -1,8 +1,8 @@
 """The host side of remote profiling: the system ``ssh``/``scp`` (OpenSSH), nothing home-made.
 
 A device spec with ``connection = "ssh://user@host:port"`` is measured on that host. hwnas
-copies the agent (``agent.py`` and ``hwnas/measure/timing.py``) into ``workdir`` there, reads the
-fingerprint on the target, then sends ONNX files in batches of ``remote_batch`` and gets their
+copies the measurement stack (``hwnas/measure`` and ``hwnas/core/errors.py``: the very modules the
+host measures with) into ``workdir`` there, reads the fingerprint on the target, then sends ONNX files in batches of ``remote_batch`` and gets their
 statistics back as JSON. The profiler saves the table after every batch, so a dropped connection
 loses at most the batch in flight: running the same command again continues the table without
 re-measuring finished entries.
@@ -20,16 +20,22 @@ import json
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
 from hwnas.device.spec import DeviceSpec
+from hwnas.device.target import Item, OnBatch, OnDone, Target
 from hwnas.measure.timing import Protocol, Stats
 
-_MEASURE = Path(__file__).resolve().parents[1] / "measure"
-AGENT_FILES = {"agent.py": _MEASURE / "agent.py", "hwnas_timing.py": _MEASURE / "timing.py"}
+_PACKAGE = Path(__file__).resolve().parents[1]
+# what a target needs to run `python -m hwnas.measure.agent`: the measurement stack and the error
+# base class, under their own names, with package files that import nothing (no torch there)
+AGENT_FILES = {"hwnas/core/errors.py": _PACKAGE / "core" / "errors.py",
+               **{f"hwnas/measure/{p.name}": p for p in sorted((_PACKAGE / "measure").glob("*.py")) if p.name != "__init__.py"}}
+AGENT_PACKAGES = ("hwnas", "hwnas/core", "hwnas/measure")
+AGENT_MODULE = "hwnas.measure.agent"
 MIN_PYTHON = (3, 8)
 
 
@@ -44,15 +50,16 @@ def _agent_version() -> str:
     return h.hexdigest()[:12]
 
 
-class RemoteTarget:
-    """One remote device: runs the agent there over ssh."""
-
-    _probed: dict[str, dict[str, Any]] = {}  # per process: each target is probed (and given the agent) once
+class RemoteTarget(Target):
+    """One remote device: runs the agent there over ssh. It is probed (and given the agent, if
+    its work folder lacks this version) once per instance: keep one for a whole command."""
 
     def __init__(self, spec: DeviceSpec, *, timeout_s: float = 600.0) -> None:
         if spec.remote is None:
             raise RemoteError(f"{spec.source}: not a remote device (no 'connection')")
-        self.spec, self.remote = spec, spec.remote
+        super().__init__(spec)
+        self.remote = spec.remote
+        self._probe: dict[str, Any] | None = None
         self.user, self.host, self.port = self.remote.user_host_port
         self.where = f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
         self.timeout_s = timeout_s
@@ -122,17 +129,25 @@ class RemoteTarget:
 
     # ----- commands ---------------------------------------------------------------------------
     def probe(self) -> dict[str, Any]:
-        """Check Python, numpy and onnxruntime on the target and install the agent (once)."""
-        key = f"{self.remote.connection}|{self.remote.python}|{self.dir}"
-        if key in self._probed:
-            return self._probed[key]
+        """Check Python, numpy and onnxruntime on the target and install the agent there unless
+        its work folder already holds this version (the folder is named by the agent's hash)."""
+        if self._probe is not None:
+            return self._probe
+        self._check_python()
+        marker = shlex.quote(f"{self.dir}/.installed")
+        if self._ssh(f"test -f {marker} && echo yes || echo no", during="while checking the agent").strip() != "yes":
+            self._install()
+            self._ssh(f"touch {marker}", during="while installing the agent")
+        self._probe = json.loads(self._agent("probe", during="while probing"))
+        return self._probe
+
+    def _check_python(self) -> None:
         py = shlex.quote(self.remote.python)
         check = ("import sys; v = sys.version_info[:2]; print('%d.%d' % v)\n"
                  f"if v < {MIN_PYTHON!r}: sys.exit(3)\n"
                  "try:\n    import numpy, onnxruntime\nexcept ImportError as e:\n    print(e); sys.exit(4)")
         cmd = f"if command -v {py} >/dev/null 2>&1; then {py} -c {shlex.quote(check)}; echo rc=$?; else echo rc=127; fi"
-        out = self._ssh(cmd, during="while checking the target")
-        lines = out.strip().splitlines()
+        lines = self._ssh(cmd, during="while checking the target").strip().splitlines()
         rc = lines[-1] if lines else ""
         if not lines or rc == "rc=127" or not rc.startswith("rc="):
             raise RemoteError(f"{self.where}: Python not found at {self.remote.python!r}; set python = \"/path/to/python3\" "
@@ -145,55 +160,59 @@ class RemoteTarget:
                               f"{self.remote.python}; install them there: {self.remote.python} -m pip install numpy onnxruntime")
         if rc != "rc=0":
             raise RemoteError(f"{self.where}: checking {self.remote.python} failed ({' '.join(lines)})")
+
+    def _install(self) -> None:
         self._ssh(f"mkdir -p {shlex.quote(self.dir)}", during="while creating the work folder")
         with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
-            files = []
+            root = Path(tmp)
+            for package in AGENT_PACKAGES:  # empty: the host's hwnas/__init__ would load more than a target has
+                (root / package).mkdir(parents=True, exist_ok=True)
+                (root / package / "__init__.py").write_text('"""hwnas\'s measurement agent, as shipped to a target."""\n')
             for name, src in AGENT_FILES.items():
-                (Path(tmp) / name).write_bytes(src.read_bytes())
-                files.append(Path(tmp) / name)
-            self._scp(files, self.dir + "/", during="while sending the agent")
-        info = json.loads(self._ssh(f"{py} {shlex.quote(self.dir + '/agent.py')} probe", during="while probing"))
-        self._probed[key] = info
-        return info
+                (root / name).write_bytes(src.read_bytes())
+            self._scp([root / "hwnas"], self.dir + "/", during="while sending the agent")
+
+    def _agent(self, command: str, *, stdin: str | None = None, during: str) -> str:
+        """Run the agent in its work folder (its copy of hwnas comes first on sys.path there)."""
+        return self._ssh(f"cd {shlex.quote(self.dir)} && {shlex.quote(self.remote.python)} -m {AGENT_MODULE} {command}",
+                         stdin=stdin, during=during)
+
+    def providers(self) -> list[str]:
+        return list(self.probe()["providers"])
+
+    def provider_home(self) -> str:
+        return f"on {self.remote.connection}"
 
     def fingerprint(self) -> dict[str, Any]:
         self.probe()
         request = json.dumps({"runtime": self.spec.to_dict()["runtime"], "batch_size": self.spec.batch_size})
-        fp = json.loads(self._ssh(f"{shlex.quote(self.remote.python)} {shlex.quote(self.dir + '/agent.py')} fingerprint",
-                                  stdin=request, during="while reading the fingerprint"))
-        return {**fp, "remote": self.remote.connection}
+        fp = json.loads(self._agent("fingerprint", stdin=request, during="while reading the fingerprint"))
+        return {"device": self.spec.name, **fp, "remote": self.remote.connection}
 
-    def measure(self, items: Sequence[tuple[Path, list[tuple[int, ...]]]], protocol: Protocol, *,
-                seed: int = 0, on_batch: Callable[[list[int], list[Stats], list[float | None]], None] | None = None,
-                ) -> tuple[list[Stats], list[float | None]]:
-        """Time ONNX files on the target in batches; ``on_batch`` sees each finished batch."""
+    def measure(self, items: Sequence[Item], protocol: Protocol, *, seed: int = 0, on_done: OnDone | None = None,
+                on_batch: OnBatch | None = None) -> tuple[list[Stats], list[float | None]]:
+        """Time ONNX files on the target in batches of ``remote_batch``; ``on_batch`` sees each
+        finished batch (``on_done`` is not called: progress arrives a batch at a time)."""
         self.probe()
         stats: list[Stats | None] = [None] * len(items)
         energy: list[float | None] = [None] * len(items)
         size = self.remote.batch
-        py, agent_path = shlex.quote(self.remote.python), shlex.quote(self.dir + "/agent.py")
         for start in range(0, len(items), size):
             idx = list(range(start, min(len(items), start + size)))
-            batch_name = f"batch-{start}"
+            batch_name = f"batch-{start}"  # relative to the work folder, where the agent runs
             with tempfile.TemporaryDirectory(prefix="hwnas-remote-") as tmp:
                 folder = Path(tmp) / batch_name
                 folder.mkdir()
-                files = []
+                renamed: list[Item] = []
                 for i in idx:
                     path, shapes = items[i]
-                    name = f"m{i}.onnx"
-                    (folder / name).write_bytes(Path(path).read_bytes())
-                    files.append({"file": name, "shapes": [list(s) for s in shapes]})
-                remote_folder = f"{self.dir}/{batch_name}"
-                job = {"folder": remote_folder, "files": files, "runtime": self.spec.to_dict()["runtime"],
-                       "batch_size": self.spec.batch_size, "protocol": protocol.to_dict(),
-                       "energy": self.spec.to_dict()["energy"], "seed": seed}
-                (folder / "job.json").write_text(json.dumps(job))
-                self._ssh(f"rm -rf {shlex.quote(remote_folder)}", during="before sending a batch")
+                    (folder / f"m{i}.onnx").write_bytes(Path(path).read_bytes())
+                    renamed.append((Path(f"m{i}.onnx"), shapes))
+                (folder / "job.json").write_text(json.dumps(self.job(renamed, protocol, seed, folder=batch_name)))
+                self._ssh(f"rm -rf {shlex.quote(self.dir + '/' + batch_name)}", during="before sending a batch")
                 self._scp([folder], self.dir + "/", during=f"while sending files {idx[0]}-{idx[-1]}")
-            out = self._ssh(f"{py} {agent_path} measure {shlex.quote(remote_folder + '/job.json')}; "
-                            f"rc=$?; rm -rf {shlex.quote(remote_folder)}; exit $rc",
-                            during=f"while measuring files {idx[0]}-{idx[-1]}")
+            out = self._agent(f"measure {shlex.quote(batch_name + '/job.json')}; rc=$?; rm -rf {shlex.quote(batch_name)}; "
+                              "exit $rc", during=f"while measuring files {idx[0]}-{idx[-1]}")
             result = json.loads(out)
             if result.get("torch_loaded"):
                 raise RemoteError(f"{self.where}: the agent imported torch; it must run on numpy and onnxruntime alone")

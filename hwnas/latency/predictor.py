@@ -31,85 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.latency.correction import catalog_features, fit_context, iso_values
 from hwnas.latency.table import LatencyTable, MissingEntryError
 from hwnas.spaces.base import Architecture, SearchSpace
 
-RIDGE = 1e-3
-ELEMENT_UNIT = 1e5
-
-
-def _catalog_features(space: SearchSpace) -> tuple[list[str], np.ndarray, np.ndarray]:
-    catalog = space.catalog()
-    kinds = sorted({b.kind for b in catalog})
-    kind_of = np.array([kinds.index(b.kind) for b in catalog])
-    elements = np.array([
-        (np.prod(b.in_shape) * b.n_inputs + np.prod(b.out_shape)) / ELEMENT_UNIT for b in catalog
-    ])
-    return kinds, kind_of, elements
-
-
-def _design(space: SearchSpace, counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Per model: [blocks of each kind, elements of each kind, 1]."""
-    kinds, kind_of, elements = _catalog_features(space)
-    onehot = np.eye(len(kinds))[kind_of]  # (ncat, kinds)
-    K = counts @ onehot
-    B = counts @ (onehot * elements[:, None])
-    return np.hstack([K, B, np.ones((len(counts), 1))]), kinds
-
-
-def _solve(A: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
-    return np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ y)
-
-
-def _error_summary(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    rel = pred / measured - 1
-    return {"mape": float(np.mean(np.abs(rel))), "within_10": float(np.mean(np.abs(rel) <= 0.10)),
-            "max_abs_err": float(np.max(np.abs(rel))), "median_err": float(np.median(rel))}
-
-
-def fit_context(space: SearchSpace, table: LatencyTable, *, ridge: float = RIDGE) -> dict[str, Any]:
-    """Fit the boundary correction on the table's context models (see the module docstring)."""
-    models = table.context.get("models", [])
-    if len(models) < 3:
-        raise ValueError("the context fit needs at least 3 whole models")
-    stat = table.statistic
-    genes = np.array([space.parse(m["arch"]).genes for m in models])
-    measured = np.array([m["stats"][f"{stat}_ms"] for m in models])
-    iso = _iso_values(space, table)
-    counts = space.block_counts(genes)
-    raw = counts @ iso
-    if not np.all(np.isfinite(raw)):
-        raise ValueError("a context model uses a block the table lacks")
-    X, kinds = _design(space, counts)
-    A, y = X / measured[:, None], (raw - measured) / measured
-    coef = _solve(A, y, ridge)
-    loo = np.empty_like(measured)
-    for i in range(len(measured)):
-        keep = np.arange(len(measured)) != i
-        c = _solve(A[keep], y[keep], ridge)
-        loo[i] = raw[i] - X[i] @ c
-    k = len(kinds)
-    return {
-        "formula": "sum_b [t(b) - per_block_ms[kind] - per_100k_elements_ms[kind] * elements(b)/1e5] + overhead_ms",
-        "overhead_ms": float(-coef[-1]),
-        "per_kind": {kind: {"per_block_ms": float(coef[i]), "per_100k_elements_ms": float(coef[k + i])}
-                     for i, kind in enumerate(kinds)},
-        "ridge": ridge,
-        "n_models": len(models),
-        "leave_one_out": _error_summary(loo, measured),
-        "raw_sum": _error_summary(raw, measured),
-    }
-
-
-def _iso_values(space: SearchSpace, table: LatencyTable) -> np.ndarray:
-    """Table statistic per catalog block, NaN where the table has no entry."""
-    out = np.full(len(space.catalog()), np.nan)
-    for i, b in enumerate(space.catalog()):
-        entry = table.entries.get(b.key)
-        if entry is not None:
-            out[i] = entry["latency_ms"]
-    return out
-
+__all__ = ["Prediction", "Predictor", "fit_context"]  # fit_context: the correction this predictor applies
 
 @dataclass(frozen=True)
 class Prediction:
@@ -127,12 +53,12 @@ class Predictor:
         self.table, self.space = table, space
         self.statistic = table.statistic
         self.keys = [b.key for b in space.catalog()]
-        iso = _iso_values(space, table)
+        iso = iso_values(space, table)
         fit = table.context.get("fit") if context else None
         self.overhead_ms = 0.0
         value = iso.copy()
         if fit:
-            kinds, kind_of, elements = _catalog_features(space)
+            kinds, kind_of, elements = catalog_features(space)
             beta = np.array([fit["per_kind"].get(k, {}).get("per_block_ms", 0.0) for k in kinds])
             gamma = np.array([fit["per_kind"].get(k, {}).get("per_100k_elements_ms", 0.0) for k in kinds])
             value = iso - beta[kind_of] - gamma[kind_of] * elements

@@ -21,85 +21,24 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import __version__
-from hwnas.device.energy import ENERGY_MODEL, EnergyMeter, estimate_energy_mj, open_meter
-from hwnas.device.spec import DeviceSpec, check_provider, fingerprint, open_session, pinned
-from hwnas.latency.predictor import fit_context
+from hwnas.device.energy import ENERGY_MODEL, estimate_energy_mj, open_meter
+from hwnas.device.spec import DeviceSpec
+from hwnas.device.target import Target
+from hwnas.device.targets import open_target
+from hwnas.latency.correction import fit_context
+from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
-from hwnas.measure.timing import Protocol, Stats, measure
-from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
-from hwnas.spaces.onnx_io import export_onnx
-
-
-
-@dataclass(frozen=True)
-class Job:
-    kind: str  # "block" or "model"
-    key: str  # block key, or architecture string
-    block: Block | None = None
-    arch: Architecture | None = None
-
-
-def make_runner(model_path: str | Path, spec: DeviceSpec, input_shapes: list[tuple[int, ...]], seed: int = 0) -> Callable[[], object]:
-    """One inference per call on pre-bound inputs (IOBinding), as the protocol times it."""
-    sess = open_session(model_path, spec)
-    rng = np.random.default_rng(seed)
-    io = sess.io_binding()
-    for inp, shape in zip(sess.get_inputs(), input_shapes):
-        io.bind_cpu_input(inp.name, rng.standard_normal((spec.batch_size, *shape)).astype(np.float32))
-    for out in sess.get_outputs():
-        io.bind_output(out.name)
-
-    def run() -> object:
-        return sess.run_with_iobinding(io)
-
-    run.session = sess  # type: ignore[attr-defined]  # keep the session alive with the closure
-    return run
-
-
-def build_block_model(space: SearchSpace, block: Block, seed: int = 0) -> torch.nn.Module:
-    """A block alone, with seeded weights and BatchNorm statistics calibrated on random inputs."""
-    module = init_weights(space.build_block(block), seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    batches = (tuple(torch.randn((4, *block.in_shape), generator=gen) for _ in range(block.n_inputs)) for _ in range(2))
-
-    class _Star(torch.nn.Module):  # calibrate_batchnorm feeds one tensor; a sum takes several
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            return self.inner(*xs)
-
-    calibrate_batchnorm(_Star(module), batches)
-    return module.eval()
-
-
-def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, seed: int) -> tuple[Path, list[tuple[int, ...]]]:
-    path = folder / f"{job.kind}-{abs(hash(job.key)) % 10**12}.onnx"
-    batch = spec.batch_size
-    if job.kind == "block":
-        assert job.block is not None
-        shapes = [job.block.in_shape] * job.block.n_inputs
-        model = build_block_model(space, job.block, seed)
-    else:
-        assert job.arch is not None
-        shapes = [space.input_shape]
-        model = space.build(job.arch, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
-    export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
-    return path, shapes
+from hwnas.measure.timing import Protocol, Stats
+from hwnas.spaces.base import Block, SearchSpace
 
 
 def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:
@@ -138,11 +77,12 @@ def profile(
     Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
     ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
     """
-    check_provider(spec)
+    target = open_target(spec)  # one for the whole profile: a remote one is probed once
+    target.check_provider()
     protocol = protocol or spec.protocol
-    fp = fingerprint(spec)
+    fp = target.fingerprint()
     path = Path(out) if out else default_table_path(spec.name, space)
-    meter: EnergyMeter | None = open_meter(spec) if spec.remote is None else None  # a remote meter is read there
+    meter = open_meter(spec) if spec.remote is None else None  # an unreadable meter fails now; a remote one is read there
     has_meter = spec.energy.meter != "none"
     if has_meter and energy_model:
         raise HwnasError(f"{spec.source}: the device has an energy meter ({spec.energy.meter}); --energy-model is only for meter 'none'")
@@ -180,7 +120,7 @@ def profile(
 
     started = time.perf_counter()
     with torch_threads(1):
-        _run_jobs(jobs, table, path, space, spec, protocol, has_meter, seed, progress, save_every_s)
+        _run_jobs(jobs, table, path, space, target, protocol, has_meter, seed, progress, save_every_s)
     if energy_model:
         _estimate_energy(space, table)
     table.context["fit"] = fit_context(space, table)
@@ -195,36 +135,9 @@ def profile(
     return table
 
 
-def measure_files(
-    spec: DeviceSpec,
-    protocol: Protocol,
-    items: Sequence[tuple[Path, list[tuple[int, ...]]]],
-    *,
-    seed: int = 0,
-    on_done: Callable[[int, Stats], None] | None = None,
-    on_batch: Callable[[list[int], list[Stats], list[float | None]], None] | None = None,
-) -> tuple[list[Stats], list[float | None]]:
-    """Time ONNX files with ``protocol`` on the spec's device: here (pinned cores, the spec's
-    energy meter) or on its remote target (``hwnas.remote``), in batches. Returns the statistics
-    and energy per inference (mJ, or None without a meter). ``on_done(i, stats)`` follows local
-    progress; ``on_batch(indices, stats, energy)`` sees finished work (once here, per batch there)."""
-    if spec.remote is not None:
-        from hwnas.device.ssh import RemoteTarget
-
-        return RemoteTarget(spec).measure(items, protocol, seed=seed, on_batch=on_batch)
-    runners = [make_runner(path, spec, shapes, seed) for path, shapes in items]
-    meter = open_meter(spec)
-    with pinned(spec.runtime.affinity):
-        stats = measure(runners, protocol, on_done=on_done)
-        energy: list[float | None] = ([meter.measure(run, min_window_s=spec.energy.min_window_s)[0] for run in runners]
-                                      if meter else [None] * len(runners))
-    if on_batch:
-        on_batch(list(range(len(items))), stats, energy)
-    return stats, energy
-
-
-def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, spec: DeviceSpec,
+def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, target: Target,
               protocol: Protocol, has_meter: bool, seed: int, progress: bool, save_every_s: float) -> None:
+    spec = target.spec
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}
@@ -270,7 +183,7 @@ def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpa
                 bar.advance(measuring, len(indices))
             table.save(path)  # a batch is safe once it is here
 
-        measure_files(spec, protocol, items, seed=seed, on_done=done, on_batch=finished)
+        measure_files(spec, protocol, items, seed=seed, on_done=done, on_batch=finished, target=target)
         table.save(path)
 
 

@@ -1,0 +1,36 @@
+"""This machine as a measurement target: ``hwnas.measure`` in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import onnxruntime as ort
+
+from hwnas.device.target import Item, OnBatch, OnDone, Target
+from hwnas.measure import host
+from hwnas.measure.job import run_job
+from hwnas.measure.timing import Protocol, Stats
+
+
+class LocalTarget(Target):
+    def provider_home(self) -> str:
+        return f"in onnxruntime {ort.__version__}"
+
+    def providers(self) -> list[str]:
+        return list(ort.get_available_providers())
+
+    def fingerprint(self) -> dict[str, Any]:
+        import onnx
+
+        self.check_provider()
+        return {"device": self.spec.name, **host.fingerprint(self.spec.to_dict()["runtime"], self.spec.batch_size),
+                "onnx_version": onnx.__version__}
+
+    def measure(self, items: Sequence[Item], protocol: Protocol, *, seed: int = 0, on_done: OnDone | None = None,
+                on_batch: OnBatch | None = None) -> tuple[list[Stats], list[float | None]]:
+        self.check_provider()
+        stats, energy, _ = run_job(self.job(items, protocol, seed), source=self.spec.source, on_done=on_done)
+        if on_batch:
+            on_batch(list(range(len(items))), stats, energy)
+        return stats, energy

@@ -1,0 +1,104 @@
+"""The boundary correction of a latency table, fitted on whole models timed with its blocks.
+
+Each table entry is a whole block timed alone, so what a block alone gets wrong is its boundary:
+its own session call, and the layout conversions onnxruntime inserts at a graph's inputs and
+outputs, which a whole model pays once, not once per block. The profiler times whole models
+(``context``) in the same run, and this module fits, by ridge least squares on relative error::
+
+    latency(model) = sum over blocks b of [ t(b) - beta[kind b] - gamma[kind b] * elements(b) ] + overhead
+
+The fit records its leave-one-out error beside the raw sum's, so the gain is shown, not claimed.
+The profiler writes the fit into the table; the predictor applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.errors import HwnasError
+from hwnas.latency.table import LatencyTable
+from hwnas.spaces.base import SearchSpace
+
+
+class CorrectionError(HwnasError, ValueError):
+    """A table whose context models cannot support the boundary fit."""
+
+
+RIDGE = 1e-3
+ELEMENT_UNIT = 1e5
+
+
+def catalog_features(space: SearchSpace) -> tuple[list[str], np.ndarray, np.ndarray]:
+    catalog = space.catalog()
+    kinds = sorted({b.kind for b in catalog})
+    kind_of = np.array([kinds.index(b.kind) for b in catalog])
+    elements = np.array([
+        (np.prod(b.in_shape) * b.n_inputs + np.prod(b.out_shape)) / ELEMENT_UNIT for b in catalog
+    ])
+    return kinds, kind_of, elements
+
+
+def _design(space: SearchSpace, counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per model: [blocks of each kind, elements of each kind, 1]."""
+    kinds, kind_of, elements = catalog_features(space)
+    onehot = np.eye(len(kinds))[kind_of]  # (ncat, kinds)
+    K = counts @ onehot
+    B = counts @ (onehot * elements[:, None])
+    return np.hstack([K, B, np.ones((len(counts), 1))]), kinds
+
+
+def _solve(A: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    return np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ y)
+
+
+def _error_summary(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    rel = pred / measured - 1
+    return {"mape": float(np.mean(np.abs(rel))), "within_10": float(np.mean(np.abs(rel) <= 0.10)),
+            "max_abs_err": float(np.max(np.abs(rel))), "median_err": float(np.median(rel))}
+
+
+def fit_context(space: SearchSpace, table: LatencyTable, *, ridge: float = RIDGE) -> dict[str, Any]:
+    """Fit the boundary correction on the table's context models (see the module docstring)."""
+    models = table.context.get("models", [])
+    if len(models) < 3:
+        raise CorrectionError(f"{table.path or 'the table'}: the context fit needs at least 3 whole models, "
+                              f"got {len(models)} (profile with --context-models 3 or more)")
+    stat = table.statistic
+    genes = np.array([space.parse(m["arch"]).genes for m in models])
+    measured = np.array([m["stats"][f"{stat}_ms"] for m in models])
+    iso = iso_values(space, table)
+    counts = space.block_counts(genes)
+    raw = counts @ iso
+    if not np.all(np.isfinite(raw)):
+        raise CorrectionError(f"{table.path or 'the table'}: a context model uses a block the table lacks")
+    X, kinds = _design(space, counts)
+    A, y = X / measured[:, None], (raw - measured) / measured
+    coef = _solve(A, y, ridge)
+    loo = np.empty_like(measured)
+    for i in range(len(measured)):
+        keep = np.arange(len(measured)) != i
+        c = _solve(A[keep], y[keep], ridge)
+        loo[i] = raw[i] - X[i] @ c
+    k = len(kinds)
+    return {
+        "formula": "sum_b [t(b) - per_block_ms[kind] - per_100k_elements_ms[kind] * elements(b)/1e5] + overhead_ms",
+        "overhead_ms": float(-coef[-1]),
+        "per_kind": {kind: {"per_block_ms": float(coef[i]), "per_100k_elements_ms": float(coef[k + i])}
+                     for i, kind in enumerate(kinds)},
+        "ridge": ridge,
+        "n_models": len(models),
+        "leave_one_out": _error_summary(loo, measured),
+        "raw_sum": _error_summary(raw, measured),
+    }
+
+
+def iso_values(space: SearchSpace, table: LatencyTable) -> np.ndarray:
+    """Table statistic per catalog block, NaN where the table has no entry."""
+    out = np.full(len(space.catalog()), np.nan)
+    for i, b in enumerate(space.catalog()):
+        entry = table.entries.get(b.key)
+        if entry is not None:
+            out[i] = entry["latency_ms"]
+    return out

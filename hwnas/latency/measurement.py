@@ -1,0 +1,78 @@
+"""Measuring models on a device: export jobs (blocks or whole models) to verified ONNX files, and
+time the files on the spec's target. The profiler, ``hwnas validate`` and ``hwnas export`` all
+measure through here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hwnas.device.spec import DeviceSpec
+from hwnas.device.target import Item, OnBatch, OnDone, Target
+from hwnas.device.targets import open_target
+from hwnas.measure.timing import Protocol, Stats
+from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
+from hwnas.spaces.onnx_io import export_onnx
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "block" or "model"
+    key: str  # block key, or architecture string
+    block: Block | None = None
+    arch: Architecture | None = None
+
+
+def build_block_model(space: SearchSpace, block: Block, seed: int = 0) -> torch.nn.Module:
+    """A block alone, with seeded weights and BatchNorm statistics calibrated on random inputs."""
+    module = init_weights(space.build_block(block), seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = (tuple(torch.randn((4, *block.in_shape), generator=gen) for _ in range(block.n_inputs)) for _ in range(2))
+
+    class _Star(torch.nn.Module):  # calibrate_batchnorm feeds one tensor; a sum takes several
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self.inner(*xs)
+
+    calibrate_batchnorm(_Star(module), batches)
+    return module.eval()
+
+
+def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, seed: int) -> tuple[Path, list[tuple[int, ...]]]:
+    path = folder / f"{job.kind}-{abs(hash(job.key)) % 10**12}.onnx"
+    batch = spec.batch_size
+    if job.kind == "block":
+        assert job.block is not None
+        shapes = [job.block.in_shape] * job.block.n_inputs
+        model = build_block_model(space, job.block, seed)
+    else:
+        assert job.arch is not None
+        shapes = [space.input_shape]
+        model = space.build(job.arch, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
+    export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
+    return path, shapes
+
+
+def measure_files(
+    spec: DeviceSpec,
+    protocol: Protocol,
+    items: Sequence[Item],
+    *,
+    seed: int = 0,
+    on_done: OnDone | None = None,
+    on_batch: OnBatch | None = None,
+    target: Target | None = None,
+) -> tuple[list[Stats], list[float | None]]:
+    """Time ONNX files with ``protocol`` on the spec's device (its ``target``, opened here unless
+    given): this machine, or a remote one in batches. Returns the statistics and energy per
+    inference (mJ, or None without a meter). ``on_done(i, stats)`` follows local progress;
+    ``on_batch(indices, stats, energy)`` sees finished work (once here, per batch there)."""
+    return (target or open_target(spec)).measure(items, protocol, seed=seed, on_done=on_done, on_batch=on_batch)

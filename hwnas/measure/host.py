@@ -1,0 +1,65 @@
+"""The machine measurements run on: its fingerprint, and pinning to the spec's cores."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import onnxruntime as ort
+
+from hwnas.core.errors import HwnasError
+from hwnas.measure.session import CPU, probe_session
+
+
+class AffinityError(HwnasError, ValueError):
+    """The spec's cores include none that this process may run on."""
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(runtime: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    """What identifies this machine and runtime. ``provider_used`` comes from a real session."""
+    sess = probe_session(runtime)
+    affinity = runtime.get("affinity")
+    return {
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "system": platform.system(), "os": platform.platform(), "python": platform.python_version(),
+        "onnxruntime_version": ort.__version__, "onnx_version": None, "provider_used": sess.get_providers()[0],
+        "affinity": list(affinity) if affinity else None,
+        "provider": runtime.get("provider", CPU),
+        "intra_op_threads": runtime.get("intra_op_threads", 1), "inter_op_threads": runtime.get("inter_op_threads", 1),
+        "graph_optimization": runtime.get("graph_optimization", "all"),
+        "execution_mode": runtime.get("execution_mode", "sequential"),
+        "allow_spinning": bool(runtime.get("allow_spinning", False)), "batch_size": batch_size,
+    }
+
+
+@contextlib.contextmanager
+def pinned(cores: tuple[int, ...] | list[int] | None) -> Iterator[None]:
+    """Pin this process to ``cores`` for the block, then restore; raises AffinityError when none
+    of them is usable. Only while measuring: torch's OpenMP threads spin-wait and crawl when
+    squeezed onto one core during export."""
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    usable = set(cores) & before
+    if not usable:
+        raise AffinityError(f"runtime.affinity {list(cores)} names no core this process may use ({sorted(before)})")
+    os.sched_setaffinity(0, usable)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
