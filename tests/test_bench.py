@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.bench.run import BenchError, import_nb201, load_problem, run_bench, scores
+from hwnas.bench import BenchError, import_nb201, load_problem, run_bench, scores
 from hwnas.cli import main
 from hwnas.spaces.nb201 import benchmark_order
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-from hwnas.bench.run import run_bench, scores, load_problem
+from hwnas.bench import load_problem, run_bench, scores
 from hwnas.cli import main
 from hwnas.core.errors import HwnasError
 from hwnas.search.archive import Archive

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-_EXPORTS = ("run_bench", "print_summary", "BenchError", "import_nb", "scores", "load_problem")
+_EXPORTS = {"run_bench": "run", "print_summary": "run", "BenchError": "problem", "scores": "problem",
+            "load_problem": "problem", "import_nb201": "importing"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        from hwnas.bench import run
-
-        return getattr(run, name)
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = list(_EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -27,7 +27,6 @@ the table, whichever worker process runs it.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
 import os
@@ -35,108 +34,18 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwnas.core.errors import HwnasError
-from hwnas.core.pareto import budget_regret, hypervolume, igd, non_dominated
-from hwnas.core.plots import new_axes
+from hwnas.bench.problem import QUANTILES, BenchError, Problem, ProblemSpec, scores
+from hwnas.bench.stats import ci95, mann_whitney
 from hwnas.core.threads import torch_threads
-from hwnas.evaluation.sources import BenchmarkMetrics
-from hwnas.search.objectives import Constraint, ObjectiveSet, objectives_from_specs
+from hwnas.search.objectives import Constraint
 from hwnas.search.strategies import STRATEGIES, Strategy
-from hwnas.spaces import SearchSpace, get_space
 
 CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-QUANTILES = (0.10, 0.25, 0.50, 0.75)
-
-
-class BenchError(HwnasError, ValueError):
-    """A benchmark request that cannot run (unknown strategy, no cost objective, ...)."""
-
-
-@dataclass
-class Problem:
-    """Everything a run needs, loaded once per process."""
-
-    space: SearchSpace
-    objectives: ObjectiveSet
-    table: BenchmarkMetrics
-    accuracy: str
-    cost: str
-    ideal: np.ndarray
-    scale: np.ndarray
-    true_front: np.ndarray  # scaled
-    acc_all: np.ndarray
-    cost_all: np.ndarray
-    budgets: np.ndarray
-
-    @property
-    def ref(self) -> np.ndarray:
-        return np.full(len(self.objectives.objectives), 1.1)
-
-
-def load_problem(space: str, input_shape: str, table: str | Path, objective_specs: Sequence[str],
-                 budgets: Sequence[Constraint] = (), cheap: Sequence[str] | None = None) -> Problem:
-    sp = get_space(space, input_shape=input_shape)
-    objs = objectives_from_specs(list(objective_specs), cheap=set(cheap) if cheap is not None else None, source="--objective")
-    objs = objs.with_budgets(list(budgets))
-    bench = BenchmarkMetrics(table, sp)
-    for m in objs.metrics:
-        if m not in bench.provides:
-            raise BenchError(f"{table}: no column {m!r} (columns: {', '.join(bench.columns)})")
-    accuracy = next((o.name for o in objs.objectives if not o.cheap and o.direction == "max"), None)
-    cost = next((o.name for o in objs.objectives if o.cheap and o.direction == "min"), None)
-    if accuracy is None or cost is None:
-        raise BenchError("bench needs an expensive max objective (accuracy) and a cheap min objective (a cost)")
-    cols = {m: bench.column(m) for m in objs.metrics}  # one value per distinct architecture: its class mean
-    F = objs.F({m: cols[m] for m in objs.names})
-    feasible = objs.violation(cols, hard=True) <= 0
-    ideal, nadir = F.min(0), F.max(0)
-    scale = np.where(nadir > ideal, nadir - ideal, 1.0)
-    Ff = (F[feasible] - ideal) / scale
-    true_front = Ff[non_dominated(Ff)]
-    acc_all, cost_all = cols[accuracy][feasible], cols[cost][feasible]
-    return Problem(sp, objs, bench, accuracy, cost, ideal, scale, true_front, acc_all, cost_all,
-                   np.quantile(cols[cost], QUANTILES))
-
-
-def scores(problem: Problem, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Normalised HV, IGD and mean budget regret of the evaluations in ``rows``."""
-    ok = [r for r in rows if r["status"] == "complete" and r["violation"] <= 0]
-    if not ok:
-        return {"hv": 0.0, "igd": float("inf"), "regret": float(np.max(problem.acc_all) - np.min(problem.acc_all))}
-    F = (problem.objectives.F({m: np.array([r[m] for r in ok]) for m in problem.objectives.names}) - problem.ideal) / problem.scale
-    acc = np.array([r[problem.accuracy] for r in ok])
-    cost = np.array([r[problem.cost] for r in ok])
-    best = hypervolume(problem.true_front, problem.ref)
-    return {"hv": hypervolume(F[non_dominated(F)], problem.ref) / best if best > 0 else 0.0,
-            "igd": igd(F[non_dominated(F)], problem.true_front),
-            "regret": float(budget_regret(acc, cost, problem.acc_all, problem.cost_all, problem.budgets).mean())}
-
-
-# ----- worker side ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProblemSpec:
-    """What defines a bench problem (hashable: each worker process loads it once)."""
-
-    space: str
-    input_shape: str
-    table: str
-    objective_specs: tuple[str, ...]
-    budgets: tuple[Constraint, ...] = ()
-    cheap: tuple[str, ...] | None = None
-
-    def load(self) -> Problem:
-        return _loaded(self)
-
-
-@functools.lru_cache(maxsize=2)
-def _loaded(spec: ProblemSpec) -> Problem:
-    return load_problem(spec.space, spec.input_shape, spec.table, spec.objective_specs, spec.budgets, spec.cheap)
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -174,26 +83,6 @@ def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, i
             rows.append({"eval": len(rows) + 1, "arch": e.arch.string, "status": e.status, "violation": e.violation,
                          **{m: e.metrics.get(m, float("nan")) for m in problem.objectives.metrics}})
     return name, seed, rows, wall
-
-
-# ----- driver ---------------------------------------------------------------------------------
-def _ci95(values: Sequence[float]) -> dict[str, Any]:
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2 or not np.all(np.isfinite(x)):
-        return {"mean": mean, "ci95": [mean, mean], "n": len(x)}
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(x)}
-
-
-def _mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
-    from scipy.stats import mannwhitneyu
-
-    if len(a) < 2 or len(b) < 2 or (np.allclose(a, a[0]) and np.allclose(b, b[0]) and np.isclose(a[0], b[0])):
-        return None
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
 def run_bench(
@@ -249,42 +138,9 @@ def run_bench(
             results = list(pool.map(_run, jobs, chunksize=1))
     wall_total = time.perf_counter() - t0
 
-    metrics = problem.objectives.metrics
-    traces: dict[str, dict[int, list[dict[str, Any]]]] = {n: {} for n in strategies}
-    walls: dict[str, list[float]] = {n: [] for n in strategies}
-    for name, seed, rows, wall in results:
-        traces[name][seed] = rows
-        walls[name].append(wall)
-        folder = out / "traces" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / f"seed{seed}.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["eval", "arch", "status", *metrics])
-            for r in rows:
-                w.writerow([r["eval"], r["arch"], r["status"], *(repr(float(r[m])) for m in metrics)])
-
+    traces, walls = _write_traces(out, problem, strategies, results)
+    summary_strategies, finals = _score_strategies(problem, strategies, traces, walls, budgets_of, seeds)
     checkpoints = [c for c in CHECKPOINTS if c < evaluations] + [evaluations]
-    summary_strategies: dict[str, Any] = {}
-    finals: dict[str, dict[str, list[float]]] = {}
-    for name in strategies:
-        per_cp: dict[str, Any] = {}
-        for cp in [c for c in CHECKPOINTS if c < budgets_of[name]] + [budgets_of[name]]:
-            s = [scores(problem, traces[name][seed][:cp]) for seed in range(seeds)]
-            per_cp[str(cp)] = {k: _ci95([x[k] for x in s]) for k in ("hv", "igd", "regret")}
-        final = [scores(problem, traces[name][seed]) for seed in range(seeds)]
-        finals[name] = {k: [x[k] for x in final] for k in ("hv", "igd", "regret")}
-        summary_strategies[name] = {"evaluations": budgets_of[name], "checkpoints": per_cp,
-                                    "final": {k: _ci95(finals[name][k]) for k in ("hv", "igd", "regret")},
-                                    "peer": name in PEERS,
-                                    "wall_s": {"total": float(sum(walls[name])), "per_run": _ci95(walls[name])}}
-    for name in strategies:
-        summary_strategies[name]["vs_random"] = {
-            "test": "Mann-Whitney U, two-sided, over seeds, at the final checkpoint",
-            "hv_p": _mann_whitney(finals[name]["hv"], finals["random"]["hv"]) if name != "random" else None,
-            "regret_p": _mann_whitney(finals[name]["regret"], finals["random"]["regret"]) if name != "random" else None,
-            "regret_ratio": (float(np.mean(finals[name]["regret"]) / np.mean(finals["random"]["regret"]))
-                             if np.mean(finals["random"]["regret"]) > 0 else None),
-        }
     digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()
     summary = {
         "command": list(command) if command is not None else sys.argv,
@@ -304,59 +160,11 @@ def run_bench(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     if plots:
-        _plot_hv(out / "hv.png", problem, traces, seeds, evaluations, finals)
-        _plot_fronts(out / "front.png", problem, traces, finals, seeds)
+        from hwnas.bench.plots import plot_fronts, plot_hv
+
+        plot_hv(out / "hv.png", problem, traces, seeds, evaluations, finals)
+        plot_fronts(out / "front.png", problem, traces, finals, seeds)
     return summary
-
-
-def _plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
-             finals: dict[str, dict[str, list[float]]]) -> None:
-    grid = np.unique(np.linspace(1, evaluations, min(evaluations, 50)).astype(int))
-    fig, ax = new_axes(6.4, 4.2)
-    for name, runs in traces.items():
-        if "@" in name:  # a reference with its own budget: where it ends, as a level
-            ax.axhline(float(np.mean(finals[name]["hv"])), color="0.3", ls=":", lw=1.5, label=f"{name} (final)")
-            continue
-        hv = np.array([[scores(problem, runs[s][:k])["hv"] for k in grid] for s in range(seeds)])
-        mean = hv.mean(0)
-        ci = [_ci95(hv[:, j])["ci95"] for j in range(len(grid))]
-        ax.plot(grid, mean, label=name, lw=2 if name == "random" else 1.5, ls="--" if name == "random" else "-")
-        ax.fill_between(grid, [c[0] for c in ci], [c[1] for c in ci], alpha=0.2)
-    ax.set_xlabel("expensive evaluations")
-    ax.set_ylabel("normalised hypervolume (true front = 1)")
-    ax.set_title(f"{problem.accuracy} vs {problem.cost}: mean and 95% CI over {seeds} seeds", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-
-
-def _plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]],
-                 finals: dict[str, dict[str, list[float]]], seeds: int) -> None:
-    fig, ax = new_axes(6.4, 4.2)
-    names = problem.objectives.names
-    ai, ci = names.index(problem.accuracy), names.index(problem.cost)
-
-    def unscale(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raw = F * problem.scale + problem.ideal
-        return raw[:, ci], -raw[:, ai]
-
-    x, y = unscale(problem.true_front)
-    order = np.argsort(x)
-    ax.plot(x[order], y[order], "k-", lw=2, label="true front")
-    for name, runs in traces.items():
-        median_seed = int(np.argsort(finals[name]["hv"])[len(finals[name]["hv"]) // 2])
-        ok = [r for r in runs[median_seed] if r["status"] == "complete" and r["violation"] <= 0]
-        if not ok:
-            continue
-        F = (problem.objectives.F({m: np.array([r[m] for r in ok]) for m in names}) - problem.ideal) / problem.scale
-        fx, fy = unscale(F[non_dominated(F)])
-        o = np.argsort(fx)
-        ax.plot(fx[o], fy[o], "o-", ms=3, lw=1, label=f"{name} (seed {median_seed}, median HV)")
-    ax.set_xlabel(problem.cost)
-    ax.set_ylabel(problem.accuracy)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -379,38 +187,53 @@ def print_summary(summary: dict[str, Any]) -> None:
     Console().print(t)
 
 
-# ----- importing public benchmarks ------------------------------------------------------------
-def import_nb201(src: str | Path, dst: str | Path, *, index_column: str = "index") -> int:
-    """Convert a table indexed by NAS-Bench-201 number (0..15624) to one with an ``arch`` column,
-    using the benchmark's own order. Returns the number of rows written."""
-    from hwnas.spaces.nb201 import benchmark_order
+Traces = dict[str, dict[int, list[dict[str, Any]]]]  # strategy -> seed -> rows (one per expensive evaluation)
 
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise BenchError(f"{src}: no such table")
-    order = benchmark_order()
-    with src.open(newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if index_column not in cols:
-            raise BenchError(f"{src}: no index column {index_column!r} (columns: {', '.join(cols)})")
-        rows = list(reader)
-    seen: set[int] = set()
-    out_rows = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            i = int(row[index_column])
-        except (TypeError, ValueError):
-            raise BenchError(f"{src}: line {line}: index {row[index_column]!r} is not an integer") from None
-        if not 0 <= i < len(order):
-            raise BenchError(f"{src}: line {line}: index {i} is outside 0..{len(order) - 1}")
-        if i in seen:
-            raise BenchError(f"{src}: line {line}: index {i} appears twice")
-        seen.add(i)
-        out_rows.append({"arch": order[i], **{c: row[c] for c in cols if c != index_column}})
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with dst.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["arch", *[c for c in cols if c != index_column]])
-        w.writeheader()
-        w.writerows(out_rows)
-    return len(out_rows)
+
+def _write_traces(out: Path, problem: Problem, strategies: Sequence[str],
+                  results: Sequence[tuple[str, int, list[dict[str, Any]], float]]) -> tuple[Traces, dict[str, list[float]]]:
+    """One CSV per (strategy, seed) under ``out/traces``; returns the traces and wall times."""
+    metrics = problem.objectives.metrics
+    traces: Traces = {n: {} for n in strategies}
+    walls: dict[str, list[float]] = {n: [] for n in strategies}
+    for name, seed, rows, wall in results:
+        traces[name][seed] = rows
+        walls[name].append(wall)
+        folder = out / "traces" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"seed{seed}.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["eval", "arch", "status", *metrics])
+            for r in rows:
+                w.writerow([r["eval"], r["arch"], r["status"], *(repr(float(r[m])) for m in metrics)])
+    return traces, walls
+
+
+def _score_strategies(problem: Problem, strategies: Sequence[str], traces: Traces, walls: dict[str, list[float]],
+                      budgets_of: dict[str, int], seeds: int) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+    """Per strategy: scores at each checkpoint and at the end (mean and 95% CI over seeds), and
+    the comparison with random search."""
+    from hwnas.search.strategies.peers import PEERS
+
+    summary_strategies: dict[str, Any] = {}
+    finals: dict[str, dict[str, list[float]]] = {}
+    for name in strategies:
+        per_cp: dict[str, Any] = {}
+        for cp in [c for c in CHECKPOINTS if c < budgets_of[name]] + [budgets_of[name]]:
+            s = [scores(problem, traces[name][seed][:cp]) for seed in range(seeds)]
+            per_cp[str(cp)] = {k: ci95([x[k] for x in s]) for k in ("hv", "igd", "regret")}
+        final = [scores(problem, traces[name][seed]) for seed in range(seeds)]
+        finals[name] = {k: [x[k] for x in final] for k in ("hv", "igd", "regret")}
+        summary_strategies[name] = {"evaluations": budgets_of[name], "checkpoints": per_cp,
+                                    "final": {k: ci95(finals[name][k]) for k in ("hv", "igd", "regret")},
+                                    "peer": name in PEERS,
+                                    "wall_s": {"total": float(sum(walls[name])), "per_run": ci95(walls[name])}}
+    for name in strategies:
+        summary_strategies[name]["vs_random"] = {
+            "test": "Mann-Whitney U, two-sided, over seeds, at the final checkpoint",
+            "hv_p": mann_whitney(finals[name]["hv"], finals["random"]["hv"]) if name != "random" else None,
+            "regret_p": mann_whitney(finals[name]["regret"], finals["random"]["regret"]) if name != "random" else None,
+            "regret_ratio": (float(np.mean(finals[name]["regret"]) / np.mean(finals["random"]["regret"]))
+                             if np.mean(finals["random"]["regret"]) > 0 else None),
+        }
+    return summary_strategies, finals

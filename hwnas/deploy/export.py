@@ -22,7 +22,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.targets import fingerprint
-from hwnas.latency.predictor import Predictor
 from hwnas.latency.measurement import measure_files
+from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.measure.timing import Protocol
 from hwnas.search.config import RunConfig
@@ -225,14 +225,18 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def proxy_label(config: RunConfig) -> str | None:
+def proxy_label(config: RunConfig | Mapping[str, Any]) -> str | None:
     """What the search's accuracy numbers are: the estimator, and for a supernet its score (its
-    default, expected accuracy, is a mean probability, not a top-1 accuracy to quote)."""
-    source = config.accuracy
+    default, expected accuracy, is a mean probability, not a top-1 accuracy to quote). Takes a
+    RunConfig or its JSON form (as front.json holds it)."""
+    if isinstance(config, RunConfig):
+        source, options = config.accuracy, config.accuracy_options
+    else:
+        source, options = config.get("accuracy"), config.get("accuracy_options") or {}
     if source == "supernet":
         from hwnas.evaluation.supernet import SupernetSettings
 
-        score = config.accuracy_options.get("score", SupernetSettings.score)
+        score = options.get("score", SupernetSettings.score)
         return "supernet, " + ("expected accuracy: mean true-class probability" if score == "expected" else "top-1")
     return source
 

@@ -23,8 +23,8 @@ from scipy.stats import spearmanr
 from hwnas.core.plots import new_axes
 from hwnas.core.threads import torch_threads
 from hwnas.device.spec import DeviceSpec, spec_from_record
-from hwnas.latency.predictor import Predictor
 from hwnas.latency.measurement import Job, export_job, measure_files
+from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import open_table
 from hwnas.measure.timing import Protocol
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +21,10 @@ from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.architecture import Architecture, Block, Shape, shape_str  # re-exported: the space contract's values
+from hwnas.spaces.modules import SequentialNet, calibrate_batchnorm, init_weights, make_divisible
+
+__all__ = ["MIN_SIDE", "Architecture", "Block", "SearchSpace", "SequentialNet", "Shape", "calibrate_batchnorm",
+           "init_weights", "make_divisible", "shape_str"]  # with the space contract, its values and torch helpers
 
 MIN_SIDE = 4  # below this, BatchNorm statistics over a few pixels are meaningless
 
@@ -33,6 +37,9 @@ class SearchSpace(abc.ABC):
     # to be used with another version.
     version: ClassVar[str]
     description: ClassVar[str]
+    # what the weight-sharing supernet (hwnas.evaluation.supernet) may do with the space
+    weight_sharing: ClassVar[bool] = False  # its sharing slots are declared in its blocks' config
+    norm_choices: ClassVar[bool] = False  # layers choose a norm per conv (share_convs shares the conv)
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10) -> None:
         if len(input_shape) != 3 or min(input_shape) < 1:
@@ -236,8 +243,9 @@ class SearchSpace(abc.ABC):
         """A stand-alone module computing ``block`` (for timing it alone)."""
 
     @abc.abstractmethod
-    def _build_model(self, arch: Architecture) -> nn.Module:
-        """The torch model of ``arch`` with default-initialised weights."""
+    def build_module(self, arch: Architecture) -> nn.Module:
+        """The torch model of ``arch`` with the builder's default weights: no seeding, no BatchNorm
+        calibration (``build`` adds both; the supernet replaces every parameter)."""
 
     def build(self, arch: Architecture, *, seed: int = 0, calibrate_bn: bool = True) -> nn.Module:
         """The torch model of ``arch``, in eval mode, mapping (N, C, H, W) to (N, num_classes).
@@ -248,7 +256,7 @@ class SearchSpace(abc.ABC):
         through summing cells (NB-201 logits reach ~1e3), which no trained model does.
         """
         self._check_arch(arch)
-        model = init_weights(self._build_model(arch), seed)
+        model = init_weights(self.build_module(arch), seed)
         if calibrate_bn:
             gen = torch.Generator().manual_seed(seed + 1)
             calibrate_batchnorm(model, (torch.randn((4, *self.input_shape), generator=gen) for _ in range(2)))
@@ -275,7 +283,7 @@ class SearchSpace(abc.ABC):
 
     def supernet_group(self, arch: Architecture, split: str) -> str:
         """Which sub-supernet ``arch`` belongs to when the supernet is split on ``split``."""
-        raise ValueError(f"{self.name}: no supernet split {split!r}")
+        raise InvalidArchitectureError(f"{self.name}: no supernet split {split!r}")
 
     @functools.cached_property
     def _catalog(self) -> tuple[tuple[Block, ...], dict[str, int]]:
@@ -345,59 +353,3 @@ class SearchSpace(abc.ABC):
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.config().items())
         return f"{type(self).__name__}({opts})"
-
-
-def init_weights(model: nn.Module, seed: int) -> nn.Module:
-    """Initialise a model deterministically from ``seed`` without touching global RNG state."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
-                m.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=gen)
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.normal_(0.0, 0.01, generator=gen)
-                m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d) and m.affine:
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-    return model
-
-
-def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
-    """Re-estimate every BatchNorm's running statistics as the plain average over ``batches``."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average: every batch weighs the same
-    model.train()
-    with torch.no_grad():
-        for x in batches:
-            model(x)
-    for bn, momentum in zip(bns, saved):
-        bn.momentum = momentum
-    return model.eval()
-
-
-class SequentialNet(nn.Module):
-    """A model that runs its blocks in order; ``blocks.i`` is the i-th block's module."""
-
-    def __init__(self, modules: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(modules)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round channels to a multiple of ``divisor`` without dropping more than 10% (MobileNetV2)."""
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new

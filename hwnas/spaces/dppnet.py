@@ -26,6 +26,7 @@ from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, make_divisible, shape_str
+from hwnas.spaces.modules import Head
 
 NORMS: tuple[str, ...] = ("bnrelu", "bn", "id")
 CONVS: tuple[str, ...] = ("conv1x1", "conv3x3", "gconv1x1", "gconv3x3", "dwsep3x3")
@@ -74,17 +75,6 @@ class Transition(nn.Sequential):
         super().__init__(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2, ceil_mode=True))
 
 
-class Head(nn.Module):
-    def __init__(self, cin: int, num_classes: int) -> None:
-        super().__init__()
-        self.lastact = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.lastact(x)), 1))
-
-
 def _stem(cin: int, cout: int, stride: int, pools: int) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
     layers += [nn.AvgPool2d(2, 2, ceil_mode=True) for _ in range(pools)]
@@ -95,6 +85,8 @@ class DPPNetSpace(SearchSpace):
     name = "dppnet"
     version = "2"  # 2: a dense layer puts its new channels first (a channel permutation of version 1)
     description = "DPP-Net cells: 1-4 densely connected layers x {bnrelu, bn, id} x 5 convs"
+    weight_sharing = True
+    norm_choices = True
 
     def __init__(
         self,
@@ -241,7 +233,7 @@ class DPPNetSpace(SearchSpace):
             return Head(cfg["cin"], cfg["classes"])
         raise ValueError(f"dppnet: unknown block kind {kind!r}")
 
-    def _build_model(self, arch: Architecture) -> nn.Module:
+    def build_module(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
 
     # ----- latency-table view -----

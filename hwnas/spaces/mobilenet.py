@@ -115,6 +115,7 @@ class MobileNetSpace(SearchSpace):
     name = "mobilenet"
     version = "1"
     description = "MBConv stages (MnasNet/FBNet/OFA style): width x depth x kernel x expansion"
+    weight_sharing = True
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10, scale: float = 1.0) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
@@ -279,7 +280,7 @@ class MobileNetSpace(SearchSpace):
             return Head(cfg["cin"], cfg["mid"], cfg["classes"])
         raise ValueError(f"mobilenet: unknown block kind {kind!r}")
 
-    def _build_model(self, arch: Architecture) -> nn.Module:
+    def build_module(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
 
     # ----- latency-table view -----

@@ -26,11 +26,12 @@ import random
 import re
 
 import numpy as np
-import torch
 from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, shape_str
+from hwnas.spaces.modules import Head
+from hwnas.spaces.nb201_modules import Cell, ResBlock, Sum, Zero, edge_op
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (dst, src)
@@ -103,90 +104,6 @@ def benchmark_order() -> tuple[str, ...]:
     cells = [NB201Space.genes_to_string(g) for g in itertools.product(range(len(OPS)), repeat=len(EDGES))]
     random.Random(BENCHMARK_SEED).shuffle(cells)  # a private generator: same order as random.seed(88)
     return tuple(cells)
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
-        super().__init__(nn.ReLU(), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout))
-
-
-class Sum(nn.Module):
-    """Sum of a node's incoming edges (a block of its own in the table)."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-
-
-class Zero(nn.Module):
-    """Output of a cell with no live path from input to output.
-
-    ``x * 0`` rather than ``zeros_like(x)``: with static shapes onnxruntime folds a zeros_like
-    and everything after it into a constant, so the exported model would skip the network the
-    table and the torch model describe.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 0.0
-
-
-def _edge_op(op: str, channels: int) -> nn.Module:
-    if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
-    if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    if op == "skip_connect":
-        return nn.Identity()
-    raise ValueError(f"nb201: no module for op {op!r}")
-
-
-class Cell(nn.Module):
-    def __init__(self, genes: tuple[int, ...], channels: int) -> None:
-        super().__init__()
-        self.live = _live_edges(genes)
-        self.edges = nn.ModuleDict({f"e{d}{s}": _edge_op(op, channels) for d, s, op in self.live})
-        fan_in = {j: sum(1 for d, _, _ in self.live if d == j) for j in (1, 2, 3)}
-        self.sums = nn.ModuleDict({f"n{j}": Sum() for j, n in fan_in.items() if n > 1})
-        self.zero = Zero() if not self.live else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.zero is not None:
-            return self.zero(x)
-        nodes = {0: x}
-        for j in (1, 2, 3):
-            terms = [self.edges[f"e{d}{s}"](nodes[s]) for d, s, _ in self.live if d == j]
-            if terms:
-                nodes[j] = self.sums[f"n{j}"](*terms) if len(terms) > 1 else terms[0]
-        return nodes[3]
-
-
-class ResBlock(nn.Module):
-    """NAS-Bench-201's reduction block: a stride-2 ResNet basic block with a pooled shortcut."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(cin, cout, 3, 2)
-        self.conv_b = ReLUConvBN(cout, cout, 3, 1)
-        # ceil_mode keeps the shortcut's size equal to the strided conv's on odd inputs
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(cin, cout, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv_b(self.conv_a(x))
-
-
-class Head(nn.Module):
-    def __init__(self, cin: int, num_classes: int) -> None:
-        super().__init__()
-        self.lastact = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.lastact(x)), 1))
 
 
 class NB201Space(SearchSpace):
@@ -328,10 +245,10 @@ class NB201Space(SearchSpace):
         if kind == "zero":
             return Zero()
         if kind in OPS:
-            return _edge_op(kind, cfg["channels"])
+            return edge_op(kind, cfg["channels"])
         raise ValueError(f"nb201: unknown block kind {kind!r}")
 
-    def _build_model(self, arch: Architecture) -> nn.Module:
+    def build_module(self, arch: Architecture) -> nn.Module:
         c_in = self.input_shape[0]
         C = self.C
         units: list[nn.Module] = [nn.Sequential(nn.Conv2d(c_in, C, 3, 1, 1, bias=False), nn.BatchNorm2d(C))]
@@ -339,7 +256,7 @@ class NB201Space(SearchSpace):
             if stage > 0:
                 units.append(ResBlock(C, 2 * C))
                 C *= 2
-            units += [Cell(arch.genes, C) for _ in range(self.N)]
+            units += [Cell(_live_edges(arch.genes), C) for _ in range(self.N)]
         units.append(Head(C, self.num_classes))
         return SequentialNet(units)
 

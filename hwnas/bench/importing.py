@@ -1,0 +1,44 @@
+"""``hwnas bench import``: public benchmarks indexed by NAS-Bench-201 number, as arch strings."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from hwnas.bench.problem import BenchError
+
+
+def import_nb201(src: str | Path, dst: str | Path, *, index_column: str = "index") -> int:
+    """Convert a table indexed by NAS-Bench-201 number (0..15624) to one with an ``arch`` column,
+    using the benchmark's own order. Returns the number of rows written."""
+    from hwnas.spaces.nb201 import benchmark_order
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise BenchError(f"{src}: no such table")
+    order = benchmark_order()
+    with src.open(newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        if index_column not in cols:
+            raise BenchError(f"{src}: no index column {index_column!r} (columns: {', '.join(cols)})")
+        rows = list(reader)
+    seen: set[int] = set()
+    out_rows = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            i = int(row[index_column])
+        except (TypeError, ValueError):
+            raise BenchError(f"{src}: line {line}: index {row[index_column]!r} is not an integer") from None
+        if not 0 <= i < len(order):
+            raise BenchError(f"{src}: line {line}: index {i} is outside 0..{len(order) - 1}")
+        if i in seen:
+            raise BenchError(f"{src}: line {line}: index {i} appears twice")
+        seen.add(i)
+        out_rows.append({"arch": order[i], **{c: row[c] for c in cols if c != index_column}})
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with dst.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["arch", *[c for c in cols if c != index_column]])
+        w.writeheader()
+        w.writerows(out_rows)
+    return len(out_rows)

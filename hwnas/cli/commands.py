@@ -1,0 +1,241 @@
+"""What each ``hwnas`` subcommand does (the parser is ``hwnas.cli.parser``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from hwnas.core.errors import InvalidInputShapeError
+from hwnas.spaces import SPACES, SearchSpace, get_space
+
+
+def _space(args: argparse.Namespace) -> SearchSpace:
+    return get_space(args.space, input_shape=args.input, num_classes=args.classes, **dict(args.space_opt))
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    rows = []
+    for name in SPACES.names():
+        cls = SPACES.get(name)
+        distinct = cls.n_distinct() if hasattr(cls, "n_distinct") else cls.size()
+        rows.append({"name": name, "version": cls.version, "size": cls.size(), "distinct": distinct,
+                     "genes": len(cls.cardinalities()), "description": cls.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    def count(n: int) -> str:
+        return f"{n:,}" if n < 10**12 else f"{n:.3e}"
+
+    print(f"{'space':<10} {'version':>7} {'architectures':>14} {'distinct':>14} {'genes':>5}  description")
+    for r in rows:
+        print(f"{r['name']:<10} {r['version']:>7} {count(r['size']):>14} {count(r['distinct']):>14} {r['genes']:>5}  {r['description']}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise InvalidInputShapeError(f"--n must be >= 1, got {args.n}")
+    space = _space(args)  # validates the input shape even though genotypes do not depend on it
+    for arch in space.sample(np.random.default_rng(args.seed), args.n):
+        print(arch.string)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from hwnas.spaces.facts import describe
+
+    space = _space(args)
+    arch = space.parse(args.arch)
+    facts = describe(space, arch)
+    if args.json:
+        print(json.dumps({**facts.to_dict(), "space_version": space.version, "space_config": space.config()}, indent=2))
+        return 0
+    print(f"space      {space.name} (version {space.version})")
+    print(f"arch       {arch.string}")
+    print(f"id         {arch.id}")
+    if arch.canonical != arch.string:
+        print(f"canonical  {arch.canonical}")
+    print(f"input      {args.input}")
+    print(f"params     {facts.params:,}")
+    print(f"FLOPs      {facts.macs:,} multiply-accumulates (fvcore)")
+    print(f"blocks     {len(facts.blocks)}")
+    width = max(len(b.key) for b in facts.blocks)
+    print(f"  {'#':>3}  {'key':<{width}}  {'params':>10}  {'MACs':>12}")
+    for i, b in enumerate(facts.blocks):
+        print(f"  {i:>3}  {b.key:<{width}}  {b.params:>10,}  {b.macs:>12,}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from hwnas.spaces.onnx_io import check_writable, export_onnx
+
+    space = _space(args)
+    arch = space.parse(args.arch)
+    check_writable(args.output)  # fail before spending time on the build
+    model = space.build(arch, seed=args.seed)
+    report = export_onnx(model, space.example_input(1, seed=args.seed), args.output, opset=args.opset,
+                         dynamic_batch=not args.static_batch, exporter=args.exporter, seed=args.seed)
+    print(f"wrote {report.path}: {space.name} {arch.string} (id {arch.id})")
+    print(f"  opset {report.opset}, {report.exporter} exporter, onnx.checker passed, "
+          f"onnxruntime ran it ({', '.join(report.providers)})")
+    print(f"  max |torch - onnxruntime| = {report.max_abs_diff:.2e} over {report.n_parity_inputs} random inputs")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hwnas.device.spec import load_device
+    from hwnas.latency.profiler import profile
+
+    spec = load_device(args.device)
+    space = _space(args)
+    table = profile(spec, space, out=args.out, context_models=args.context_models, seed=args.seed,
+                    energy_model=args.energy_model, force=args.force, progress=not args.no_progress)
+    fit = table.context.get("fit") or {}
+    if fit:
+        loo, raw = fit["leave_one_out"], fit["raw_sum"]
+        print(f"whole-model check on {fit['n_models']} context models (leave-one-out): MAPE {loo['mape']:.1%}, "
+              f"{loo['within_10']:.0%} within ±10%  (sum of isolated blocks: MAPE {raw['mape']:.1%}, "
+              f"{raw['within_10']:.0%} within ±10%)")
+    print(f"table: {table.path}  (statistic: {table.statistic})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hwnas.latency.predictor import Predictor
+    from hwnas.latency.table import open_table
+
+    table, space, accepted = open_table(args.table, allow_mismatch=args.allow_mismatch)
+    arch = space.parse(args.arch)
+    predictor = Predictor(table, space)
+    pred = predictor.predict([arch])
+    latency = float(pred.latency_ms[0])
+    energy = None if pred.energy_mj is None else float(pred.energy_mj[0])
+    if args.json:
+        out = {"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
+               "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
+               "arch": arch.string, "arch_id": arch.id, "table": str(table.path), "device": table.fingerprint.get("device"),
+               "calibrated": table.calibration is not None, "accepted_mismatches": accepted,
+               "blocks": predictor.breakdown(arch)}
+        print(json.dumps(out, indent=2))
+        return 0
+    line = f"{latency:.4f} ms ({table.statistic})"
+    if energy is not None:
+        line += f"  {energy:.4f} mJ ({'estimated' if pred.energy_estimated else pred.energy_source})"
+    else:
+        line += "  energy unavailable"
+    print(line)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hwnas.device.spec import load_device
+    from hwnas.latency.validate import validate
+
+    spec = load_device(args.device) if args.device else None
+    r = validate(args.table, samples=args.samples, seed=args.seed, calibrate=args.calibrate, spec=spec,
+                 allow_mismatch=args.allow_mismatch, progress=not args.no_progress)
+    for name, key in (("hwnas predictor", "predictor"), ("sum of isolated blocks", "raw_block_sum")):
+        m = r[key]
+        print(f"{name:<24} MAPE {m['mape']:6.1%}   within ±10% {m['within_10']:6.1%}   Spearman rho {m['spearman_rho']:.3f}")
+    if "calibration" in r:
+        c = r["calibration"]
+        print(f"calibration stored in the table: scale {c['scale']:.4f}, offset {c['offset_ms']:+.4f} ms; in-sample "
+              f"MAPE {c['in_sample']['mape']:.1%}, within ±10% {c['in_sample']['within_10']:.0%} "
+              "(validate again with another --seed for a held-out check)")
+    print(f"{r['samples']} models, statistic {r['statistic']}, seed {r['seed']}; report {r['report_path']}"
+          + (f", plot {r['plot_path']}" if r.get("plot_path") else ""))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.search.objectives import load_objectives, objectives_from_specs, parse_budget
+    from hwnas.search import SearchError, make_config, search
+
+    if args.resume:
+        result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
+    else:
+        missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
+        if missing:
+            raise SearchError(f"--{missing[0].replace('_', '-')} is required (or --resume RUN_DIR)")
+        if bool(args.objectives) == bool(args.objective):
+            raise SearchError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
+        objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
+        config = make_config(
+            space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),
+            objectives=objectives, budgets=[parse_budget(b) for b in args.budget], strategy=args.strategy,
+            strategy_options=dict(args.strategy_opt), evaluations=args.evaluations, seed=args.seed,
+            table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
+            accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch,
+        )
+        result = search(config, args.run_dir, progress=not args.no_progress, executor=args.executor)
+    names = result.config.objectives.names
+    state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
+    print(f"{result.config.strategy}: {result.used} evaluations, front of {len(result.front)} ({state})")
+    for m in result.front:
+        print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
+    print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hwnas.bench.run import BenchError, print_summary, run_bench
+    from hwnas.search.objectives import parse_budget
+
+    if not args.objective:
+        raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
+    summary = run_bench(
+        space=args.space, input_shape=args.input, table=args.table, objectives=args.objective,
+        strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], evaluations=args.evaluations,
+        seeds=args.seeds, out=args.out, budgets=[parse_budget(b) for b in args.budget],
+        cheap=args.cheap.split(",") if args.cheap is not None else None, workers=args.workers,
+        command=["hwnas", *args.argv], peers=[s.strip() for s in (args.peers or "").split(",") if s.strip()],
+        reference_evaluations=args.reference_evaluations,
+    )
+    print_summary(summary)
+    print(f"seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['wall_s']:.1f} s on {summary['workers']} "
+          f"worker(s); traces, summary.json, hv.png and front.png in {args.out}/")
+    return 0
+
+
+def cmd_bench_import(args: argparse.Namespace) -> int:
+    from hwnas.bench.importing import import_nb201
+
+    n = import_nb201(args.input, args.output, index_column=args.index_column)
+    print(f"wrote {args.output}: {n} rows, 'arch' in NAS-Bench-201 cell strings (benchmark index order)")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from hwnas.deploy.retrain import retrain
+
+    report = retrain(args.run_dir, epochs=args.epochs, dataset=args.dataset, seed=args.seed, limit=args.limit)
+    ok = [m for m in report["models"] if m["status"] == "complete"]
+    print(f"{len(ok)} of {len(report['models'])} front members retrained on {report['dataset']} "
+          f"({report['settings']['epochs']} epochs); report {args.run_dir}/retrain.json")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hwnas.deploy.export import export_front
+
+    index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
+                         limit=args.limit, seed=args.seed, budgets=args.budget, threads=args.threads,
+                         argv=["hwnas", *args.argv],
+                         progress=not args.no_progress)
+    over = index["over_budget"]
+    print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "
+          f"(ONNX + cards, index.json), measured on {index['device']}"
+          + (f"; {len(over)} BREAK THE BUDGET: {', '.join(over)}" if over else "; all within budget"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hwnas.deploy.report import write_report
+
+    path = write_report(args.run_dir, out=args.out, export_dir=args.export)
+    print(f"report: {path}")
+    return 0
+
+

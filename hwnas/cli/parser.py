@@ -1,0 +1,210 @@
+"""The ``hwnas`` argument parser: one function per stage's commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import hwnas.cli.commands as c
+from hwnas.core.versions import __version__
+from hwnas.spaces import SPACES
+
+
+def _space_option(text: str) -> tuple[str, int | float]:
+    key, sep, value = text.partition("=")
+    try:
+        number: int | float = int(value) if value.lstrip("-").isdigit() else float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not key or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"space option {text!r} is not KEY=NUMBER, e.g. C=16 or scale=0.25")
+    return key, number
+
+
+def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) -> None:
+    p.add_argument("--space", required=True, help=f"search space ({', '.join(SPACES.names())})")
+    p.add_argument("--input", required=input_required, default="3x32x32", metavar="CxHxW",
+                   help="input shape without batch, e.g. 1x28x28, 3x32x32, 3x224x224")
+    p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
+    p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a macro setting of the space, e.g. C=16 or N=5 for nb201, scale=0.25 for mobilenet (repeatable)")
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def _spaces_commands(sub: Any) -> None:
+    p = sub.add_parser("spaces", help="list the search spaces and their sizes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=c.cmd_spaces)
+
+    p = sub.add_parser("sample", help="print random architectures, one per line")
+    _add_space_args(p, input_required=False)
+    p.add_argument("--n", type=int, default=1, help="how many (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the run's numpy Generator (default 0)")
+    p.set_defaults(func=c.cmd_sample)
+
+    p = sub.add_parser("describe", help="parameters, FLOPs and block list of an architecture")
+    _add_space_args(p)
+    p.add_argument("--arch", required=True, help="architecture string (quote it)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=c.cmd_describe)
+
+    p = sub.add_parser("build", help="export an architecture to a verified ONNX file")
+    _add_space_args(p)
+    p.add_argument("--arch", required=True, help="architecture string (quote it)")
+    p.add_argument("--output", required=True, help="path of the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+                   help="torch exporter (default torchscript: ~300x faster here, see hwnas/spaces/onnx_io.py)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
+    p.set_defaults(func=c.cmd_build)
+
+def _device_commands(sub: Any) -> None:
+    p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
+    p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
+    _add_space_args(p)
+    p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
+    p.add_argument("--context-models", type=int, default=40,
+                   help="whole models timed alongside the blocks to fit the boundary correction (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the context models and weights (default 0)")
+    p.add_argument("--energy-model", action="store_true",
+                   help="with meter 'none': estimate energy from MACs and memory traffic (labelled 'estimated')")
+    p.add_argument("--force", action="store_true", help="re-profile from scratch instead of continuing the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=c.cmd_profile)
+
+    p = sub.add_parser("predict", help="predict an architecture's latency (and energy) from a table")
+    p.add_argument("--table", required=True, help="latency table (JSON)")
+    p.add_argument("--arch", required=True, help="architecture string (quote it)")
+    p.add_argument("--json", action="store_true", help="print JSON, with the statistic and a per-block breakdown")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
+    p.set_defaults(func=c.cmd_predict)
+
+    p = sub.add_parser("validate", help="measure random whole models and report the table's prediction error")
+    p.add_argument("--table", required=True, help="latency table (JSON)")
+    p.add_argument("--samples", type=int, default=50, help="random models to measure (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled models (default 0)")
+    p.add_argument("--calibrate", action="store_true", help="fit scale and offset on these models and store them in the table")
+    p.add_argument("--device", help="device spec to measure with (default: the one stored in the table)")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=c.cmd_validate)
+
+def _search_commands(sub: Any) -> None:
+    p = sub.add_parser("search", help="multi-objective search under a budget; writes the Pareto front")
+    p.add_argument("--space", help=f"search space ({', '.join(SPACES.names())})")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
+    p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a macro setting of the space (repeatable)")
+    p.add_argument("--objectives", help="objectives preset, e.g. objectives/accuracy-latency.toml")
+    p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
+                   help="an objective instead of a preset (repeatable; all but the first max one are cheap)")
+    p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
+                   help="a hard budget, e.g. 'latency_ms<=5' (repeatable)")
+    p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
+    p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy option, e.g. pop_size=20 or reward=mnas-hard (repeatable)")
+    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations to spend (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="the run's one seed (default 0)")
+    p.add_argument("--run-dir", help="folder for the archive and the front")
+    p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
+    p.add_argument("--benchmark", help="a tabular benchmark (CSV or Parquet) with an 'arch' column")
+    p.add_argument("--metric", type=_key_value, action="append", default=[], metavar="NAME=COLUMN",
+                   help="map a metric to a benchmark column, e.g. latency_ms=pi5_onnx_latency_ms")
+    p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
+    p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an accuracy estimator option (repeatable)")
+    p.add_argument("--time-limit", type=float, help="seconds one expensive evaluation may take (then: failed)")
+    p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
+    p.add_argument("--executor", default="local", metavar="KIND",
+                   help="where expensive evaluations run: local (default), processes:N, dask-local:N, "
+                        "dask://HOST:PORT[?resources=GPU=1] (Dask needs: pip install 'hwnas[dask]')")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=c.cmd_search)
+
+def _deploy_commands(sub: Any) -> None:
+    p = sub.add_parser("retrain", help="retrain a search's front from scratch at full fidelity (val and test accuracy)")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    p.add_argument("--dataset", help="dataset (default: the one the search used)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and batch order (default 0)")
+    p.add_argument("--limit", type=int, help="retrain only N front members, spread along the front")
+    p.set_defaults(func=c.cmd_retrain)
+
+    p = sub.add_parser("export", help="export the front as verified ONNX models with cards, re-measured on the device")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--out", required=True, help="output folder for <name>.onnx, <name>.json, <name>.md, index.json")
+    p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
+    p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
+    p.add_argument("--epochs", type=int, default=15, help="retraining epochs (default 15)")
+    p.add_argument("--limit", type=int, help="export only N front members, spread along the front")
+    p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
+                   help="an extra budget to check the measured models against (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of retraining and export inputs (default 0)")
+    p.add_argument("--threads", type=int, help="torch threads for retraining (default: torch's, one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=c.cmd_export)
+
+    p = sub.add_parser("report", help="write a static HTML report (plots, sortable model table) for a run")
+    p.add_argument("run_dir", help="a search's run directory")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    p.add_argument("--export", help="export folder (default: the last hwnas export of this run)")
+    p.set_defaults(func=c.cmd_report)
+
+def _bench_commands(sub: Any) -> None:
+    p = sub.add_parser("bench", help="compare strategies on a tabular benchmark: many seeds, random beside each, "
+                                     "performance over time ('hwnas bench import --help' converts indexed tables)")
+    p.add_argument("--space", required=True, help="search space of the table's architectures")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--table", required=True, help="tabular benchmark (CSV, CSV.gz or Parquet) with an 'arch' column")
+    p.add_argument("--objective", action="append", default=[], metavar="COLUMN:min|max",
+                   help="an objective column (repeatable); all but the first max one are cheap")
+    p.add_argument("--cheap", help="comma-separated columns that are cheap (overrides the default)")
+    p.add_argument("--budget", action="append", default=[], metavar="'COLUMN<=X'", help="a hard budget (repeatable)")
+    p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive,bo", help="comma-separated (random is always added)")
+    p.add_argument("--peers", help="comma-separated peers run the same way, e.g. optuna-tpe,optuna-nsga2 "
+                                   "(needs the extra: pip install 'hwnas[peers]')")
+    p.add_argument("--reference-evaluations", type=int, metavar="N",
+                   help="also run random search with N evaluations (random@N), e.g. 10x --evaluations")
+    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations per run (default 100)")
+    p.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per strategy (default 20)")
+    p.add_argument("--workers", type=int, help="processes (default: one per core)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=c.cmd_bench)
+
+    p = sub.add_parser("bench-import", help="convert a table indexed by NAS-Bench-201 number to arch strings "
+                                            "(also: hwnas bench import)")
+    p.add_argument("--input", required=True, help="CSV with an index column 0..15624")
+    p.add_argument("--output", required=True, help="CSV to write, with an 'arch' column")
+    p.add_argument("--index-column", default="index", help="name of the index column (default 'index')")
+    p.set_defaults(func=c.cmd_bench_import)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwnas",
+        description="Hardware-aware multi-objective NAS: profile a device, search under its budget, "
+        "export the Pareto front as verified ONNX models.",
+    )
+    parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _spaces_commands(sub)
+    _device_commands(sub)
+    _search_commands(sub)
+    _deploy_commands(sub)
+    _bench_commands(sub)
+    return parser
