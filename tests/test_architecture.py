@@ -124,3 +124,26 @@ def test_the_tree_shows_the_pipeline() -> None:
 def test_modules_stay_small() -> None:
     long = {_module_name(p): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+MAX_FUNCTION_LINES = 60
+LONG_REASON = "# long:"  # a function may run longer when a comment in it says why
+
+
+def test_functions_stay_short() -> None:
+    """Bodies (after the signature and docstring) stay within 60 lines unless a `# long:` comment
+    in them gives the reason."""
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        source = path.read_text()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body
+            if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]  # the docstring
+            first, last = body[0].lineno, node.end_lineno or body[0].lineno
+            if last - first + 1 > MAX_FUNCTION_LINES and not any(LONG_REASON in ln for ln in lines[first - 1:last]):
+                long.append(f"{_module_name(path)}.{node.name}: {last - first + 1} lines")
+    assert not long, "functions over 60 lines with no reason given:\n" + "\n".join(long)

@@ -143,9 +143,9 @@ def test_remote_profile_matches_local_and_fingerprint_is_read_there(sshd: Sshd, 
     assert remote["fingerprint"]["python"] == subprocess.run(
         [target_python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True).stdout.strip()
     ratio = np.array([remote["entries"][k]["latency_ms"] / local["entries"][k]["latency_ms"] for k in local["entries"]])
-    # The remote agent timed these very files on this machine: the same order of magnitude (a unit
+    # The remote agent timed these very files on the same host (loopback): the same order of magnitude (a unit
     # slip or a wrong file would be off by far more). Equality within noise is a benchmark
-    # (test_bench_remote_against_local): on this shared VM a whole agent process, remote or not,
+    # (test_bench_remote_against_local): on a shared 2-core VM a whole agent process, remote or not,
     # now and then ran 1.5x slower than the next one, so a tight bound here failed for no bug.
     assert np.all(np.isfinite(ratio)) and 0.4 < float(np.median(ratio)) < 2.5, ratio
     # validate works the same with the remote spec (stored in the table)

@@ -85,6 +85,33 @@ def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, i
     return name, seed, rows, wall
 
 
+def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, seeds: int,
+          reference_evaluations: int | None) -> dict[str, int]:
+    """Every run's strategy and its evaluation budget, in order: random search first (it sits beside
+    every comparison), the strategies, the peers, then ``random@N``. Unknown names, a missing
+    Optuna and impossible counts fail here, before any work, in one line."""
+    from hwnas.search.strategies.peers import PEERS, require_optuna
+
+    for name in strategies:
+        if name in PEERS:
+            raise BenchError(f"{name!r} is a peer: give it with --peers")
+        STRATEGIES.get(name)
+    for name in peers:
+        PEERS.get(name)
+    if peers:
+        require_optuna()
+    if evaluations < 1 or seeds < 1:
+        raise BenchError("--evaluations and --seeds must be >= 1")
+    names = list(strategies) if "random" in strategies else ["random", *strategies]
+    names += [p for p in peers if p not in names]
+    budgets_of = {name: evaluations for name in names}
+    if reference_evaluations:
+        if reference_evaluations < 1:
+            raise BenchError("--reference-evaluations must be >= 1")
+        budgets_of[f"random@{reference_evaluations}"] = reference_evaluations
+    return budgets_of
+
+
 def run_bench(
     *, space: str, table: str | Path, objectives: Sequence[str], strategies: Sequence[str], evaluations: int,
     seeds: int, out: str | Path, input_shape: str = "3x32x32", budgets: Sequence[Constraint] = (),
@@ -97,27 +124,9 @@ def run_bench(
     scored the same way; ``reference_evaluations`` adds random search with that many
     evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
     from hwnas.core.versions import versions
-    from hwnas.search.strategies.peers import PEERS, require_optuna
 
-    for name in strategies:
-        if name in PEERS:
-            raise BenchError(f"{name!r} is a peer: give it with --peers")
-        STRATEGIES.get(name)
-    for name in peers:
-        PEERS.get(name)
-    if peers:
-        require_optuna()  # a missing optional extra fails before any work, in one line
-    if "random" not in strategies:
-        strategies = ["random", *strategies]  # random search sits beside every comparison
-    strategies = [*strategies, *[p for p in peers if p not in strategies]]
-    if evaluations < 1 or seeds < 1:
-        raise BenchError("--evaluations and --seeds must be >= 1")
-    budgets_of = {name: evaluations for name in strategies}
-    if reference_evaluations:
-        if reference_evaluations < 1:
-            raise BenchError("--reference-evaluations must be >= 1")
-        strategies.append(f"random@{reference_evaluations}")
-        budgets_of[strategies[-1]] = reference_evaluations
+    budgets_of = _plan(strategies, peers, evaluations, seeds, reference_evaluations)
+    strategies = list(budgets_of)
     spec = ProblemSpec(space, input_shape, str(table), tuple(objectives), tuple(budgets),
                        tuple(cheap) if cheap is not None else None)
     problem = spec.load()

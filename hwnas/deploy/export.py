@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,18 @@ from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
-from hwnas.device.targets import fingerprint
+from hwnas.device.target import Target
+from hwnas.device.targets import open_target
 from hwnas.latency.measurement import measure_files
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
-from hwnas.measure.timing import Protocol
+from hwnas.measure.timing import Protocol, Stats
 from hwnas.search.config import RunConfig
 from hwnas.search.objectives import Constraint, parse_budget
 from hwnas.search.rundir import RunDir
 from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.spaces.facts import describe
-from hwnas.spaces.onnx_io import PARITY_ATOL, export_onnx
+from hwnas.spaces.onnx_io import PARITY_ATOL, ExportReport, export_onnx
 
 CARD_FIELDS = ("name", "arch", "arch_id", "space", "input_shape", "batch_size", "onnx", "onnx_sha256", "checks",
                "params", "macs", "flops", "accuracy", "latency", "energy", "budget", "device", "seeds", "versions",
@@ -74,6 +76,27 @@ def _pct_error(predicted: float | None, measured: float | None) -> float | None:
     return 100.0 * (predicted / measured - 1.0)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What every card of one export shares."""
+
+    space: SearchSpace
+    spec: DeviceSpec
+    table: LatencyTable | None
+    protocol: Protocol
+    atol: float
+    fingerprint: dict[str, Any]
+    constraints: Sequence[Constraint]
+    seeds: dict[str, Any]
+    command: str
+    created: str
+
+    @property
+    def meter_source(self) -> str | None:
+        e, remote = self.spec.energy, self.spec.remote
+        return None if e.meter == "none" else (e.meter if remote is None else f"{e.meter}@{remote.connection}")
+
+
 def export_models(
     space: SearchSpace,
     archs: Sequence[Architecture],
@@ -101,13 +124,35 @@ def export_models(
     out.mkdir(parents=True, exist_ok=True)
     same_device = table is not None and table.device.get("name") == spec.name
     protocol = Protocol(**table.protocol) if same_device and table else spec.protocol
-    predictor = Predictor(table, space) if table is not None else None
-    predicted = predictor.predict(archs) if predictor is not None and archs else None
-    provider = spec.runtime.provider
-    atol = PARITY_ATOL if provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
+    predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
+    atol = PARITY_ATOL if spec.runtime.provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
+    target = open_target(spec)  # one for the whole export: a remote one is probed once
+    exports, stats, energy = _export_and_measure(space, archs, names, weights, out, target, protocol, seed, atol, progress)
+    batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
+                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    cards = []
+    for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
+        pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
+        pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
+        card = _card(batch, arch, name, rep, st, energy[i], pred_ms, pred_mj, accuracy[i], metrics[i] if metrics else {})
+        (out / f"{name}.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
+        (out / f"{name}.md").write_text(card_markdown(card))
+        cards.append(card)
+        flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
+        err, measured_ms = card["latency"]["error_pct"], card["latency"]["measured_ms"]
+        log(f"{name}: measured {measured_ms:.3f} ms, predicted "
+            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
+            f"{'' if err is None else f' ({err:+.1f}%)'}{flag}")
+    return cards
+
+
+def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],
+                        weights: Sequence[dict[str, torch.Tensor] | None], out: Path, target: Target, protocol: Protocol,
+                        seed: int, atol: float, progress: bool) -> tuple[list[ExportReport], list[Stats], list[float | None]]:
+    """Verified ONNX files of the models, then their statistics and energy on the target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    exports = []
+    spec, exports = target.spec, []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=not progress) as bar:
         task = bar.add_task("export ", total=len(archs))
@@ -118,66 +163,51 @@ def export_models(
                     model.load_state_dict(state)
                 model = model.eval().to(memory_format=torch.contiguous_format)
                 example = torch.randn((spec.batch_size, *space.input_shape), generator=torch.Generator().manual_seed(seed))
-                report = export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
-                                     atol=atol, providers=(provider,))
-                exports.append(report)
+                exports.append(export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
+                                           atol=atol, providers=(spec.runtime.provider,)))
                 bar.advance(task)
         meas = bar.add_task("measure", total=len(archs))
         # the device's own sessions (here, or on its remote target), the profiling protocol
         stats, energy = measure_files(spec, protocol, [(Path(r.path), [space.input_shape]) for r in exports], seed=seed,
-                                      on_done=lambda _i, _s: bar.advance(meas))
-    meter_source = None if spec.energy.meter == "none" else (
-        spec.energy.meter if spec.remote is None else f"{spec.energy.meter}@{spec.remote.connection}")
+                                      on_done=lambda _i, _s: bar.advance(meas), target=target)
+    return exports, stats, energy
 
-    fp = fingerprint(spec)
-    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    cards = []
-    for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
-        facts = describe(space, arch)
-        measured_ms = st.value(protocol.statistic)
-        pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
-        pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
-        meas_mj = float(energy[i]) if energy[i] is not None else None
-        known = {k: (float(v), "search") for k, v in (metrics[i] if metrics else {}).items()
-                 if isinstance(v, (int, float)) and v is not None}
-        known.update({"latency_ms": (measured_ms, "measured"), "params": (float(facts.params), "counted"),
-                      "macs": (float(facts.macs), "counted")})
-        if meas_mj is not None:
-            known["energy_mj"] = (meas_mj, "measured")
-        elif pred_mj is not None:
-            known["energy_mj"] = (pred_mj, "predicted")
-        card = {
-            "name": name, "arch": arch.string, "arch_id": arch.id, "canonical": arch.canonical,
-            "space": {"name": space.name, "version": space.version, "config": space.config()},
-            "input_shape": list(space.input_shape), "batch_size": spec.batch_size,
-            "onnx": f"{name}.onnx", "onnx_sha256": hashlib.sha256(Path(rep.path).read_bytes()).hexdigest(),
-            "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
-                       "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": atol, "parity_inputs": rep.n_parity_inputs,
-                       "opset": rep.opset, "exporter": rep.exporter},
-            "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs,
-            "accuracy": accuracy[i],
-            "latency": {"statistic": protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
-                        "error_pct": _pct_error(pred_ms, measured_ms),
-                        "predicted_from": str(table.path) if table is not None else None,
-                        "predicted_for_device": table.device.get("name") if table is not None else None,
-                        "measured_stats": st.to_dict(), "protocol": protocol.to_dict()},
-            "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
-                       "meter": meter_source,
-                       "predicted_source": table.energy.get("source") if table is not None else None},
-            "budget": _budget_checks(constraints, known),
-            "device": {"name": spec.name, "spec": spec.source, "fingerprint": fp},
-            "seeds": {**(seeds or {}), "export": seed},
-            "versions": versions(), "command": command, "created": created,
-        }
-        (out / f"{name}.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
-        (out / f"{name}.md").write_text(card_markdown(card))
-        cards.append(card)
-        flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
-        err = card["latency"]["error_pct"]
-        log(f"{name}: measured {measured_ms:.3f} ms, predicted "
-            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
-            f"{'' if err is None else f' ({err:+.1f}%)'}{flag}")
-    return cards
+
+def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats, meas_mj: float | None,
+          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A model card: what was exported, how it was checked, and what it costs and scores."""
+    facts = describe(b.space, arch)
+    measured_ms = st.value(b.protocol.statistic)
+    known = {k: (float(v), "search") for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    known.update({"latency_ms": (measured_ms, "measured"), "params": (float(facts.params), "counted"),
+                  "macs": (float(facts.macs), "counted")})
+    if meas_mj is not None:
+        known["energy_mj"] = (meas_mj, "measured")
+    elif pred_mj is not None:
+        known["energy_mj"] = (pred_mj, "predicted")
+    table = b.table
+    return {
+        "name": name, "arch": arch.string, "arch_id": arch.id, "canonical": arch.canonical,
+        "space": {"name": b.space.name, "version": b.space.version, "config": b.space.config()},
+        "input_shape": list(b.space.input_shape), "batch_size": b.spec.batch_size,
+        "onnx": f"{name}.onnx", "onnx_sha256": hashlib.sha256(Path(rep.path).read_bytes()).hexdigest(),
+        "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
+                   "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": b.atol, "parity_inputs": rep.n_parity_inputs,
+                   "opset": rep.opset, "exporter": rep.exporter},
+        "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs,
+        "accuracy": accuracy,
+        "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
+                    "error_pct": _pct_error(pred_ms, measured_ms),
+                    "predicted_from": str(table.path) if table is not None else None,
+                    "predicted_for_device": table.device.get("name") if table is not None else None,
+                    "measured_stats": st.to_dict(), "protocol": b.protocol.to_dict()},
+        "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
+                   "meter": b.meter_source,
+                   "predicted_source": table.energy.get("source") if table is not None else None},
+        "budget": _budget_checks(b.constraints, known),
+        "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint},
+        "seeds": b.seeds, "versions": versions(), "command": b.command, "created": b.created,
+    }
 
 
 def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
@@ -262,14 +292,7 @@ def export_front(
     front, config = run.front(), run.config()
     space = config.build_space()
     table = _open_run_table(config)
-    if isinstance(device, DeviceSpec):
-        spec = device
-    elif device is not None:
-        spec = load_device(device)
-    elif table is not None:
-        spec = spec_from_record(table.device)
-    else:
-        raise HwnasError(f"{run_dir}: the search used no latency table; give --device devices/X.toml to measure on")
+    spec = _device_of(device, table, run_dir)
     members = front["front"]
     chosen = [members[i] for i in spread(len(members), limit)]
     if not chosen:
@@ -283,23 +306,8 @@ def export_front(
                    log=log)  # skips finished ones
     retrained = {m["arch_id"]: m for m in (run.retrained() or {"models": []})["models"]}
 
-    acc_obj = proxy_label(config)
-    names, weights, accuracy = [], [], []
-    for i, (arch, member) in enumerate(zip(archs, chosen)):
-        names.append(f"{space.name}-{i + 1:02d}-{arch.id[:8]}")
-        r = retrained.get(arch.id)
-        if r and r.get("status") == "complete" and Path(r["weights"]).is_file():
-            weights.append(torch.load(r["weights"], map_location="cpu", weights_only=True))
-            accuracy.append({"val": r["val_accuracy"], "val_source": f"retrained from scratch ({r.get('epochs', epochs)} epochs)",
-                             "test": r["test_accuracy"], "test_source": "retrained model, test split (read once)",
-                             "search_proxy": member.get("accuracy"), "search_proxy_source": acc_obj, "weights": "retrained"})
-        else:
-            weights.append(None)
-            accuracy.append({"val": member.get("accuracy"),
-                             "val_source": f"search proxy ({acc_obj})" if acc_obj else "none",
-                             "test": None, "test_source": "not measured (export with --retrain)",
-                             "weights": "seeded initial weights (untrained): export with --retrain for trained weights"
-                             + (f"; retraining failed: {r.get('reason')}" if r else "")})
+    names = [f"{space.name}-{i + 1:02d}-{arch.id[:8]}" for i, arch in enumerate(archs)]
+    weights, accuracy = _weights_and_accuracy(archs, chosen, retrained, proxy_label(config), epochs)
     constraints = [*config.objectives.constraints, *(parse_budget(b, where="--budget") for b in budgets)]
     command = " ".join(argv) if argv is not None else " ".join(sys.argv)
     seeds = {"search": config.seed, "retrain": seed if retrained else None}
@@ -326,3 +334,37 @@ def export_front(
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
     return index
+
+
+def _device_of(device: str | Path | DeviceSpec | None, table: LatencyTable | None, run_dir: Path) -> DeviceSpec:
+    """The device to measure on: as given, else the one the run's table was profiled on."""
+    if isinstance(device, DeviceSpec):
+        return device
+    if device is not None:
+        return load_device(device)
+    if table is not None:
+        return spec_from_record(table.device)
+    raise HwnasError(f"{run_dir}: the search used no latency table; give --device devices/X.toml to measure on")
+
+
+def _weights_and_accuracy(archs: Sequence[Architecture], members: Sequence[dict[str, Any]], retrained: dict[str, Any],
+                          proxy: str | None, epochs: int) -> tuple[list[dict[str, torch.Tensor] | None], list[dict[str, Any]]]:
+    """Per model: retrained weights and their accuracies where retraining finished, else the
+    seeded initial weights and the search's proxy score, each labelled with where it came from."""
+    weights: list[dict[str, torch.Tensor] | None] = []
+    accuracy: list[dict[str, Any]] = []
+    for arch, member in zip(archs, members):
+        r = retrained.get(arch.id)
+        if r and r.get("status") == "complete" and Path(r["weights"]).is_file():
+            weights.append(torch.load(r["weights"], map_location="cpu", weights_only=True))
+            accuracy.append({"val": r["val_accuracy"], "val_source": f"retrained from scratch ({r.get('epochs', epochs)} epochs)",
+                             "test": r["test_accuracy"], "test_source": "retrained model, test split (read once)",
+                             "search_proxy": member.get("accuracy"), "search_proxy_source": proxy, "weights": "retrained"})
+        else:
+            weights.append(None)
+            accuracy.append({"val": member.get("accuracy"),
+                             "val_source": f"search proxy ({proxy})" if proxy else "none",
+                             "test": None, "test_source": "not measured (export with --retrain)",
+                             "weights": "seeded initial weights (untrained): export with --retrain for trained weights"
+                             + (f"; retraining failed: {r.get('reason')}" if r else "")})
+    return weights, accuracy

@@ -181,38 +181,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     _hv_plot(out / "hypervolume.png", history)
     _error_plot(out / "prediction_error.png", models, validation, index["statistic"] if index else "p10")
 
-    if models:
-        rel = Path(os.path.relpath(Path(index["out"]), out))  # type: ignore[index]
-        cols = [("name", "model", "str"), ("arch", "architecture", "str"), ("val_accuracy", "val acc (%)", "num"),
-                ("test_accuracy", "test acc (%)", "num"), ("predicted_ms", "predicted ms", "num"),
-                ("measured_ms", "measured ms", "num"), ("latency_error_pct", "error (%)", "num"),
-                ("params", "params", "num"), ("flops", "FLOPs", "num"), ("budget_ok", "in budget", "num")]
-        head = "".join(f'<th data-col="{c}" data-type="{t}" class="{"l" if t == "str" else ""}">{html.escape(label)}</th>'
-                       for c, label, t in cols) + '<th class="l">files</th>'
-        rows = []
-        for m in models:
-            cells = []
-            for c, _label, t in cols:
-                text, key = _cell(m.get(c), 2 if "accuracy" in c or "pct" in c else 3)
-                if c == "name":
-                    text = f'<a href="{html.escape(str(rel / m["card_md"]))}">{text}</a>'
-                cls = "l arch" if c == "arch" else ("l" if t == "str" else "")
-                cells.append(f'<td data-key="{key}" class="{cls}">{text}</td>')
-            links = " ".join(f'<a href="{html.escape(str(rel / m[k]))}">{label}</a>'
-                             for k, label in (("onnx", "onnx"), ("card_json", "json"), ("card_md", "card")))
-            rows.append(f'<tr class="{"" if m["budget_ok"] else "over"}">{"".join(cells)}<td class="l">{links}</td></tr>')
-        caption = (f"{len(models)} exported models, measured on {html.escape(index['device'])} "  # type: ignore[index]
-                   f"({html.escape(index['statistic'])}); {len(index['over_budget'])} over budget")  # type: ignore[index]
-    else:
-        cols = [("arch", "architecture", "str")] + [(o["name"], o["name"], "num") for o in objectives] + [("feasible", "feasible", "num")]
-        head = "".join(f'<th data-col="{c}" data-type="{t}" class="{"l" if t == "str" else ""}">{html.escape(lbl)}</th>'
-                       for c, lbl, t in cols)
-        rows = []
-        for m in front["front"]:
-            cells = [f'<td data-key="{_cell(m.get(c))[1]}" class="{"l" if t == "str" else ""}">{_cell(m.get(c))[0]}</td>'
-                     for c, _l, t in cols]
-            rows.append(f"<tr>{''.join(cells)}</tr>")
-        caption = f"{len(front['front'])} front members (not exported yet: hwnas export {html.escape(str(run_dir))} --out DIR)"
+    head, rows, caption = _model_table(models, index, out) if models else _front_table(front, run_dir)
+    page = _page(run_dir, front, budgets, head, rows, caption)
+    target = out / "index.html"
+    target.write_text(page)
+    return target
+
+
+def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], head: str, rows: list[str], caption: str) -> str:
+    """The report page: run summary, the sortable table and the plots (one static file)."""
     cfg = front["config"]
     fp = front.get("fingerprint") or {}
     page = f"""<!doctype html>
@@ -244,9 +221,7 @@ latency.</figcaption></figure>
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    target = out / "index.html"
-    target.write_text(page)
-    return target
+    return page
 
 
 def _evaluations(run: RunDir) -> list[dict[str, Any]]:
@@ -254,3 +229,44 @@ def _evaluations(run: RunDir) -> list[dict[str, Any]]:
         return []
     with run.archive() as a:
         return [dict(r.metrics) for r in a.records() if r.status == "complete"]
+
+
+def _model_table(models: list[dict[str, Any]], index: dict[str, Any], out: Path) -> tuple[str, list[str], str]:
+    """The sortable table of exported models: header, rows, caption."""
+    rel = Path(os.path.relpath(Path(index["out"]), out))
+    cols = [("name", "model", "str"), ("arch", "architecture", "str"), ("val_accuracy", "val acc (%)", "num"),
+            ("test_accuracy", "test acc (%)", "num"), ("predicted_ms", "predicted ms", "num"),
+            ("measured_ms", "measured ms", "num"), ("latency_error_pct", "error (%)", "num"),
+            ("params", "params", "num"), ("flops", "FLOPs", "num"), ("budget_ok", "in budget", "num")]
+    head = "".join(f'<th data-col="{c}" data-type="{t}" class="{"l" if t == "str" else ""}">{html.escape(label)}</th>'
+                   for c, label, t in cols) + '<th class="l">files</th>'
+    rows = []
+    for m in models:
+        cells = []
+        for c, _label, t in cols:
+            text, key = _cell(m.get(c), 2 if "accuracy" in c or "pct" in c else 3)
+            if c == "name":
+                text = f'<a href="{html.escape(str(rel / m["card_md"]))}">{text}</a>'
+            cls = "l arch" if c == "arch" else ("l" if t == "str" else "")
+            cells.append(f'<td data-key="{key}" class="{cls}">{text}</td>')
+        links = " ".join(f'<a href="{html.escape(str(rel / m[k]))}">{label}</a>'
+                         for k, label in (("onnx", "onnx"), ("card_json", "json"), ("card_md", "card")))
+        rows.append(f'<tr class="{"" if m["budget_ok"] else "over"}">{"".join(cells)}<td class="l">{links}</td></tr>')
+    caption = (f"{len(models)} exported models, measured on {html.escape(index['device'])} "
+               f"({html.escape(index['statistic'])}); {len(index['over_budget'])} over budget")
+    return head, rows, caption
+
+
+def _front_table(front: dict[str, Any], run_dir: Path) -> tuple[str, list[str], str]:
+    """Before export: the front members with their objectives."""
+    objectives = front["objectives"]["objectives"]
+    cols = [("arch", "architecture", "str")] + [(o["name"], o["name"], "num") for o in objectives] + [("feasible", "feasible", "num")]
+    head = "".join(f'<th data-col="{c}" data-type="{t}" class="{"l" if t == "str" else ""}">{html.escape(lbl)}</th>'
+                   for c, lbl, t in cols)
+    rows = []
+    for m in front["front"]:
+        cells = [f'<td data-key="{_cell(m.get(c))[1]}" class="{"l" if t == "str" else ""}">{_cell(m.get(c))[0]}</td>'
+                 for c, _l, t in cols]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    caption = f"{len(front['front'])} front members (not exported yet: hwnas export {html.escape(str(run_dir))} --out DIR)"
+    return head, rows, caption

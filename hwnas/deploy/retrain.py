@@ -21,7 +21,7 @@ import torch
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
-from hwnas.evaluation.data import load_dataset, make_splits, standardize
+from hwnas.evaluation.data import Splits, load_for_space, make_splits, standardize
 from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
 from hwnas.search.rundir import RunDir
 
@@ -40,10 +40,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
     if not dataset:
         raise HwnasError(f"{run_dir}: the search used no dataset (accuracy {config.accuracy!r}); give --dataset")
     space = config.build_space()
-    ds = load_dataset(dataset)
-    if ds.input_shape != space.input_shape or ds.classes != space.num_classes:
-        raise HwnasError(f"dataset {dataset} ({'x'.join(map(str, ds.input_shape))}, {ds.classes} classes) does not fit "
-                         f"the run's space ({'x'.join(map(str, space.input_shape))}, {space.num_classes} classes)")
+    ds = load_for_space(dataset, space, who="retrain")
     split_seed = int(options.get("split_seed", 0))
     splits = make_splits(ds, split_seed)  # the search's own split: its test part was never read
     mean, std = standardize(ds, splits.train)
@@ -56,8 +53,8 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
         front = [{"arch": a} for a in archs]
     out_dir = run_dir / "retrained"
     out_dir.mkdir(exist_ok=True)
-    report_path = run_dir / "retrain.json"
-    previous = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report_path = run / RunDir.RETRAIN
+    previous = run.retrained() or {}
     kept = {m["arch_id"]: m for m in previous.get("models", [])
             if previous.get("settings") == asdict(settings) and previous.get("dataset") == dataset}
     models: list[dict[str, Any]] = []
@@ -76,20 +73,27 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
             if old and old.get("status") == "complete" and Path(old.get("weights", "")).is_file():
                 models.append(old)  # finished work survives: not retrained again
                 continue
-            start = time.perf_counter()
-            row: dict[str, Any] = {"arch": arch.string, "arch_id": arch.id, "proxy_accuracy": member.get("accuracy"),
-                                   "proxy": config.accuracy, "epochs": epochs}
-            try:
-                model = fit(space.build(arch, seed=seed, calibrate_bn=False), x_all, y_all, splits.train, settings)
-                row.update(val_accuracy=accuracy_on(model, x_all, y_all, splits.val),
-                           test_accuracy=accuracy_on(model, x_all, y_all, splits.test), status="complete")
-                torch.save(model.state_dict(), out_dir / f"{arch.id}.pt")
-                row["weights"] = str(out_dir / f"{arch.id}.pt")
-            except TrainingFailed as exc:
-                row.update(status="failed", reason=str(exc))
-            row["seconds"] = time.perf_counter() - start
+            row = {"arch": arch.string, "arch_id": arch.id, "proxy_accuracy": member.get("accuracy"),
+                   "proxy": config.accuracy, "epochs": epochs,
+                   **_train_one(space.build(arch, seed=seed, calibrate_bn=False), x_all, y_all, splits, settings,
+                                out_dir / f"{arch.id}.pt")}
             models.append(row)
             save()  # after each model: a crash loses the model in progress at most
             log(f"retrained {arch.string}: val {row.get('val_accuracy', float('nan')):.2f}%  "
                 f"test {row.get('test_accuracy', float('nan')):.2f}%  ({row['seconds']:.0f} s)")
     return save()
+
+
+def _train_one(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, splits: Splits,
+               settings: TrainSettings, weights: Path) -> dict[str, Any]:
+    """Train from scratch; val and test accuracy and the saved weights, or the failure."""
+    start = time.perf_counter()
+    try:
+        model = fit(model, x_all, y_all, splits.train, settings)
+        row: dict[str, Any] = {"val_accuracy": accuracy_on(model, x_all, y_all, splits.val),
+                               "test_accuracy": accuracy_on(model, x_all, y_all, splits.test), "status": "complete"}
+        torch.save(model.state_dict(), weights)
+        row["weights"] = str(weights)
+    except TrainingFailed as exc:
+        row = {"status": "failed", "reason": str(exc)}
+    return {**row, "seconds": time.perf_counter() - start}

@@ -151,6 +151,15 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
     if batch < 1:
         raise _fail(path, "batch_size", f"must be >= 1, got {batch}")
 
+    runtime = _parse_runtime(data, path)
+    energy = _parse_energy(data, path)
+    protocol = _parse_protocol(data, path)
+    remote = _parse_remote(data, path)
+    _unknown(data, path, "")
+    return DeviceSpec(name, runtime, energy, batch, description, protocol, path, remote)
+
+
+def _parse_runtime(data: dict[str, Any], path: str) -> RuntimeSettings:
     rt = dict(_take(data, "runtime", dict, path, "", {}))
     p = "runtime."
     provider = _take(rt, "provider", str, path, p, "CPUExecutionProvider")
@@ -173,7 +182,10 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
         affinity = tuple(affinity)
     options = _take(rt, "provider_options", dict, path, p, {})
     _unknown(rt, path, p)
+    return RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options)
 
+
+def _parse_energy(data: dict[str, Any], path: str) -> EnergySettings:
     en = dict(_take(data, "energy", dict, path, "", {}))
     p = "energy."
     meter = _take(en, "meter", str, path, p, "none")
@@ -189,7 +201,10 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
         min_window_s=_take(en, "min_window_s", float, path, p, 0.2),
     )
     _unknown(en, path, p)
+    return energy
 
+
+def _parse_protocol(data: dict[str, Any], path: str) -> Protocol:
     pr = dict(_take(data, "protocol", dict, path, "", {}))
     defaults = asdict(Protocol())
     kwargs = {}
@@ -201,10 +216,7 @@ def parse_device(data: dict[str, Any], path: str = "<memory>") -> DeviceSpec:
         protocol = Protocol(**kwargs)
     except ValueError as exc:
         raise _fail(path, "protocol", str(exc)) from None
-    remote = _parse_remote(data, path)
-    _unknown(data, path, "")
-    runtime = RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options)
-    return DeviceSpec(name, runtime, energy, batch, description, protocol, path, remote)
+    return protocol
 
 
 _CONNECTION_RE = re.compile(r"^ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.spaces.base import SearchSpace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -255,6 +256,19 @@ def _subsample(ds: Dataset, n: int, spec: str) -> Dataset:
         raise DatasetError(f"{spec}: {n} images leave class {int(np.flatnonzero(take == 0)[0])} empty")
     idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(ds.y == c))[:k] for c, k in enumerate(take)]))
     return Dataset(spec, ds.x[idx], ds.y[idx], ds.classes, f"{ds.source} ({n} of {len(ds)} images, stratified)")
+
+
+def load_for_space(spec: str, space: SearchSpace, *, who: str) -> Dataset:
+    """``load_dataset``, refusing a dataset whose images or classes the space was not built for
+    (one line naming both, and the option that fixes it)."""
+    ds = load_dataset(spec)
+    if ds.input_shape != space.input_shape:
+        raise DatasetError(f"{who}: dataset {spec} is {'x'.join(map(str, ds.input_shape))}, but the space is built for "
+                           f"{'x'.join(map(str, space.input_shape))} (use --input to match)")
+    if ds.classes != space.num_classes:
+        raise DatasetError(f"{who}: dataset {spec} has {ds.classes} classes, the space {space.num_classes} "
+                           "(use --classes to match)")
+    return ds
 
 
 def load_dataset(spec: str) -> Dataset:

@@ -71,7 +71,7 @@ from torch.nn import functional as F
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.threads import torch_threads, usable_cores
-from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
+from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
 from hwnas.evaluation.sources import MetricSource
@@ -108,10 +108,7 @@ class SupernetAccuracy(MetricSource):
             raise HwnasError(f"supernet: score must be one of {', '.join(SCORES)}, not {self.settings.score!r}")
         if self.settings.paths < 1:
             raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
-        self.ds: Dataset = load_dataset(dataset)
-        if self.ds.input_shape != space.input_shape or self.ds.classes != space.num_classes:
-            raise HwnasError(f"supernet: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))} with {self.ds.classes} "
-                             f"classes; the space is {'x'.join(map(str, space.input_shape))} with {space.num_classes}")
+        self.ds: Dataset = load_for_space(dataset, space, who="supernet")
         self.splits = make_splits(self.ds, self.settings.split_seed)
         mean, std = standardize(self.ds, self.splits.train)
         self.x = (torch.from_numpy(self.ds.x) - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]

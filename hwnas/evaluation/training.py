@@ -25,7 +25,7 @@ from torch import nn
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.threads import torch_threads, usable_cores
-from hwnas.evaluation.data import Dataset, load_dataset, make_splits, standardize
+from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -148,13 +148,7 @@ class TrainAccuracy(MetricSource):
         self.space = space
         self.settings = TrainSettings(**settings)
         self.dataset_name = dataset
-        self.ds = load_dataset(dataset)
-        if self.ds.input_shape != space.input_shape:
-            raise HwnasError(f"train: dataset {dataset} is {'x'.join(map(str, self.ds.input_shape))}, but the space "
-                             f"is built for {'x'.join(map(str, space.input_shape))} (use --input to match)")
-        if self.ds.classes != space.num_classes:
-            raise HwnasError(f"train: dataset {dataset} has {self.ds.classes} classes, the space {space.num_classes} "
-                             "(use --classes to match)")
+        self.ds = load_for_space(dataset, space, who="train")
         self.splits = make_splits(self.ds, self.settings.split_seed)
         self.mean, self.std = standardize(self.ds, self.splits.train)
         self.threads = threads or usable_cores()

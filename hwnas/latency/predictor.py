@@ -4,7 +4,7 @@ Fusion awareness. Each table entry is a whole block (an MBConv, a dense layer, a
 timed alone, so fusion *inside* a block (Conv+BN+ReLU into one kernel) is measured as it happens.
 What a block timed alone gets wrong is its boundary: its own session call, and the layout
 conversions onnxruntime inserts at a graph's inputs and outputs (NCHW <-> NCHWc on x86 CPUs at
-optimisation level "all"), which a whole model pays once, not once per block. On this machine,
+optimisation level "all"), which a whole model pays once, not once per block. On a 2-core x86 CPU,
 summing isolated blocks over-predicted small MobileNet models by up to 35% and NB-201 models by
 17-134%.
 

@@ -87,20 +87,9 @@ def profile(
     if has_meter and energy_model:
         raise HwnasError(f"{spec.source}: the device has an energy meter ({spec.energy.meter}); --energy-model is only for meter 'none'")
 
-    table: LatencyTable | None = None
-    if path.exists() and not force:
-        table = LatencyTable.load(path)
-        diffs = table.mismatches(fingerprint=fp, space=space)
-        if table.protocol != protocol.to_dict():
-            diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, here {v!r}"
-                      for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
-        if diffs:
-            raise TableMismatchError(f"{path} cannot be continued here: " + "; ".join(diffs)
-                                     + " (use --force to re-profile from scratch, or another --out)")
-        if table.complete:
-            log(f"{path} is complete and was made on this device with these settings: nothing to do (--force re-profiles)")
-            return table
-        log(f"continuing {path}: {len(table.entries)} entries already measured")
+    table = _existing_table(path, fp, space, protocol, force, log)
+    if table is not None and table.complete:
+        return table
     if table is None:
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
                              protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
@@ -132,6 +121,27 @@ def profile(
             f"e.g. {unstable[0]}")
     log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
         f"{time.perf_counter() - started:.0f} s")
+    return table
+
+
+def _existing_table(path: Path, fp: dict[str, Any], space: SearchSpace, protocol: Protocol, force: bool,
+                    log: Callable[[str], None]) -> LatencyTable | None:
+    """The table at ``path`` to continue (None: start afresh); raises TableMismatchError when it
+    was made on another device, with other settings or another protocol."""
+    if not path.exists() or force:
+        return None
+    table = LatencyTable.load(path)
+    diffs = table.mismatches(fingerprint=fp, space=space)
+    if table.protocol != protocol.to_dict():
+        diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, here {v!r}"
+                  for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
+    if diffs:
+        raise TableMismatchError(f"{path} cannot be continued here: " + "; ".join(diffs)
+                                 + " (use --force to re-profile from scratch, or another --out)")
+    if table.complete:
+        log(f"{path} is complete and was made on this device with these settings: nothing to do (--force re-profiles)")
+    else:
+        log(f"continuing {path}: {len(table.entries)} entries already measured")
     return table
 
 

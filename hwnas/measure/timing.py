@@ -2,8 +2,8 @@
 
 1. **Warm-up.** Every entry runs ``warmup_runs`` times untimed (allocations, caches, ORT's
    first-run graph work), then all entries keep running, round robin and untimed, until
-   ``warmup_s`` seconds have passed. On this VM the first seconds of sustained load ran 1.3x
-   slower than the rest (the host ramping the core up): ten runs per entry were not enough, and
+   ``warmup_s`` seconds have passed. On a shared 2-core x86 virtual machine the first seconds of
+   sustained load ran 1.3x slower than the rest (the host ramping the core up): ten runs per entry were not enough, and
    a validation of 50 models measured 29-39% slower than the profile they checked.
 2. **Interleaved rounds.** Each round visits every entry still being measured and times a burst
    of ``burst`` consecutive runs. The visiting order rotates each round, so slow drift of the
@@ -19,8 +19,8 @@
    is dropped.
 
 Statistics kept per entry: min, p10, p50, p90, mean, std, CV and the number of runs. The value a
-table predicts with is one of them, ``statistic``. hwnas uses **p10** by default. On this shared
-2-core machine the median moved 8-14% between two passes of the same models (another process
+table predicts with is one of them, ``statistic``. hwnas uses **p10** by default. On a shared
+2-core x86 machine the median moved 8-14% between two passes of the same models (another process
 running on the other core, or nothing), while p10 moved 1.6-6% and the minimum 0.3-1.4%. The
 minimum is the most repeatable, but it is a single extreme sample; p10 is nearly as repeatable
 and rests on a tenth of the samples. p50 and p90 stay in the table for users who budget on them.
@@ -35,7 +35,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from hwnas.core.errors import HwnasError
+
 STATISTICS = ("min", "p10", "p50", "p90", "mean")
+
+
+class ProtocolError(HwnasError, ValueError):
+    """Timing-protocol settings that cannot work together."""
 Clock = Callable[[], int]  # nanoseconds
 
 
@@ -55,11 +61,11 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
-            raise ValueError(f"statistic {self.statistic!r} is not one of {', '.join(STATISTICS)}")
+            raise ProtocolError(f"statistic {self.statistic!r} is not one of {', '.join(STATISTICS)}")
         if not (1 <= self.burst and 2 <= self.min_runs <= self.max_runs and self.warmup_runs >= 0 and self.warmup_s >= 0):
-            raise ValueError("protocol needs burst >= 1, 2 <= min_runs <= max_runs, warmup_runs >= 0")
+            raise ProtocolError("protocol needs burst >= 1, 2 <= min_runs <= max_runs, warmup_runs >= 0")
         if not self.rel_tol > 0 or not self.max_seconds > 0 or self.remeasure < 0:
-            raise ValueError("protocol needs rel_tol > 0, max_seconds > 0 and remeasure >= 0")
+            raise ProtocolError("protocol needs rel_tol > 0, max_seconds > 0 and remeasure >= 0")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -53,7 +53,7 @@ def _conv(name: str, cin: int, cout: int, groups: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, groups=groups, bias=False)]
     if name == "dwsep3x3":
         return [nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False)]
-    raise ValueError(f"dppnet: unknown conv {name!r}")
+    raise InvalidArchitectureError(f"dppnet: unknown conv {name!r}")
 
 
 class DenseLayer(nn.Module):
@@ -231,7 +231,7 @@ class DPPNetSpace(SearchSpace):
             return Transition(cfg["cin"], cfg["cout"])
         if kind == "head":
             return Head(cfg["cin"], cfg["classes"])
-        raise ValueError(f"dppnet: unknown block kind {kind!r}")
+        raise InvalidArchitectureError(f"dppnet: unknown block kind {kind!r}")
 
     def build_module(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])

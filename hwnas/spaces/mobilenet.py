@@ -278,7 +278,7 @@ class MobileNetSpace(SearchSpace):
             return MBConv(cfg["cin"], cfg["cout"], cfg["kernel"], cfg["expansion"], cfg["stride"])
         if kind == "head":
             return Head(cfg["cin"], cfg["mid"], cfg["classes"])
-        raise ValueError(f"mobilenet: unknown block kind {kind!r}")
+        raise InvalidArchitectureError(f"mobilenet: unknown block kind {kind!r}")
 
     def build_module(self, arch: Architecture) -> nn.Module:
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])

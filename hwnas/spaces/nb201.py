@@ -246,7 +246,7 @@ class NB201Space(SearchSpace):
             return Zero()
         if kind in OPS:
             return edge_op(kind, cfg["channels"])
-        raise ValueError(f"nb201: unknown block kind {kind!r}")
+        raise InvalidArchitectureError(f"nb201: unknown block kind {kind!r}")
 
     def build_module(self, arch: Architecture) -> nn.Module:
         c_in = self.input_shape[0]

@@ -3,7 +3,7 @@
 Exporter choice: torch 2.13 ships two ONNX exporters.
 
 * The TorchScript exporter (``dynamo=False``) warns that it is deprecated, but exports a small
-  model in about 10 ms on this 2-core machine and emits the requested opset (17) directly.
+  model in about 10 ms on a 2-core x86 CPU and emits the requested opset (17) directly.
 * The dynamo exporter took about 3.4 s for the same tiny model, and its down-conversion to
   opset 17 failed (it emits opset 18 and falls back). The profiler exports hundreds of blocks
   per table, so it would spend most of its time exporting.

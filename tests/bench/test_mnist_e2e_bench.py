@@ -10,7 +10,7 @@ local-cpu, retraining of the front, against a hand-designed MobileNetV2 family i
    block k3 e6), retrained with the same settings and measured with the same protocol.
 Reported (not asserted): both sets, and for each family member the fastest found model at least
 as accurate on test, with the latency ratio (MnasNet reports 1.8x at equal accuracy).
-Writes bench-results/mnist-e2e.json. About 30 minutes on this 2-core machine.
+Writes bench-results/mnist-e2e.json. About 30 minutes on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Profiling benchmarks (issue 3): `make bench` runs them; they are not part of `make test`.
 
 Each prints what it measured and the command that reproduces it, and writes its numbers to
-bench-results/profile-<name>.json. Targets are reported, not asserted: this machine is shared and
+bench-results/profile-<name>.json. Targets are reported, not asserted: shared machines are
 noisy, so a timing target in a test would fail for reasons that are not bugs.
 """
 

@@ -15,11 +15,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwnas.core.errors import HwnasError
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
 from hwnas.spaces.base import Architecture, SearchSpace
 
 FAILED_VALUE = 1e9  # what a failed or unevaluated objective counts as when minimising
+
+
+class StrategyError(HwnasError, ValueError):
+    """A strategy option with a value the strategy cannot use."""
+
+
+class StrategyOptionError(StrategyError, TypeError):
+    """An option the strategy does not have."""
 
 
 class Strategy(abc.ABC):
@@ -31,7 +40,7 @@ class Strategy(abc.ABC):
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, **options: Any) -> None:
         if options:
-            raise TypeError(f"{self.name}: unknown options {sorted(options)}")
+            raise StrategyOptionError(f"{self.name}: unknown options {sorted(options)}")
         self.space = space
         self.objectives = objectives
         self.rng = rng

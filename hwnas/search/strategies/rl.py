@@ -28,7 +28,7 @@ from torch import nn
 
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.search.strategies.base import Strategy
+from hwnas.search.strategies.base import Strategy, StrategyError
 from hwnas.spaces.base import Architecture, SearchSpace
 
 REWARDS = ("monas", "mnas-soft", "mnas-hard")
@@ -73,13 +73,16 @@ class RLController(Strategy):
                  cost_metric: str | None = None, **options: Any) -> None:
         super().__init__(space, objectives, rng, **options)
         if reward not in REWARDS:
-            raise ValueError(f"rl: reward {reward!r} is not one of {', '.join(REWARDS)}")
+            raise StrategyError(f"rl: reward {reward!r} is not one of {', '.join(REWARDS)}")
         self.reward, self.batch, self.alpha = reward, batch, alpha
         self.decay, self.entropy = baseline_decay, entropy
         cheap = [o.name for o in objectives.objectives if o.cheap]
         self.acc_metric = next((o.name for o in objectives.objectives if not o.cheap and o.direction == "max"),
                                objectives.objectives[0].name)
-        self.cost_metric = cost_metric or next((c for c in cheap if "latency" in c), cheap[0] if cheap else None)
+        # the cost the reward trades accuracy against: the cheap objective with an upper budget
+        # (MnasNet's target T), else the first cheap objective
+        bounded = [c.name for c in objectives.constraints if c.name in cheap and c.op in ("<=", "<")]
+        self.cost_metric = cost_metric or (bounded[0] if bounded else cheap[0] if cheap else None)
         budget = next((c for c in objectives.constraints if c.name == self.cost_metric and c.op in ("<=", "<")), None)
         self.target = budget.bound if budget else None
         self.torch_gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
