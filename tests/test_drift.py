@@ -12,40 +12,44 @@ from hwnas.latency.drift import choose_sentinels, drift_factor
 from hwnas.measure import conditions as cond
 from hwnas.measure.timing import Protocol, measure
 
-QUICK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=20, max_runs=40, max_seconds=10.0, burst=1)
+QUICK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=20, max_runs=60, max_seconds=10.0, burst=1)
 
 
-def _spin(n: int):
-    def run() -> None:
-        sum(range(n))
+class _Device:
+    """A virtual device: each runner advances a virtual clock by its latency (with seeded jitter,
+    as real timings have), times ``slow_down``. The protocol reads the clock, so the slow-down
+    reaches it exactly as a busier or hotter device would."""
 
-    return run
+    def __init__(self, latencies_ms: list[float], seed: int = 0) -> None:
+        self.now_ns, self.slow_down = 0, 1.0
+        self.rng = np.random.default_rng(seed)
+        self.runners = [self._runner(ms) for ms in latencies_ms]
 
+    def _runner(self, ms: float):
+        def run() -> None:
+            self.now_ns += int(ms * 1e6 * self.slow_down * (1 + 0.02 * abs(self.rng.standard_normal())))
 
-class _SlowClock:
-    """A perf_counter_ns whose elapsed time runs ``factor`` times faster than the real one: to the
-    protocol, everything measured through it looks ``factor`` times slower."""
+        return run
 
-    def __init__(self, factor: float) -> None:
-        import time
-
-        self.factor, self._now, self._t0 = factor, time.perf_counter_ns, time.perf_counter_ns()
-
-    def __call__(self) -> int:
-        return self._t0 + int((self._now() - self._t0) * self.factor)
+    def clock(self) -> int:
+        self.now_ns += 1_000  # reading the clock takes a microsecond
+        return self.now_ns
 
 
 def test_the_drift_factor_recovers_a_slow_down_injected_through_the_clock() -> None:
-    runners = [_spin(n) for n in (2_000, 8_000, 30_000, 60_000)]
-    table = [s.p10_ms for s in measure(runners, QUICK)]
-    for factor in (1.0, 1.35):
-        now = [s.p10_ms for s in measure(runners, QUICK, clock=_SlowClock(factor))]
-        drift = drift_factor(table, now)
-        assert drift.factor == pytest.approx(factor, rel=0.15), drift
-        assert drift.n == 4 and drift.low <= drift.factor <= drift.high
-    assert drift.noticeable and "1.3" in drift.describe() and "slower" in drift.describe()
-    assert not drift_factor([1.0, 2.0, 3.0], [1.01, 2.0, 2.98]).noticeable  # within noise: no warning
+    device = _Device([0.05, 0.2, 0.8, 3.0, 12.0])
+    table = [s.p10_ms for s in measure(device.runners, QUICK, clock=device.clock)]
+    for slow_down in (1.0, 1.35, 0.8):
+        device.slow_down = slow_down
+        drift = drift_factor(table, [s.p10_ms for s in measure(device.runners, QUICK, clock=device.clock)])
+        assert drift.factor == pytest.approx(slow_down, rel=0.03), drift
+        assert drift.n == 5 and drift.low <= drift.factor <= drift.high and drift.half_width < 0.05
+        assert drift.noticeable == (slow_down != 1.0)
+    device.slow_down = 1.35
+    drift = drift_factor(table, [s.p10_ms for s in measure(device.runners, QUICK, clock=device.clock)])
+    assert drift.describe().startswith("device runs 1.3") and "slower" in drift.describe() and drift.warning()
     assert drift_factor([1.0, 2.0], [0.5, 1.0]).describe().startswith("device runs 2.00x faster")
+    assert drift_factor([1.0, 2.0, 3.0], [1.01, 2.0, 2.98]).warning() is None  # within noise: no warning
 
 
 def test_sentinels_span_the_table_and_include_a_reference_model(tiny_table) -> None:
@@ -111,3 +115,53 @@ def test_thread_choice_follows_affinity_and_load() -> None:
     assert choose_threads({"usable_cores": [2], "busy_cores": [2]}) == 1  # never zero
     assert choose_threads({"usable_cores": [0, 1], "busy_cores": [5]}) == 2  # busy elsewhere: not ours
     assert choose_threads({"usable_cores": [0, 1, 2, 3], "busy_cores": None}) == 4  # unknown load: every usable core
+
+
+def test_validate_on_a_slowed_device_warns_and_reports_raw_and_corrected_errors(tiny_table, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import hwnas.measure.job as job
+    from hwnas.latency.table import LatencyTable
+    from hwnas.latency.validate import validate
+
+    real = job.measure
+
+    def slowed(runners, protocol, **kw):  # the whole device 3x slower than when profiled
+        t0 = time.perf_counter_ns()
+        return real(runners, protocol, clock=lambda: t0 + int((time.perf_counter_ns() - t0) * 3.0), **kw)
+
+    table_path = tmp_path / "t.json"
+    LatencyTable.load(tiny_table.path).save(table_path)
+    monkeypatch.setattr(job, "measure", slowed)
+    lines: list[str] = []
+    report = validate(table_path, samples=8, seed=5, progress=False, plot=False, log=lines.append)
+    stored = json.loads(Path(report["report_path"]).read_text())
+    # a shared machine drifts by itself too (0.7-1.9x between a profile and a pass minutes later,
+    # measured), so the injected 3x is asserted as a clear slow-down, not to the percent
+    assert stored["drift"]["factor"] > 1.8 and stored["drift"]["warning"].startswith("device runs ")
+    assert "slower than when profiled" in stored["drift"]["warning"]
+    assert stored["drift"]["sentinels"] and stored["conditions"]["usable_cores"]
+    for key in ("predictor", "drift_corrected"):
+        assert 0 <= stored[key]["mape"] < 5 and "within_10" in stored[key]
+    assert stored["drift_corrected"]["mape"] < stored["predictor"]["mape"]  # the slow-down is taken out
+    m = stored["models"][0]
+    assert m["drift_corrected_ms"] == pytest.approx(m["predicted_ms"] * stored["drift"]["factor"])
+
+
+def test_profile_records_conditions_and_predict_now_and_doctor_report_them(tiny_table, tmp_path: Path, capsys) -> None:
+    from hwnas.cli import main
+    from hwnas.spaces import get_space
+
+    assert tiny_table.conditions["usable_cores"] and "preflight" in tiny_table.conditions
+    arch = get_space("nb201", input_shape="3x8x8", N=1).sample(np.random.default_rng(1), 1)[0]
+    assert main(["predict", "--table", str(tiny_table.path), "--arch", arch.string, "--now", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["drift"]["n"] >= 3 and out["latency_ms_now"] == pytest.approx(out["latency_ms"] * out["drift"]["factor"])
+    assert main(["predict", "--table", str(tiny_table.path), "--arch", arch.string, "--now"]) == 0
+    assert "drift-corrected; device runs" in capsys.readouterr().out
+    spec = tmp_path / "d.toml"
+    spec.write_text('name = "d"\n[runtime]\nintra_op_threads = 1\n')
+    code = main(["doctor", "--device", str(spec), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == (1 if report["warnings"] else 0) and report["conditions"]["usable_cores"]

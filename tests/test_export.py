@@ -56,6 +56,9 @@ def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Pat
         assert (out / entry["card_md"]).read_text().startswith(f"# {card['name']}")
         assert card["accuracy"]["weights"] == "retrained" and 0 <= card["accuracy"]["test"] <= 100
         assert card["latency"]["measured_ms"] > 0 and card["latency"]["predicted_ms"] > 0
+        # the table's sentinels were timed beside the models: raw and drift-corrected errors side by side
+        assert card["latency"]["drift"]["n"] >= 3 and card["latency"]["error_pct_drift_corrected"] is not None
+        assert card["device"]["conditions"]["usable_cores"]
         assert card["budget"]["ok"] and card["budget"]["checks"][0]["source"] == "measured"
         assert card["device"]["fingerprint"]["provider_used"] == "CPUExecutionProvider"
         assert card["seeds"] == {"search": 0, "retrain": 0, "export": 0} and card["versions"]["torch"].startswith("2.13")

@@ -129,8 +129,10 @@ def test_remote_profile_matches_local_and_fingerprint_is_read_there(sshd: Sshd, 
     from hwnas.cli import main
 
     spec = _spec(tmp_path, sshd, target_python, extra="remote_batch = 8\n")
-    probe = RemoteTarget(load_device(spec)).probe()
+    target = RemoteTarget(load_device(spec))
+    probe = target.probe()
     assert probe["torch_loaded"] is False and "CPUExecutionProvider" in probe["providers"]
+    assert target.conditions()["usable_cores"]  # read there, by the agent
     local_spec = tmp_path / "local.toml"
     local_spec.write_text(f'name = "local"\n[runtime]\nintra_op_threads = 1\n{PROTOCOL}')
     common = ["--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1", "--context-models", "8", "--no-progress"]

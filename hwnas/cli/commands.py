@@ -112,8 +112,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = predictor.predict([arch])
     latency = float(pred.latency_ms[0])
     energy = None if pred.energy_mj is None else float(pred.energy_mj[0])
+    drift = None
+    if args.now:  # time the table's sentinels on the device: is it still as profiled?
+        from hwnas.device.spec import spec_from_record
+        from hwnas.device.targets import open_target
+        from hwnas.latency.drift import measure_drift
+
+        drift, _ = measure_drift(table, space, open_target(spec_from_record(table.device)))
     if args.json:
         out = {"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
+               "drift": drift.to_dict() if drift else None,
+               "latency_ms_now": latency * drift.factor if drift else None,
                "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
                "arch": arch.string, "arch_id": arch.id, "table": str(table.path), "device": table.fingerprint.get("device"),
                "calibrated": table.calibration is not None, "accepted_mismatches": accepted,
@@ -126,7 +135,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         line += "  energy unavailable"
     print(line)
+    if drift is not None:
+        print(f"now: {latency * drift.factor:.4f} ms drift-corrected; {drift.describe()}")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from hwnas.device.spec import load_device
+    from hwnas.device.targets import open_target
+
+    target = open_target(load_device(args.device))
+    target.check_provider()
+    state, warnings = target.preflight()
+    if args.json:
+        print(json.dumps({"device": target.spec.name, "conditions": state, "warnings": warnings}, indent=2))
+    else:
+        busy = state.get("busy_cores")
+        print(f"{target.spec.name}: load {state.get('load_1m')}, usable cores {state.get('usable_cores')}, "
+              f"busy {busy if busy is not None else 'unknown'}, governor {state.get('governors') or 'unknown'}, "
+              f"clock {state.get('freq_mhz') or '?'} of {state.get('max_freq_mhz') or '?'} MHz, "
+              f"temperature {state.get('temperature_c') or 'unknown'} C")
+        for line in warnings:
+            print(f"warning: {line}")
+        print("ready to measure" if not warnings else f"{len(warnings)} warning(s): measurements now may not match a table")
+    return 1 if warnings else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -136,9 +168,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_device(args.device) if args.device else None
     r = validate(args.table, samples=args.samples, seed=args.seed, calibrate=args.calibrate, spec=spec,
                  allow_mismatch=args.allow_mismatch, progress=not args.no_progress)
-    for name, key in (("hwnas predictor", "predictor"), ("sum of isolated blocks", "raw_block_sum")):
+    drift = r["drift"]
+    print(f"drift: {drift['describe']}" + (f"\nwarning: {drift['warning']}" if drift["warning"] else ""))
+    rows = [("hwnas predictor", "predictor"), ("  drift-corrected", "drift_corrected"),
+            ("sum of isolated blocks", "raw_block_sum")]
+    for name, key in rows:
         m = r[key]
         print(f"{name:<24} MAPE {m['mape']:6.1%}   within ±10% {m['within_10']:6.1%}   Spearman rho {m['spearman_rho']:.3f}")
+    if r["unstable_models"] or r["unstable_table_entries"]:
+        print(f"unstable: {len(r['unstable_models'])} of {r['samples']} measurements stayed unstable after "
+              f"re-measurement; {len(r['unstable_table_entries'])} table entries are flagged unstable"
+              + (f" (e.g. {r['unstable_table_entries'][0]})" if r["unstable_table_entries"] else ""))
     if "calibration" in r:
         c = r["calibration"]
         print(f"calibration stored in the table: scale {c['scale']:.4f}, offset {c['offset_ms']:+.4f} ms; in-sample "

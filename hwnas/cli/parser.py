@@ -90,7 +90,14 @@ def _device_commands(sub: Any) -> None:
     p.add_argument("--arch", required=True, help="architecture string (quote it)")
     p.add_argument("--json", action="store_true", help="print JSON, with the statistic and a per-block breakdown")
     p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
+    p.add_argument("--now", action="store_true", help="time the table's sentinels on the device (seconds) and print "
+                                                      "the drift-corrected prediction beside the table's")
     p.set_defaults(func=c.cmd_predict)
+
+    p = sub.add_parser("doctor", help="check a device's state before measuring: load, busy cores, clock, heat")
+    p.add_argument("--device", required=True, help="device spec (TOML)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=c.cmd_doctor)
 
     p = sub.add_parser("validate", help="measure random whole models and report the table's prediction error")
     p.add_argument("--table", required=True, help="latency table (JSON)")

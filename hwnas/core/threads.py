@@ -1,17 +1,9 @@
-"""How many threads work gets, chosen from the cores this process may use, and set for a block."""
+"""Torch's thread count, set for a block and restored (how many: ``hwnas.measure.conditions.threads_now``)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

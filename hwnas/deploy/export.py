@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from hwnas.core.versions import versions
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.target import Target
 from hwnas.device.targets import open_target
-from hwnas.latency.measurement import measure_files
+from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
+from hwnas.latency.measurement import export_job, measure_files
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.measure.timing import Protocol, Stats
@@ -90,6 +92,8 @@ class _Batch:
     seeds: dict[str, Any]
     command: str
     created: str
+    drift: Drift | None  # None: no table of this device to compare with
+    conditions: dict[str, Any]
 
     @property
     def meter_source(self) -> str | None:
@@ -127,9 +131,18 @@ def export_models(
     predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
     atol = PARITY_ATOL if spec.runtime.provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
     target = open_target(spec)  # one for the whole export: a remote one is probed once
-    exports, stats, energy = _export_and_measure(space, archs, names, weights, out, target, protocol, seed, atol, progress)
+    state, warnings = target.preflight()
+    for line in warnings:
+        log(f"warning: {line}")
+    # sentinels re-time table entries beside the models: is the device still as profiled?
+    sentinels = choose_sentinels(table, space) if same_device and table is not None else []
+    exports, stats, energy, now = _export_and_measure(space, archs, names, weights, out, target, protocol, seed, atol,
+                                                      progress, sentinels)
+    drift = drift_factor([s.table_ms for s in sentinels], now) if sentinels else None
+    if drift is not None and drift.warning():
+        log(f"warning: {drift.warning()}")
     batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
-                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"), drift, {**state, "preflight": warnings})
     cards = []
     for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
@@ -139,17 +152,21 @@ def export_models(
         (out / f"{name}.md").write_text(card_markdown(card))
         cards.append(card)
         flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
-        err, measured_ms = card["latency"]["error_pct"], card["latency"]["measured_ms"]
+        lat = card["latency"]
+        err, fixed, measured_ms = lat["error_pct"], lat["error_pct_drift_corrected"], lat["measured_ms"]
         log(f"{name}: measured {measured_ms:.3f} ms, predicted "
             f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
-            f"{'' if err is None else f' ({err:+.1f}%)'}{flag}")
+            f"{'' if err is None else f' ({err:+.1f}%'}{'' if fixed is None else f', drift-corrected {fixed:+.1f}%'}"
+            f"{'' if err is None else ')'}{'' if st.stable else '  UNSTABLE measurement'}{flag}")
     return cards
 
 
 def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],
                         weights: Sequence[dict[str, torch.Tensor] | None], out: Path, target: Target, protocol: Protocol,
-                        seed: int, atol: float, progress: bool) -> tuple[list[ExportReport], list[Stats], list[float | None]]:
-    """Verified ONNX files of the models, then their statistics and energy on the target."""
+                        seed: int, atol: float, progress: bool, sentinels: Sequence[Sentinel] = (),
+                        ) -> tuple[list[ExportReport], list[Stats], list[float | None], list[float]]:
+    """Verified ONNX files of the models, then their statistics and energy on the target, timed
+    interleaved with the sentinels (whose statistic now is returned last)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     spec, exports = target.spec, []
@@ -166,11 +183,15 @@ def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names
                 exports.append(export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
                                            atol=atol, providers=(spec.runtime.provider,)))
                 bar.advance(task)
-        meas = bar.add_task("measure", total=len(archs))
-        # the device's own sessions (here, or on its remote target), the profiling protocol
-        stats, energy = measure_files(spec, protocol, [(Path(r.path), [space.input_shape]) for r in exports], seed=seed,
-                                      on_done=lambda _i, _s: bar.advance(meas), target=target)
-    return exports, stats, energy
+        meas = bar.add_task("measure", total=len(archs) + len(sentinels))
+        items = [(Path(r.path), [space.input_shape]) for r in exports]
+        with tempfile.TemporaryDirectory(prefix="hwnas-sentinels-") as tmp, torch_threads(1):
+            items += [export_job(s.job, space, spec, Path(tmp), seed) for s in sentinels]
+            # the device's own sessions (here, or on its remote target), the profiling protocol
+            stats, energy = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(meas),
+                                          target=target)
+    n = len(exports)
+    return exports, stats[:n], energy[:n], [st.value(protocol.statistic) for st in stats[n:]]
 
 
 def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats, meas_mj: float | None,
@@ -198,6 +219,11 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
         "accuracy": accuracy,
         "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
                     "error_pct": _pct_error(pred_ms, measured_ms),
+                    "drift": b.drift.to_dict() if b.drift else None,
+                    "drift_corrected_ms": pred_ms * b.drift.factor if b.drift and pred_ms is not None else None,
+                    "error_pct_drift_corrected": (_pct_error(pred_ms * b.drift.factor, measured_ms)
+                                                  if b.drift and pred_ms is not None else None),
+                    "stable": st.stable,
                     "predicted_from": str(table.path) if table is not None else None,
                     "predicted_for_device": table.device.get("name") if table is not None else None,
                     "measured_stats": st.to_dict(), "protocol": b.protocol.to_dict()},
@@ -205,7 +231,7 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
                    "meter": b.meter_source,
                    "predicted_source": table.energy.get("source") if table is not None else None},
         "budget": _budget_checks(b.constraints, known),
-        "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint},
+        "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint, "conditions": b.conditions},
         "seeds": b.seeds, "versions": versions(), "command": b.command, "created": b.created,
     }
 
@@ -239,7 +265,10 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"{_fmt(lat['error_pct'], '%', 1)} |",
         f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
         f"Measured with {lat['measured_stats']['n_runs']} runs (p50 {lat['measured_stats']['p50_ms']:.3f} ms, "
-        f"CV {lat['measured_stats']['cv']:.3f}); predicted from {lat['predicted_from'] or 'no table'}.", "",
+        f"CV {lat['measured_stats']['cv']:.3f}{'' if lat.get('stable', True) else ', UNSTABLE after re-measurement'}); "
+        f"predicted from {lat['predicted_from'] or 'no table'}.", "",
+        *([f"Drift: {lat['drift']['describe']}; drift-corrected prediction {_fmt(lat['drift_corrected_ms'])} ms "
+           f"({_fmt(lat['error_pct_drift_corrected'], '%', 1)}).", ""] if lat.get("drift") else []),
         "## Budget", "",
         ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
     ]

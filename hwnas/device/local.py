@@ -9,6 +9,7 @@ import onnxruntime as ort
 
 from hwnas.device.target import Item, OnBatch, OnDone, Target
 from hwnas.measure import host
+from hwnas.measure.conditions import read_conditions
 from hwnas.measure.job import run_job
 from hwnas.measure.timing import Protocol, Stats
 
@@ -26,6 +27,9 @@ class LocalTarget(Target):
         self.check_provider()
         return {"device": self.spec.name, **host.fingerprint(self.spec.to_dict()["runtime"], self.spec.batch_size),
                 "onnx_version": onnx.__version__}
+
+    def conditions(self) -> dict[str, Any]:
+        return read_conditions(self.spec.runtime.affinity)
 
     def measure(self, items: Sequence[Item], protocol: Protocol, *, seed: int = 0, on_done: OnDone | None = None,
                 on_batch: OnBatch | None = None) -> tuple[list[Stats], list[float | None]]:

@@ -183,6 +183,11 @@ class RemoteTarget(Target):
     def provider_home(self) -> str:
         return f"on {self.remote.connection}"
 
+    def conditions(self) -> dict[str, Any]:
+        self.probe()
+        request = json.dumps({"affinity": self.spec.to_dict()["runtime"].get("affinity")})
+        return json.loads(self._agent("conditions", stdin=request, during="while reading the device's conditions"))
+
     def fingerprint(self) -> dict[str, Any]:
         self.probe()
         request = json.dumps({"runtime": self.spec.to_dict()["runtime"], "batch_size": self.spec.batch_size})

@@ -56,6 +56,17 @@ class Target(abc.ABC):
             raise ProviderUnavailableError(f"{self.spec.source}: field 'runtime.provider': {provider} is not available "
                                            f"{self.provider_home()} (available: {', '.join(available)})")
 
+    @abc.abstractmethod
+    def conditions(self) -> dict[str, Any]:
+        """The device's state now (``hwnas.measure.conditions``): load, busy cores, clock, heat."""
+
+    def preflight(self) -> tuple[dict[str, Any], list[str]]:
+        """The conditions, and one line for each that makes measurements untrustworthy."""
+        from hwnas.measure.conditions import preflight
+
+        state = self.conditions()
+        return state, preflight(state)
+
     def job(self, items: Sequence[Item], protocol: Protocol, seed: int, folder: str = "") -> dict[str, Any]:
         """The measurement job (``hwnas.measure.job``) for these files."""
         d = self.spec.to_dict()

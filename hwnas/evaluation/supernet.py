@@ -70,7 +70,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas.core.errors import HwnasError
-from hwnas.core.threads import torch_threads, usable_cores
+from hwnas.core.threads import torch_threads
+from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
@@ -113,7 +114,8 @@ class SupernetAccuracy(MetricSource):
         mean, std = standardize(self.ds, self.splits.train)
         self.x = (torch.from_numpy(self.ds.x) - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
         self.y = torch.from_numpy(self.ds.y)
-        self.threads = threads or usable_cores()
+        self.threads, self.threads_why = (threads, "given") if threads else threads_now()
+        log(f"supernet: torch runs {self.threads_why}")
         self.path = Path(path) if path else None
         self.meta = {"space": space.name, "space_version": space.version, "space_config": space.config(),
                      "sharing": SHARING_VERSION, "dataset": dataset, "settings": self.settings.training()}
@@ -212,7 +214,8 @@ class SupernetAccuracy(MetricSource):
 
     def describe(self) -> dict[str, Any]:
         return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
-                "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds}
+                "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds,
+                "threads": self.threads, "threads_chosen": self.threads_why}
 
 
 def member_path(path: str | Path | None, seed: int, k: int) -> Path | None:

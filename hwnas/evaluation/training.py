@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from hwnas.core.errors import HwnasError
-from hwnas.core.threads import torch_threads, usable_cores
+from hwnas.core.threads import torch_threads
+from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
@@ -151,7 +152,7 @@ class TrainAccuracy(MetricSource):
         self.ds = load_for_space(dataset, space, who="train")
         self.splits = make_splits(self.ds, self.settings.split_seed)
         self.mean, self.std = standardize(self.ds, self.splits.train)
-        self.threads = threads or usable_cores()
+        self.threads, self.threads_why = (threads, "given") if threads else threads_now()
         self.cache_path = Path(cache) if cache else None
         self._cache: dict[str, float] = {}
         if self.cache_path and self.cache_path.is_file():
@@ -182,4 +183,5 @@ class TrainAccuracy(MetricSource):
 
     def describe(self) -> dict[str, Any]:
         return {"source": "train", "proxy": True, "dataset": self.dataset_name, "settings": asdict(self.settings),
-                "split_seed": self.splits.seed, "split_sizes": [len(self.splits.train), len(self.splits.val), len(self.splits.test)]}
+                "split_seed": self.splits.seed, "split_sizes": [len(self.splits.train), len(self.splits.val), len(self.splits.test)],
+                "threads": self.threads, "threads_chosen": self.threads_why}

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.device.target import Target
 from hwnas.latency.measurement import Job
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
@@ -102,3 +103,23 @@ def drift_factor(table_ms: Sequence[float], now_ms: Sequence[float]) -> Drift:
     mean = float(logs.mean())
     half = float(stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))) if len(logs) > 1 else math.inf
     return Drift(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(ratios), tuple(ratios.tolist()))
+
+
+def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, seed: int = 0) -> tuple[Drift, list[Sentinel]]:
+    """Time the table's sentinels alone on ``target`` (a few seconds) and return the drift."""
+    import tempfile
+    from pathlib import Path
+
+    from hwnas.core.threads import torch_threads
+    from hwnas.latency.measurement import export_job, measure_files
+    from hwnas.measure.timing import Protocol
+
+    sentinels = choose_sentinels(table, space)
+    if not sentinels:
+        return drift_factor([], []), []
+    protocol = Protocol(**table.protocol)
+    with tempfile.TemporaryDirectory(prefix="hwnas-sentinels-") as tmp:
+        with torch_threads(1):
+            items = [export_job(s.job, space, target.spec, Path(tmp), seed) for s in sentinels]
+        stats, _ = measure_files(target.spec, protocol, items, seed=seed, target=target)
+    return drift_factor([s.table_ms for s in sentinels], [st.value(table.statistic) for st in stats]), sentinels

@@ -94,6 +94,10 @@ def profile(
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
                              protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
         table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
+    state, warnings = target.preflight()
+    for line in warnings:
+        log(f"warning: {line}")
+    table.conditions = {**state, "preflight": warnings}  # a continued profile records its latest start
     if has_meter:
         source = meter.source if meter else f"{spec.energy.meter}@{spec.remote.connection if spec.remote else ''}"
         table.energy = {"available": True, "source": source, "estimated": False,

@@ -78,6 +78,7 @@ class LatencyTable:
     energy: dict[str, Any] = field(default_factory=lambda: {"available": False, "source": None, "estimated": False})
     context: dict[str, Any] = field(default_factory=lambda: {"models": [], "fit": None})
     calibration: dict[str, Any] | None = None
+    conditions: dict[str, Any] | None = None  # the device's state when profiled (None: not recorded)
     complete: bool = False
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     hwnas_version: str = ""
@@ -88,7 +89,8 @@ class LatencyTable:
             "format": FORMAT, "format_version": FORMAT_VERSION, "hwnas_version": self.hwnas_version,
             "created": self.created, "complete": self.complete, "statistic": self.statistic,
             "fingerprint": self.fingerprint, "device": self.device, "space": self.space, "protocol": self.protocol,
-            "energy": self.energy, "calibration": self.calibration, "context": self.context, "entries": self.entries,
+            "energy": self.energy, "calibration": self.calibration, "conditions": self.conditions, "context": self.context,
+            "entries": self.entries,
         }
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -128,6 +130,7 @@ class LatencyTable:
                 fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
                 protocol=dict(data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
                 energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
+                conditions=data.get("conditions"),
                 complete=bool(data["complete"]), created=str(data["created"]),
                 hwnas_version=str(data.get("hwnas_version", "")), path=p,
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from scipy.stats import spearmanr
 from hwnas.core.plots import new_axes
 from hwnas.core.threads import torch_threads
 from hwnas.device.spec import DeviceSpec, spec_from_record
+from hwnas.device.targets import open_target
+from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.table import open_table
-from hwnas.measure.timing import Protocol
+from hwnas.latency.table import LatencyTable, open_table
+from hwnas.measure.timing import Protocol, Stats
+from hwnas.spaces.architecture import Architecture
 
 
 def _metrics(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -53,11 +57,16 @@ def validate(
     allow_mismatch: bool = False,
     plot: bool = True,
     progress: bool = True,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Validate (and optionally calibrate) a table; writes ``<table>.validation.json`` and ``.png``."""
     table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
     spec = spec or spec_from_record(table.device)
     protocol = Protocol(**table.protocol)
+    target = open_target(spec)
+    state, warnings = target.preflight()
+    for line in warnings:
+        log(f"warning: {line}")
     rng = np.random.default_rng(seed)
     archs = space.sample(rng, samples)
     predicted = Predictor(table, space).predict(archs).latency_ms
@@ -66,27 +75,25 @@ def validate(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    sentinels = choose_sentinels(table, space)
+    jobs = [Job("model", a.string, arch=a) for a in archs] + [s.job for s in sentinels]  # timed interleaved
     with tempfile.TemporaryDirectory(prefix="hwnas-validate-") as tmp, Progress(
         TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
     ) as bar:
-        task = bar.add_task("export", total=2 * samples)
+        task = bar.add_task("export", total=2 * len(jobs))
         items = []
         with torch_threads(1):  # see hwnas.core.threads.torch_threads
-            for arch in archs:
-                items.append(export_job(Job("model", arch.string, arch=arch), space, spec, Path(tmp), seed))
+            for job in jobs:
+                items.append(export_job(job, space, spec, Path(tmp), seed))
                 bar.advance(task)
-        stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task))
+        all_stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task),
+                                     target=target)
+    stats, sentinel_stats = all_stats[:samples], all_stats[samples:]
     measured = np.array([s.value(table.statistic) for s in stats])
+    drift = drift_factor([s.table_ms for s in sentinels], [s.value(table.statistic) for s in sentinel_stats])
 
-    report: dict[str, Any] = {
-        "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,
-        "accepted_mismatches": accepted, "unstable_measurements": int(sum(not s.stable for s in stats)),
-        "predictor": _metrics(predicted, measured),
-        "without_calibration": _metrics(uncalibrated, measured),
-        "raw_block_sum": _metrics(raw, measured),
-        "models": [{"arch": a.string, "predicted_ms": float(p), "measured_ms": float(m), "raw_sum_ms": float(r)}
-                   for a, p, m, r in zip(archs, predicted, measured, raw)],
-    }
+    report = _report(table, archs, stats, measured, predicted, uncalibrated, raw, drift, sentinels, seed=seed,
+                     accepted=accepted, conditions={**state, "preflight": warnings})
     if calibrate:
         scale, offset = _fit_calibration(uncalibrated, measured)
         table.calibration = {"scale": scale, "offset_ms": offset, "samples": samples, "seed": seed,
@@ -100,6 +107,30 @@ def validate(
     report["report_path"] = str(out_json)
     if plot:
         report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
+    return report
+
+
+def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], measured: np.ndarray,
+            predicted: np.ndarray, uncalibrated: np.ndarray, raw: np.ndarray, drift: Drift, sentinels: list[Sentinel],
+            *, seed: int, accepted: list[str], conditions: dict[str, Any]) -> dict[str, Any]:
+    """validation.json: the errors raw and drift-corrected, the drift, what stayed unstable."""
+    samples = len(archs)
+    report: dict[str, Any] = {
+        "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,
+        "accepted_mismatches": accepted, "unstable_measurements": int(sum(not s.stable for s in stats)),
+        "unstable_models": [a.string for a, s in zip(archs, stats) if not s.stable],
+        "unstable_table_entries": sorted(k for k, e in table.entries.items() if not e["stats"].get("stable", True)),
+        "conditions": conditions, "preflight": conditions["preflight"], "table_conditions": table.conditions,
+        "drift": {**drift.to_dict(), "sentinels": [s.job.key for s in sentinels],
+                  "warning": drift.warning()},
+        "predictor": _metrics(predicted, measured),
+        "drift_corrected": _metrics(predicted * drift.factor, measured),
+        "without_calibration": _metrics(uncalibrated, measured),
+        "raw_block_sum": _metrics(raw, measured),
+        "models": [{"arch": a.string, "predicted_ms": float(p), "measured_ms": float(m), "raw_sum_ms": float(r),
+                    "drift_corrected_ms": float(p * drift.factor), "stable": bool(s.stable)}
+                   for a, p, m, r, s in zip(archs, predicted, measured, raw, stats)],
+    }
     return report
 
 

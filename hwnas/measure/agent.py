@@ -6,6 +6,7 @@ the target over SSH, then runs, in that folder,
 
     python -m hwnas.measure.agent probe                      versions and providers, as JSON
     python -m hwnas.measure.agent fingerprint < runtime.json the device fingerprint, as JSON
+    python -m hwnas.measure.agent conditions < affinity.json load, busy cores, clock, heat (hwnas.measure.conditions)
     python -m hwnas.measure.agent measure JOB.json           time the job's ONNX files (hwnas.measure.job)
 
 The host runs the same modules for a local device, so local and remote sessions, timing, energy
@@ -21,10 +22,12 @@ import sys
 import numpy as np
 import onnxruntime as ort
 
+from hwnas.measure.conditions import read_conditions
 from hwnas.measure.host import fingerprint
 from hwnas.measure.job import run_job_json
 
-USAGE = "usage: python -m hwnas.measure.agent probe | fingerprint < runtime.json | measure JOB.json"
+USAGE = ("usage: python -m hwnas.measure.agent probe | fingerprint < runtime.json | conditions < affinity.json "
+         "| measure JOB.json")
 
 
 def main(argv: list[str]) -> int:
@@ -36,6 +39,10 @@ def main(argv: list[str]) -> int:
     if command == "fingerprint":
         request = json.loads(sys.stdin.read())
         print(json.dumps(fingerprint(request["runtime"], request["batch_size"])))
+        return 0
+    if command == "conditions":
+        request = json.loads(sys.stdin.read() or "{}")
+        print(json.dumps(read_conditions(request.get("affinity"))))
         return 0
     if command == "measure" and len(argv) > 2:
         with open(argv[2]) as f:

@@ -50,8 +50,11 @@ def cpu_times(root: Path) -> dict[int, tuple[int, int]]:
 
 
 def busy_between(before: Mapping[int, tuple[int, int]], after: Mapping[int, tuple[int, int]],
-                 cores: Sequence[int] | None = None) -> list[int]:
-    """Cores that spent more than half of the time between two ``cpu_times`` samples working."""
+                 cores: Sequence[int] | None = None) -> list[int] | None:
+    """Cores that spent more than half of the time between two ``cpu_times`` samples working;
+    None when no time passed between them (nothing can be said)."""
+    if not any(after.get(core, (0, t0))[1] > t0 for core, (_b0, t0) in before.items()):
+        return None
     busy = []
     for core, (b0, t0) in before.items():
         b1, t1 = after.get(core, (b0, t0))
@@ -119,9 +122,9 @@ def preflight(conditions: Mapping[str, Any]) -> list[str]:
     if busy:
         warnings.append(f"busy machine: core(s) {', '.join(map(str, busy))} of {len(usable)} usable were busy with "
                         "other work; latencies will be slower and noisier than on an idle device")
-    load = conditions.get("load_1m")
-    if load is not None and usable and load > 0.5 * len(usable) and not busy:
-        warnings.append(f"busy machine: load average {load:.2f} on {len(usable)} usable core(s)")
+    load, cpus = conditions.get("load_1m"), conditions.get("cpu_count") or len(usable)
+    if busy is None and load is not None and cpus and load > 0.5 * cpus:  # the per-core view, where known, is sharper
+        warnings.append(f"busy machine: load average {load:.2f} on {cpus} core(s)")
     governors = [g for g in (conditions.get("governors") or []) if g != "performance"]
     if governors:
         warnings.append(f"frequency scaling: CPU governor {', '.join(governors)}; the clock follows the load, so "
@@ -142,3 +145,13 @@ def choose_threads(conditions: Mapping[str, Any]) -> int:
     usable = conditions.get("usable_cores") or [0]
     busy = set(conditions.get("busy_cores") or [])
     return max(1, len([c for c in usable if c not in busy]))
+
+
+def threads_now(affinity: Sequence[int] | None = None, *, window_s: float = 0.25) -> tuple[int, str]:
+    """``choose_threads`` for this machine now, and a line saying why (for logs and records)."""
+    state = read_conditions(affinity, window_s=window_s)
+    n = choose_threads(state)
+    busy = state.get("busy_cores")
+    why = (f"{n} thread(s): {len(state['usable_cores'])} usable core(s), "
+           + ("busy cores unknown" if busy is None else f"{len(busy)} busy with other work"))
+    return n, why

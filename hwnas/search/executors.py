@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hwnas.core.errors import HwnasError
-from hwnas.core.threads import usable_cores
+from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.accuracy import estimator
 from hwnas.search.config import RunConfig
 from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
@@ -91,8 +91,9 @@ class Executor(abc.ABC):
         results in submission order."""
 
     def threads_per_worker(self) -> int:
-        """Torch threads per worker so that the workers together do not oversubscribe the cores."""
-        return max(1, usable_cores() // max(1, self.workers))
+        """Torch threads per worker so that the workers together use the cores that are free now,
+        and no more (a thread on a taken core stalls every OpenMP barrier of its pool)."""
+        return max(1, threads_now()[0] // max(1, self.workers))
 
     def close(self) -> None:  # noqa: B027 - optional
         pass
