@@ -147,7 +147,7 @@ def choose_threads(conditions: Mapping[str, Any]) -> int:
     return max(1, len([c for c in usable if c not in busy]))
 
 
-def threads_now(affinity: Sequence[int] | None = None, *, window_s: float = 0.25) -> tuple[int, str]:
+def threads_now(affinity: Sequence[int] | None = None, *, window_s: float = 0.1) -> tuple[int, str]:
     """``choose_threads`` for this machine now, and a line saying why (for logs and records)."""
     state = read_conditions(affinity, window_s=window_s)
     n = choose_threads(state)
