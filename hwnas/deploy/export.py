@@ -34,6 +34,7 @@ import torch
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
+from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
 from hwnas.core.versions import versions
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.target import Target
@@ -50,9 +51,7 @@ from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.spaces.facts import describe
 from hwnas.spaces.onnx_io import PARITY_ATOL, ExportReport, export_onnx
 
-CARD_FIELDS = ("name", "arch", "arch_id", "space", "input_shape", "batch_size", "onnx", "onnx_sha256", "checks",
-               "params", "macs", "flops", "accuracy", "latency", "energy", "budget", "device", "seeds", "versions",
-               "command", "created")
+__all__ = ["CARD_FIELDS", "ModelCard", "card_markdown", "export_front", "export_models", "proxy_label"]
 
 
 def _open_run_table(config: RunConfig) -> LatencyTable | None:
@@ -118,7 +117,7 @@ def export_models(
     seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
+) -> list[ModelCard]:
     """Export, verify and measure ``archs``; write their ONNX files and cards into ``out``.
 
     ``weights[i]`` is a state dict (None: the space's seeded initial weights); ``accuracy[i]``
@@ -143,7 +142,7 @@ def export_models(
         log(f"warning: {drift.warning()}")
     batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
                    command, time.strftime("%Y-%m-%dT%H:%M:%S%z"), drift, {**state, "preflight": warnings})
-    cards = []
+    cards: list[ModelCard] = []
     for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
         pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
@@ -195,7 +194,7 @@ def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names
 
 
 def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats, meas_mj: float | None,
-          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any]) -> ModelCard:
     """A model card: what was exported, how it was checked, and what it costs and scores."""
     facts = describe(b.space, arch)
     measured_ms = st.value(b.protocol.statistic)
@@ -234,54 +233,6 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
         "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint, "conditions": b.conditions},
         "seeds": b.seeds, "versions": versions(), "command": b.command, "created": b.created,
     }
-
-
-def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}{unit}"
-    return f"{v}{unit}"
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    acc, lat, en, bud = card["accuracy"], card["latency"], card["energy"], card["budget"]
-    fp = card["device"]["fingerprint"]
-    lines = [
-        f"# {card['name']}", "",
-        f"`{card['arch']}` ({card['space']['name']} v{card['space']['version']}, id {card['arch_id']})", "",
-        f"- ONNX: [{card['onnx']}]({card['onnx']}), opset {card['checks']['opset']}, input "
-        f"{card['batch_size']}x{'x'.join(map(str, card['input_shape']))}, sha256 `{card['onnx_sha256'][:16]}...`",
-        f"- Checks: onnx.checker passed; onnxruntime {', '.join(card['checks']['onnxruntime_session'])}; "
-        f"parity with torch {card['checks']['parity_max_abs_diff']:.2e} (<= {card['checks']['parity_atol']:g})",
-        f"- Parameters: {card['params']:,}; FLOPs: {card['flops'] / 1e6:.2f} M ({card['macs'] / 1e6:.2f} M MACs)", "",
-        "## Accuracy", "",
-        "| split | accuracy (%) | source |", "|---|---|---|",
-        f"| validation | {_fmt(acc.get('val'), digits=2)} | {acc.get('val_source', '-')} |",
-        f"| test | {_fmt(acc.get('test'), digits=2)} | {acc.get('test_source', '-')} |", "",
-        f"## Latency and energy on {card['device']['name']}", "",
-        "| | predicted | measured | error |", "|---|---|---|---|",
-        f"| latency ({lat['statistic']}, ms) | {_fmt(lat['predicted_ms'])} | {_fmt(lat['measured_ms'])} | "
-        f"{_fmt(lat['error_pct'], '%', 1)} |",
-        f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
-        f"Measured with {lat['measured_stats']['n_runs']} runs (p50 {lat['measured_stats']['p50_ms']:.3f} ms, "
-        f"CV {lat['measured_stats']['cv']:.3f}{'' if lat.get('stable', True) else ', UNSTABLE after re-measurement'}); "
-        f"predicted from {lat['predicted_from'] or 'no table'}.", "",
-        *([f"Drift: {lat['drift']['describe']}; drift-corrected prediction {_fmt(lat['drift_corrected_ms'])} ms "
-           f"({_fmt(lat['error_pct_drift_corrected'], '%', 1)}).", ""] if lat.get("drift") else []),
-        "## Budget", "",
-        ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
-    ]
-    lines += [f"- `{c['budget']}`: {_fmt(c['value'])} ({c['source']}) -> "
-              f"{'ok' if c['ok'] else ('unknown' if c['ok'] is None else 'BROKEN')}" for c in bud["checks"]]
-    lines += ["", "## Provenance", "",
-              f"- Device: {fp.get('cpu_model', '?')} ({fp.get('cpu_count', '?')} cores), {fp.get('os', '?')}, "
-              f"onnxruntime {fp.get('onnxruntime_version', '?')}, provider {fp.get('provider_used', '?')}, "
-              f"{fp.get('intra_op_threads', '?')} intra-op threads, affinity {fp.get('affinity')}",
-              f"- Seeds: {json.dumps(card['seeds'])}",
-              f"- Versions: {', '.join(f'{k} {v}' for k, v in card['versions'].items())}",
-              f"- Command: `{card['command']}`", f"- Created: {card['created']}", ""]
-    return "\n".join(lines)
 
 
 def proxy_label(config: RunConfig | Mapping[str, Any]) -> str | None:

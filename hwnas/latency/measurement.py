@@ -4,6 +4,7 @@ measure through here."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,27 @@ from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchn
 from hwnas.spaces.onnx_io import export_onnx
 
 
+class JobKind(str, enum.Enum):
+    """What a measurement job times; compares equal to its text (as tables and reports store it)."""
+
+    BLOCK = "block"  # one catalog block, alone
+    MODEL = "model"  # a whole architecture
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "block" or "model"
+    kind: JobKind  # given as text or a JobKind
     key: str  # block key, or architecture string
     block: Block | None = None
     arch: Architecture | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", JobKind(self.kind))
+        if (self.block if self.kind is JobKind.BLOCK else self.arch) is None:
+            raise ValueError(f"a {self.kind} job needs {'a block' if self.kind is JobKind.BLOCK else 'an architecture'}")
 
 
 def build_block_model(space: SearchSpace, block: Block, seed: int = 0) -> torch.nn.Module:

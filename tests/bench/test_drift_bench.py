@@ -1,7 +1,7 @@
 """Drift benchmark: validation on a busy device, drift-corrected (`make bench`; not in `make test`).
 
 1. Profile ``mobilenet`` at 3x32x32 on ``devices/local-cpu.toml`` (idle), validate 30 models.
-2. Start a busy process pinned to the measured core; validate the same way, and time the same 30
+2. Start a busy process pinned to another core (``HWNAS_BENCH_BUSY_CORE`` to choose); validate the same way, and time the same 30
    models in a separate pass (``measure_files``) beside ``predict --now``'s sentinels.
 3. Profile again under the same load: the true slow-down is the median ratio of the two tables.
 
@@ -51,7 +51,10 @@ def _within(pred: np.ndarray, measured: np.ndarray) -> float:
 
 def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     spec = load_device(ROOT / "devices" / "local-cpu.toml")
-    core = (spec.runtime.affinity or (0,))[0]
+    measured = (spec.runtime.affinity or (0,))[0]
+    others = [c for c in sorted(os.sched_getaffinity(0)) if c != measured] or [measured]
+    # the load sits beside the measurement by default (another core); HWNAS_BENCH_BUSY_CORE moves it
+    core = int(os.environ.get("HWNAS_BENCH_BUSY_CORE", others[0]))
     space = get_space("mobilenet", input_shape=SHAPE)
     t0 = time.perf_counter()
     table = profile(spec, space, out=tmp_path / "idle.json", progress=False, log=lambda _m: None)
@@ -75,7 +78,7 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     true = float(np.median([loaded.entries[k]["latency_ms"] / table.entries[k]["latency_ms"] for k in table.entries]))
     result = {
         "command": f"HWNAS_BENCH_DRIFT_SHAPE={SHAPE} .venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py",
-        "space": f"mobilenet {SHAPE}", "device": "devices/local-cpu.toml", "busy": f"a Python loop pinned to core {core}",
+        "space": f"mobilenet {SHAPE}", "device": "devices/local-cpu.toml", "load": f"a Python loop pinned to core {core}",
         "profile_seconds": round(profile_s, 1), "entries": len(table.entries),
         "idle": {"drift": idle["drift"]["factor"], "within_10_raw": idle["predictor"]["within_10"],
                  "within_10_drift_corrected": idle["drift_corrected"]["within_10"]},
@@ -91,3 +94,37 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     (ROOT / "bench-results" / "drift.json").write_text(json.dumps(result, indent=1) + "\n")
     print("\n== drift ==\n" + json.dumps(result, indent=1))
     assert LatencyTable.load(table.path).complete
+
+
+def test_supernet_epoch_with_a_busy_neighbour() -> None:
+    """One supernet epoch (mobilenet scale 0.25 on 1,000 mnist5k images): idle, then with a busy
+    process on one core, with the threads hwnas chooses and with torch's default of every core."""
+    from hwnas.evaluation.supernet import SupernetAccuracy
+
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    n_cores = len(os.sched_getaffinity(0))
+
+    def epoch(threads: int | None) -> tuple[float, int]:
+        acc = SupernetAccuracy(space, dataset="mnist5k@1000", epochs=1, threads=threads, log=lambda _m: None)
+        return acc.train_seconds, acc.threads
+
+    idle_auto, idle_threads = epoch(None)
+    idle_one, _ = epoch(1)
+    busy_proc = _busy(0)
+    try:
+        time.sleep(2.0)
+        busy_auto, busy_threads = epoch(None)
+        busy_all, _ = epoch(n_cores)
+    finally:
+        busy_proc.kill()
+    result = {
+        "command": ".venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py -k supernet",
+        "cores": n_cores, "load": "a Python loop pinned to core 0",
+        "idle": {"auto_threads": idle_threads, "auto_s": round(idle_auto, 1), "one_thread_s": round(idle_one, 1)},
+        "busy": {"auto_threads": busy_threads, "auto_s": round(busy_auto, 1), f"{n_cores}_threads_s": round(busy_all, 1)},
+        "busy_auto_over_idle_same_threads": busy_auto / (idle_one if busy_threads == 1 else idle_auto),
+        "target": "with a busy neighbour, at most about 2x the idle epoch at the same thread count",
+    }
+    (ROOT / "bench-results").mkdir(exist_ok=True)
+    (ROOT / "bench-results" / "threads.json").write_text(json.dumps(result, indent=1) + "\n")
+    print("\n== supernet epoch with a busy neighbour ==\n" + json.dumps(result, indent=1))

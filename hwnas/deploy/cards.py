@@ -1,0 +1,84 @@
+"""Model cards: the JSON record of one exported model, and its readable markdown form."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypedDict
+
+
+class ModelCard(TypedDict):
+    """A model card (``NAME.json`` beside ``NAME.onnx``; ``NAME.md`` is its readable form)."""
+
+    name: str
+    arch: str
+    arch_id: str
+    canonical: str
+    space: dict[str, Any]  # name, version, config
+    input_shape: list[int]
+    batch_size: int
+    onnx: str  # file name, beside the card
+    onnx_sha256: str
+    checks: dict[str, Any]  # checker, onnxruntime session, parity with torch
+    params: int
+    macs: int
+    flops: int  # 2 x MACs
+    accuracy: dict[str, Any]  # val and test, each with where it came from
+    latency: dict[str, Any]  # predicted, measured, error raw and drift-corrected, the protocol
+    energy: dict[str, Any]
+    budget: dict[str, Any]  # every budget checked against measured values
+    device: dict[str, Any]  # name, spec, fingerprint, conditions
+    seeds: dict[str, Any]
+    versions: dict[str, str]
+    command: str
+    created: str
+
+
+CARD_FIELDS = tuple(ModelCard.__annotations__)
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def card_markdown(card: ModelCard) -> str:
+    acc, lat, en, bud = card["accuracy"], card["latency"], card["energy"], card["budget"]
+    fp = card["device"]["fingerprint"]
+    lines = [
+        f"# {card['name']}", "",
+        f"`{card['arch']}` ({card['space']['name']} v{card['space']['version']}, id {card['arch_id']})", "",
+        f"- ONNX: [{card['onnx']}]({card['onnx']}), opset {card['checks']['opset']}, input "
+        f"{card['batch_size']}x{'x'.join(map(str, card['input_shape']))}, sha256 `{card['onnx_sha256'][:16]}...`",
+        f"- Checks: onnx.checker passed; onnxruntime {', '.join(card['checks']['onnxruntime_session'])}; "
+        f"parity with torch {card['checks']['parity_max_abs_diff']:.2e} (<= {card['checks']['parity_atol']:g})",
+        f"- Parameters: {card['params']:,}; FLOPs: {card['flops'] / 1e6:.2f} M ({card['macs'] / 1e6:.2f} M MACs)", "",
+        "## Accuracy", "",
+        "| split | accuracy (%) | source |", "|---|---|---|",
+        f"| validation | {_fmt(acc.get('val'), digits=2)} | {acc.get('val_source', '-')} |",
+        f"| test | {_fmt(acc.get('test'), digits=2)} | {acc.get('test_source', '-')} |", "",
+        f"## Latency and energy on {card['device']['name']}", "",
+        "| | predicted | measured | error |", "|---|---|---|---|",
+        f"| latency ({lat['statistic']}, ms) | {_fmt(lat['predicted_ms'])} | {_fmt(lat['measured_ms'])} | "
+        f"{_fmt(lat['error_pct'], '%', 1)} |",
+        f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
+        f"Measured with {lat['measured_stats']['n_runs']} runs (p50 {lat['measured_stats']['p50_ms']:.3f} ms, "
+        f"CV {lat['measured_stats']['cv']:.3f}{'' if lat.get('stable', True) else ', UNSTABLE after re-measurement'}); "
+        f"predicted from {lat['predicted_from'] or 'no table'}.", "",
+        *([f"Drift: {lat['drift']['describe']}; drift-corrected prediction {_fmt(lat['drift_corrected_ms'])} ms "
+           f"({_fmt(lat['error_pct_drift_corrected'], '%', 1)}).", ""] if lat.get("drift") else []),
+        "## Budget", "",
+        ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
+    ]
+    lines += [f"- `{c['budget']}`: {_fmt(c['value'])} ({c['source']}) -> "
+              f"{'ok' if c['ok'] else ('unknown' if c['ok'] is None else 'BROKEN')}" for c in bud["checks"]]
+    lines += ["", "## Provenance", "",
+              f"- Device: {fp.get('cpu_model', '?')} ({fp.get('cpu_count', '?')} cores), {fp.get('os', '?')}, "
+              f"onnxruntime {fp.get('onnxruntime_version', '?')}, provider {fp.get('provider_used', '?')}, "
+              f"{fp.get('intra_op_threads', '?')} intra-op threads, affinity {fp.get('affinity')}",
+              f"- Seeds: {json.dumps(card['seeds'])}",
+              f"- Versions: {', '.join(f'{k} {v}' for k, v in card['versions'].items())}",
+              f"- Command: `{card['command']}`", f"- Created: {card['created']}", ""]
+    return "\n".join(lines)
