@@ -163,8 +163,10 @@ def _export(run: Path, models: Path, seed: int, epochs: int) -> dict:
     index = export_front(run, models, retrain=True, epochs=epochs, limit=4, seed=seed,
                          argv=["python", "-m", "hwnas.demo"])
     for m in index["models"]:
+        fixed = m["latency_error_drift_corrected_pct"]
+        drift = "" if fixed is None else f"; drift-corrected {fixed:+.1f}%"
         print(f"   {m['name']}: test {m['test_accuracy']:.2f}%  measured {m['measured_ms']:.3f} ms "
-              f"(predicted {m['predicted_ms']:.3f}, {m['latency_error_pct']:+.1f}%)  "
+              f"(predicted {m['predicted_ms']:.3f}, {m['latency_error_pct']:+.1f}%{drift})  "
               f"{'in budget' if m['budget_ok'] else 'BREAKS BUDGET'}")
     return index
 

@@ -305,7 +305,9 @@ def export_front(
                     "val_accuracy": c["accuracy"].get("val"), "test_accuracy": c["accuracy"].get("test"),
                     "accuracy_source": c["accuracy"]["val_source"], "params": c["params"], "flops": c["flops"],
                     "predicted_ms": c["latency"]["predicted_ms"], "measured_ms": c["latency"]["measured_ms"],
-                    "latency_error_pct": c["latency"]["error_pct"], "predicted_mj": c["energy"]["predicted_mj"],
+                    "latency_error_pct": c["latency"]["error_pct"],
+                    "latency_error_drift_corrected_pct": c["latency"]["error_pct_drift_corrected"],
+                    "drift": (c["latency"]["drift"] or {}).get("factor"), "predicted_mj": c["energy"]["predicted_mj"],
                     "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
                     "budget_broken": c["budget"]["broken"]} for c in cards],
     }
