@@ -129,7 +129,7 @@ class SupernetAccuracy(MetricSource):
     def _load_or_train(self, log: Any) -> Supernet:
         net = Supernet(self.space, self.settings.seed, self.settings.split, self.settings.share_convs)
         if self.path and self.path.is_file():
-            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+            saved = load_weights(self.path, "supernet")
             meta = dict(saved.get("meta") or {})
             if "settings" in meta:  # settings added later default to what older supernets were trained with
                 meta["settings"] = {k: v for k, v in {**SupernetSettings().training(), **meta["settings"]}.items()
@@ -216,6 +216,19 @@ class SupernetAccuracy(MetricSource):
         return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
                 "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds,
                 "threads": self.threads, "threads_chosen": self.threads_why}
+
+
+def load_weights(path: Path, what: str) -> dict[str, Any]:
+    """A dict saved with ``torch.save``, read as tensors and plain data only (``weights_only``): a
+    crafted file cannot run code. Anything else is a one-line error naming the file."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # the restricted unpickler raises many types on foreign or garbled files
+        raise HwnasError(f"{path}: not a {what} file saved by hwnas (it is not a torch file, or it holds objects "
+                         "other than tensors and plain data, which are never loaded)") from None
+    if not isinstance(saved, dict):
+        raise HwnasError(f"{path}: not a {what} file saved by hwnas (it holds a {type(saved).__name__})")
+    return saved
 
 
 def member_path(path: str | Path | None, seed: int, k: int) -> Path | None:

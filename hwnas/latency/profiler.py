@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.locks import exclusive
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import __version__
 from hwnas.device.energy import ENERGY_MODEL, estimate_energy_mj, open_meter
@@ -77,11 +78,19 @@ def profile(
     Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
     ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
     """
+    path = Path(out) if out else default_table_path(spec.name, space)
+    with exclusive(path.parent / f".{path.name}.lock", f"latency table {path}"):  # one profile writes a table
+        return _profile(spec, space, path, protocol, context_models, seed, energy_model, force, progress,
+                        save_every_s, log)
+
+
+def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protocol | None, context_models: int,
+             seed: int, energy_model: bool, force: bool, progress: bool, save_every_s: float,
+             log: Callable[[str], None]) -> LatencyTable:
     target = open_target(spec)  # one for the whole profile: a remote one is probed once
     target.check_provider()
     protocol = protocol or spec.protocol
     fp = target.fingerprint()
-    path = Path(out) if out else default_table_path(spec.name, space)
     meter = open_meter(spec) if spec.remote is None else None  # an unreadable meter fails now; a remote one is read there
     has_meter = spec.energy.meter != "none"
     if has_meter and energy_model:

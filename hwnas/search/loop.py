@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.locks import exclusive
 from hwnas.core.versions import versions
 from hwnas.evaluation.accuracy import estimator
 from hwnas.evaluation.sources import Evaluation, Status
@@ -140,11 +141,17 @@ def search(config: RunConfig | dict[str, Any], run_dir: str | Path, *, resume: b
     processes:N, dask-local:N, dask://HOST:PORT); it is not part of the run: the trace is the
     same whatever runs it, and a run may be resumed with another executor.
     """
+    run = RunDir(run_dir)
+    with exclusive(run / ".hwnas.lock", f"run folder {run.path}"):  # one writer: a second search is refused
+        return _search(config, run, resume, progress, log, executor)
+
+
+def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progress: bool, log: Any,
+            executor: str | None) -> SearchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from hwnas.search.executors import make_executor, worker_setup
 
-    run = RunDir(run_dir)
     config = _run_config(config, run, resume)
     space = config.build_space()
     evaluator, sources, fingerprint = make_evaluator(config, space)

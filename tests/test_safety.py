@@ -1,0 +1,94 @@
+"""Data never runs code, and a run folder or table has one writer at a time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hwnas.core.errors import HwnasError
+from hwnas.core.locks import LockedError, exclusive
+from hwnas.evaluation.supernet import load_weights
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_weights_file_runs_nothing_and_is_refused_in_one_line(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    torch.save({"meta": _Payload(marker), "state": {}}, tmp_path / "evil.pt")
+    (tmp_path / "text.pt").write_text("not a torch file")
+    for name in ("evil.pt", "text.pt"):
+        with pytest.raises(HwnasError, match="not a supernet file saved by hwnas") as err:
+            load_weights(tmp_path / name, "supernet")
+        assert "\n" not in str(err.value)
+    assert not marker.exists()
+    torch.save({"meta": {"a": [1, (2, 3)], "b": None}, "state": {"w": torch.ones(2)}}, tmp_path / "ok.pt")
+    assert torch.equal(load_weights(tmp_path / "ok.pt", "supernet")["state"]["w"], torch.ones(2))
+
+
+def test_a_second_writer_gets_one_line_naming_the_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "run" / ".hwnas.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from hwnas.core.locks import exclusive\n"
+        f"with exclusive(Path({str(lock)!r}), 'run folder'):\n    print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError) as err, exclusive(lock, "run folder"):
+            pass
+        text = str(err.value)
+        assert f"pid {holder.pid}" in text and "in use" in text and "\n" not in text
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive(lock, "run folder"):  # released by the holder's death: a crash leaves no stale lock
+        pass
+
+
+def _hold(lock: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from hwnas.core.locks import exclusive\n"
+        f"with exclusive(Path({str(lock)!r}), 'x'):\n    print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tmp_path: Path, quick_spec) -> None:
+    from hwnas.latency.profiler import profile
+    from hwnas.search import make_config, search
+    from hwnas.search.objectives import objectives_from_specs
+    from hwnas.spaces import get_space
+
+    bench = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+    cfg = make_config(space="nb201", input_shape="3x32x32", objectives=objectives_from_specs(
+        ["accuracy:max", "pi5_onnx_latency_ms:min"]), strategy="random", evaluations=4, benchmark=str(bench))
+    holder = _hold(tmp_path / "run" / ".hwnas.lock")
+    try:
+        with pytest.raises(LockedError, match=f"run folder .*run is in use by pid {holder.pid}"):
+            search(cfg, tmp_path / "run", progress=False)
+        with pytest.raises(LockedError):
+            search({}, tmp_path / "run", resume=True, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert search(cfg, tmp_path / "run", progress=False).used == 4  # free again
+    table = tmp_path / "t.json"
+    holder = _hold(tmp_path / ".t.json.lock")
+    try:
+        with pytest.raises(LockedError, match="latency table .*t.json is in use"):
+            profile(quick_spec, get_space("nb201", input_shape="3x8x8", N=1), out=table, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not table.exists()
