@@ -92,3 +92,34 @@ def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tm
         holder.kill()
         holder.wait()
     assert not table.exists()
+
+
+def test_sigterm_stops_a_search_in_one_line_and_it_resumes(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    bench = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--space", "nb201", "--objective", "accuracy:max",
+           "--objective", "pi5_onnx_latency_ms:min", "--benchmark", str(bench), "--strategy", "nsga2",
+           "--strategy-opt", "pop_size=4", "--evaluations", "3000", "--run-dir", str(run), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM evaluation").fetchone()[0] >= 20:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("hwnas: terminated")
+    rows = sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM evaluation").fetchone()[0]
+    assert rows >= 20
+    from hwnas.search import RunDir
+
+    assert RunDir(run).config().evaluations == 3000  # what finished is there to resume from

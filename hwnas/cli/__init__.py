@@ -7,8 +7,10 @@ what is wrong (``hwnas: error: ...``), as argparse does for usage errors.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hwnas.cli.parser import _key_value, build_parser
 from hwnas.core.errors import HwnasError
@@ -26,14 +28,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv  # the command line as given, recorded by commands that write results
     handler: Handler = args.func
+    previous = _on_sigterm()
     try:
         return handler(args)
     except HwnasError as exc:
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("hwnas: terminated; finished work is saved (search: --resume; profile: run it again)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("hwnas: interrupted", file=sys.stderr)
+        print("hwnas: interrupted; finished work is saved (search: --resume; profile: run it again)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same orderly exit as Ctrl-C: every ``finally`` runs, so worker
+    pools are closed and the archive and table keep what finished."""
+
+
+def _on_sigterm() -> Any:
+    def handler(_signum: int, _frame: Any) -> None:
+        raise Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a worker): leave signals alone
+        return None
 
 
 def _entry() -> None:  # console script
