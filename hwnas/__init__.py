@@ -11,9 +11,7 @@ cheap (torch loads only when something needs it).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hwnas.core.lazy import lazy_exports
 from hwnas.core.versions import __version__
 
 _EXPORTS: dict[str, str] = {
@@ -35,10 +33,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'hwnas' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hwnas.core.lazy import lazy_exports
 
 _EXPORTS = {"run_bench": "run", "print_summary": "run", "BenchError": "problem", "scores": "problem",
             "load_problem": "problem", "import_nb201": "importing"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

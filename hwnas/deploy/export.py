@@ -34,11 +34,12 @@ import torch
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
-from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
 from hwnas.core.versions import versions
+from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.target import Target
 from hwnas.device.targets import open_target
+from hwnas.evaluation.supernet import load_weights
 from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import export_job, measure_files
 from hwnas.latency.predictor import Predictor
@@ -338,7 +339,7 @@ def _weights_and_accuracy(archs: Sequence[Architecture], members: Sequence[dict[
     for arch, member in zip(archs, members):
         r = retrained.get(arch.id)
         if r and r.get("status") == "complete" and Path(r["weights"]).is_file():
-            weights.append(torch.load(r["weights"], map_location="cpu", weights_only=True))
+            weights.append(load_weights(Path(r["weights"]), "retrained weights"))  # tensors only: no code from data
             accuracy.append({"val": r["val_accuracy"], "val_source": f"retrained from scratch ({r.get('epochs', epochs)} epochs)",
                              "test": r["test_accuracy"], "test_source": "retrained model, test split (read once)",
                              "search_proxy": member.get("accuracy"), "search_proxy_source": proxy, "weights": "retrained"})

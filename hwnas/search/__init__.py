@@ -5,19 +5,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from hwnas.core.lazy import lazy_exports
 
 _EXPORTS = {"search": "loop", "SearchResult": "loop", "make_config": "config", "RunConfig": "config",
             "SearchError": "config", "RunDir": "rundir"}
-
-
-def __getattr__(name: str) -> Any:
-    # lazy: importing one submodule (e.g. a strategy) must not load the whole loop
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+# lazy: importing one submodule (e.g. a strategy) must not load the whole loop
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
