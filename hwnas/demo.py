@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from hwnas.core.files import output_folder
 from hwnas.spaces import SPACES, get_space
 from hwnas.spaces.facts import describe
 from hwnas.spaces.onnx_io import export_onnx
@@ -56,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=64, help="search evaluations (default 64)")
     parser.add_argument("--retrain-epochs", type=int, default=5, help="retraining epochs per exported model (default 5)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out, "demo folder")
     rng = np.random.default_rng(args.seed)
     print(f"hwnas demo: seed {args.seed}, {args.n} architectures per space, ONNX files in {out}/\n")
     header = f"{'space':<10} {'input':<8} {'params':>10} {'MACs':>13} {'blocks':>6} {'|torch-ort|':>11} {'ort ms':>7}  id"

@@ -123,3 +123,99 @@ def test_sigterm_stops_a_search_in_one_line_and_it_resumes(tmp_path: Path) -> No
     from hwnas.search import RunDir
 
     assert RunDir(run).config().evaluations == 3000  # what finished is there to resume from
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (Linux /proc)."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = {int(k) for k in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            todo += list(kids - out)
+            out |= kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the workers")
+def test_kill_9_at_random_moments_with_two_workers_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
+    import json
+    import signal
+    import sqlite3
+    import time
+
+    import numpy as np
+
+    bench = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+    args = ["search", "--space", "nb201", "--objective", "accuracy:max", "--objective", "pi5_onnx_latency_ms:min",
+            "--benchmark", str(bench), "--strategy", "nsga2", "--strategy-opt", "pop_size=6", "--evaluations", "120",
+            "--seed", "3", "--no-progress"]
+    python = [sys.executable, "-m", "hwnas.cli"]
+    subprocess.run([*python, *args, "--run-dir", str(tmp_path / "whole")], check=True, capture_output=True)
+    run = tmp_path / "killed"
+    rng = np.random.default_rng(7)  # the kill moments, reproducible
+    kills = 0
+    for _ in range(2):
+        cmd = [*python, *args, *(["--resume", str(run)] if kills else ["--run-dir", str(run)]),
+               "--executor", "processes:2"]
+        if kills:
+            cmd = [*python, "search", "--resume", str(run), "--no-progress", "--executor", "processes:2"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers: set[int] = set()
+        wait_rows = int(rng.integers(5, 60)) + 60 * kills
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _children(proc.pid)
+            try:
+                rows = sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM evaluation").fetchone()[0]
+            except sqlite3.Error:
+                rows = 0
+            if rows >= wait_rows and len(workers) >= 2:
+                break
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        deadline = time.monotonic() + 10  # the workers notice their parent is gone
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert workers and not [w for w in workers if _alive(w)], "workers outlived a kill -9 of their parent"
+    assert kills >= 1
+    done = subprocess.run([*python, "search", "--resume", str(run), "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(run / "archive.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM evaluation WHERE expensive = 1").fetchone()[0] == 120
+    assert db.execute("SELECT COUNT(*) - COUNT(DISTINCT arch_id) FROM evaluation").fetchone()[0] == 0
+    members = [[m["arch_id"] for m in json.loads((folder / "front.json").read_text())["front"]]
+               for folder in (tmp_path / "whole", run)]
+    assert members[0] == members[1]
+
+
+def test_scratch_folders_of_killed_runs_are_swept(tmp_path: Path) -> None:
+    from hwnas.core.processes import scratch_folder, sweep_scratch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f"hwnas-profile-p{int(dead.stdout)}-abc"
+    mine = tmp_path / f"hwnas-profile-p{os.getpid()}-abc"
+    for folder in (orphan, mine):
+        folder.mkdir()
+        (folder / "m.onnx").write_bytes(b"x")
+    assert sweep_scratch(tmp_path) == [orphan]
+    assert mine.is_dir() and not orphan.exists()
+    with scratch_folder("test") as path:
+        assert Path(path).name.startswith(f"hwnas-test-p{os.getpid()}-")
+    assert not Path(path).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from hwnas.core.files import output_folder, write_csv
 from hwnas.bench.problem import BenchError
 
 
@@ -36,9 +37,7 @@ def import_nb201(src: str | Path, dst: str | Path, *, index_column: str = "index
             raise BenchError(f"{src}: line {line}: index {i} appears twice")
         seen.add(i)
         out_rows.append({"arch": order[i], **{c: row[c] for c in cols if c != index_column}})
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with dst.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["arch", *[c for c in cols if c != index_column]])
-        w.writeheader()
-        w.writerows(out_rows)
+    fields = ["arch", *[c for c in cols if c != index_column]]
+    output_folder(dst.parent)
+    write_csv(dst, fields, ([row[c] for c in fields] for row in out_rows))
     return len(out_rows)

@@ -10,7 +10,7 @@ import numpy as np
 from hwnas.bench.problem import Problem, scores
 from hwnas.bench.stats import ci95
 from hwnas.core.pareto import non_dominated
-from hwnas.core.plots import new_axes
+from hwnas.core.plots import add_legend, new_axes, save_figure
 
 
 def plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
@@ -29,9 +29,8 @@ def plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[
     ax.set_xlabel("expensive evaluations")
     ax.set_ylabel("normalised hypervolume (true front = 1)")
     ax.set_title(f"{problem.accuracy} vs {problem.cost}: mean and 95% CI over {seeds} seeds", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, fontsize=8)
+    save_figure(fig, path)
 
 
 def plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]],
@@ -58,6 +57,5 @@ def plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[d
         ax.plot(fx[o], fy[o], "o-", ms=3, lw=1, label=f"{name} (seed {median_seed}, median HV)")
     ax.set_xlabel(problem.cost)
     ax.set_ylabel(problem.accuracy)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, fontsize=7)
+    save_figure(fig, path)

@@ -54,6 +54,7 @@ def load_problem(space: str, input_shape: str, table: str | Path, objective_spec
     for m in objs.metrics:
         if m not in bench.provides:
             raise BenchError(f"{table}: no column {m!r} (columns: {', '.join(bench.columns)})")
+    bench.check_values(objs.metrics, objs.costs)
     accuracy = next((o.name for o in objs.objectives if not o.cheap and o.direction == "max"), None)
     cost = next((o.name for o in objs.objectives if o.cheap and o.direction == "min"), None)
     if accuracy is None or cost is None:

@@ -26,9 +26,7 @@ the table, whichever worker process runs it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
 import sys
 import time
@@ -39,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.processes import die_with_parent
+from hwnas.core.files import output_folder, write_csv, write_json
 from hwnas.bench.problem import QUANTILES, BenchError, Problem, ProblemSpec, scores
 from hwnas.bench.stats import ci95, mann_whitney
 from hwnas.core.threads import torch_threads
@@ -130,8 +130,7 @@ def run_bench(
     spec = ProblemSpec(space, input_shape, str(table), tuple(objectives), tuple(budgets),
                        tuple(cheap) if cheap is not None else None)
     problem = spec.load()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, "bench folder")
     options = strategy_options or {}
     # the longest runs first, so that a pool of workers ends together
     jobs = sorted(((spec, name, seed, budgets_of[name], options.get(name.partition("@")[0], {}))
@@ -143,7 +142,7 @@ def run_bench(
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
             results = list(pool.map(_run, jobs, chunksize=1))
     wall_total = time.perf_counter() - t0
 
@@ -167,7 +166,7 @@ def run_bench(
                           "definition": "table's best accuracy within the budget minus the best found, averaged"},
         "strategies": summary_strategies, "wall_s": wall_total, "workers": workers, "versions": versions(),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out / "summary.json", summary)
     if plots:
         from hwnas.bench.plots import plot_fronts, plot_hv
 
@@ -209,12 +208,9 @@ def _write_traces(out: Path, problem: Problem, strategies: Sequence[str],
         traces[name][seed] = rows
         walls[name].append(wall)
         folder = out / "traces" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / f"seed{seed}.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["eval", "arch", "status", *metrics])
-            for r in rows:
-                w.writerow([r["eval"], r["arch"], r["status"], *(repr(float(r[m])) for m in metrics)])
+        output_folder(folder, "traces folder")
+        write_csv(folder / f"seed{seed}.csv", ["eval", "arch", "status", *metrics],
+                  ([r["eval"], r["arch"], r["status"], *(repr(float(r[m])) for m in metrics)] for r in rows))
     return traces, walls
 
 

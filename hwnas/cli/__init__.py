@@ -1,19 +1,32 @@
 """The ``hwnas`` command line.
 
-Every subcommand has ``--help``. Bad input exits with code 2 and one line on stderr that names
-what is wrong (``hwnas: error: ...``), as argparse does for usage errors.
+Every subcommand has ``--help``. Whatever goes wrong is one line on stderr that names what is
+wrong (``hwnas: error: ...``), never a traceback, and the exit status says which kind:
+
+====  =================================================================================
+0     done
+1     a runtime failure: an unreadable or invalid input file, a device that fails, a run
+      folder in use, a disk that is full
+2     a usage error: an unknown command, option, name or value (as argparse does)
+130   interrupted (Ctrl-C); finished work is kept
+143   terminated (SIGTERM); finished work is kept
+====  =================================================================================
+
+Set ``HWNAS_DEBUG=1`` to see the traceback behind an error line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hwnas.cli.parser import _key_value, build_parser
-from hwnas.core.errors import HwnasError
+from hwnas.cli.parser import _key_value, build_parser, printable
+from hwnas.core.errors import HwnasError, UsageError
 
 __all__ = ["_entry", "_key_value", "build_parser", "main"]
 
@@ -21,19 +34,27 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["bench", "import"]:  # `hwnas bench import ...` reads better than a second command name
-        argv = ["bench-import", *argv[2:]]
-    args = parser.parse_args(argv)
-    args.argv = argv  # the command line as given, recorded by commands that write results
-    handler: Handler = args.func
-    previous = _on_sigterm()
+    previous = _on_sigterm()  # first: a SIGTERM or Ctrl-C while torch loads is one line too
     try:
-        return handler(args)
+        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if argv[:2] == ["bench", "import"]:  # `hwnas bench import ...` reads better than a second command name
+            argv = ["bench-import", *argv[2:]]
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version or a usage error (already printed): its status
+            return exc.code if isinstance(exc.code, int) else 2
+        args.argv = argv  # the command line as given, recorded by commands that write results
+        return _handler(args.func)(args)
+    except UsageError as exc:
+        return _fail(exc, str(exc), 2)
     except HwnasError as exc:
-        print(f"hwnas: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, str(exc), 1)
+    except MemoryError as exc:
+        return _fail(exc, "out of memory (a smaller --input, fewer workers or a smaller batch may fit)", 1)
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file: named, not a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return _fail(exc, f"{where}{exc.strerror or exc}", 1)
     except Terminated:
         print("hwnas: terminated; finished work is saved (search: --resume; profile: run it again)", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -43,6 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _handler(name: str) -> Handler:
+    import hwnas.cli.commands as commands  # loads torch: only once a command runs, not for --help
+
+    handler: Handler = getattr(commands, name)
+    return handler
+
+
+def _fail(exc: BaseException, line: str, code: int) -> int:
+    if os.environ.get("HWNAS_DEBUG"):
+        traceback.print_exception(exc)
+    print(f"hwnas: error: {printable(line)}", file=sys.stderr)
+    return code
 
 
 class Terminated(KeyboardInterrupt):

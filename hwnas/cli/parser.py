@@ -6,9 +6,7 @@ import argparse
 import math
 from typing import Any
 
-import hwnas.cli.commands as c
 from hwnas.core.versions import __version__
-from hwnas.spaces import SPACES
 
 
 def _space_option(text: str) -> tuple[str, int | float]:
@@ -23,12 +21,59 @@ def _space_option(text: str) -> tuple[str, int | float]:
 
 
 def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) -> None:
-    p.add_argument("--space", required=True, help=f"search space ({', '.join(SPACES.names())})")
+    p.add_argument("--space", required=True, help="search space: nb201, mobilenet, dppnet or a registered one (hwnas spaces lists them)")
     p.add_argument("--input", required=input_required, default="3x32x32", metavar="CxHxW",
                    help="input shape without batch, e.g. 1x28x28, 3x32x32, 3x224x224")
-    p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
+    p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a macro setting of the space, e.g. C=16 or N=5 for nb201, scale=0.25 for mobilenet (repeatable)")
+
+
+SEED_MAX = 2**63 - 1  # numpy.random.default_rng takes any non-negative integer; keep it in int64
+
+
+def at_least(low: int) -> Any:
+    """An argparse type: an integer >= ``low``, else one line naming the option and the limit."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def SEED(text: str) -> int:  # noqa: N802 - argparse shows the name
+    value = at_least(0)(text)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is above the maximum seed {SEED_MAX}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``hwnas search: error: ... (hwnas search --help)``, exit 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -46,44 +91,44 @@ def _key_value(text: str) -> tuple[str, Any]:
 def _spaces_commands(sub: Any) -> None:
     p = sub.add_parser("spaces", help="list the search spaces and their sizes")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=c.cmd_spaces)
+    p.set_defaults(func="cmd_spaces")
 
     p = sub.add_parser("sample", help="print random architectures, one per line")
     _add_space_args(p, input_required=False)
-    p.add_argument("--n", type=int, default=1, help="how many (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the run's numpy Generator (default 0)")
-    p.set_defaults(func=c.cmd_sample)
+    p.add_argument("--n", type=at_least(1), default=1, help="how many (default 1)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the run's numpy Generator (default 0)")
+    p.set_defaults(func="cmd_sample")
 
     p = sub.add_parser("describe", help="parameters, FLOPs and block list of an architecture")
     _add_space_args(p)
     p.add_argument("--arch", required=True, help="architecture string (quote it)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=c.cmd_describe)
+    p.set_defaults(func="cmd_describe")
 
     p = sub.add_parser("build", help="export an architecture to a verified ONNX file")
     _add_space_args(p)
     p.add_argument("--arch", required=True, help="architecture string (quote it)")
     p.add_argument("--output", required=True, help="path of the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--opset", type=at_least(17), default=17, help="ONNX opset, >= 17 (default 17)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                    help="torch exporter (default torchscript: ~300x faster here, see hwnas/spaces/onnx_io.py)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
-    p.set_defaults(func=c.cmd_build)
+    p.set_defaults(func="cmd_build")
 
 def _device_commands(sub: Any) -> None:
     p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
     p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
     _add_space_args(p)
     p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
-    p.add_argument("--context-models", type=int, default=40,
+    p.add_argument("--context-models", type=at_least(3), default=40,
                    help="whole models timed alongside the blocks to fit the boundary correction (default 40)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the context models and weights (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the context models and weights (default 0)")
     p.add_argument("--energy-model", action="store_true",
                    help="with meter 'none': estimate energy from MACs and memory traffic (labelled 'estimated')")
     p.add_argument("--force", action="store_true", help="re-profile from scratch instead of continuing the table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=c.cmd_profile)
+    p.set_defaults(func="cmd_profile")
 
     p = sub.add_parser("predict", help="predict an architecture's latency (and energy) from a table")
     p.add_argument("--table", required=True, help="latency table (JSON)")
@@ -92,28 +137,28 @@ def _device_commands(sub: Any) -> None:
     p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
     p.add_argument("--now", action="store_true", help="time the table's sentinels on the device (seconds) and print "
                                                       "the drift-corrected prediction beside the table's")
-    p.set_defaults(func=c.cmd_predict)
+    p.set_defaults(func="cmd_predict")
 
     p = sub.add_parser("doctor", help="check a device's state before measuring: load, busy cores, clock, heat")
     p.add_argument("--device", required=True, help="device spec (TOML)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=c.cmd_doctor)
+    p.set_defaults(func="cmd_doctor")
 
     p = sub.add_parser("validate", help="measure random whole models and report the table's prediction error")
     p.add_argument("--table", required=True, help="latency table (JSON)")
-    p.add_argument("--samples", type=int, default=50, help="random models to measure (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled models (default 0)")
+    p.add_argument("--samples", type=at_least(3), default=50, help="random models to measure (default 50)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the sampled models (default 0)")
     p.add_argument("--calibrate", action="store_true", help="fit scale and offset on these models and store them in the table")
     p.add_argument("--device", help="device spec to measure with (default: the one stored in the table)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=c.cmd_validate)
+    p.set_defaults(func="cmd_validate")
 
 def _search_commands(sub: Any) -> None:
     p = sub.add_parser("search", help="multi-objective search under a budget; writes the Pareto front")
-    p.add_argument("--space", help=f"search space ({', '.join(SPACES.names())})")
+    p.add_argument("--space", help="search space: nb201, mobilenet, dppnet or a registered one (hwnas spaces lists them)")
     p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
-    p.add_argument("--classes", type=int, default=10, help="number of output classes (default 10)")
+    p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a macro setting of the space (repeatable)")
     p.add_argument("--objectives", help="objectives preset, e.g. objectives/accuracy-latency.toml")
@@ -124,8 +169,8 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy option, e.g. pop_size=20 or reward=mnas-hard (repeatable)")
-    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations to spend (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="the run's one seed (default 0)")
+    p.add_argument("--evaluations", type=at_least(1), default=100, help="expensive evaluations to spend (default 100)")
+    p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
     p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
     p.add_argument("--benchmark", help="a tabular benchmark (CSV or Parquet) with an 'arch' column")
@@ -134,43 +179,43 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
     p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="an accuracy estimator option (repeatable)")
-    p.add_argument("--time-limit", type=float, help="seconds one expensive evaluation may take (then: failed)")
+    p.add_argument("--time-limit", type=positive_seconds, help="seconds one expensive evaluation may take (then: failed)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
     p.add_argument("--executor", default="local", metavar="KIND",
                    help="where expensive evaluations run: local (default), processes:N, dask-local:N, "
                         "dask://HOST:PORT[?resources=GPU=1] (Dask needs: pip install 'hwnas[dask]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=c.cmd_search)
+    p.set_defaults(func="cmd_search")
 
 def _deploy_commands(sub: Any) -> None:
     p = sub.add_parser("retrain", help="retrain a search's front from scratch at full fidelity (val and test accuracy)")
     p.add_argument("run_dir", help="a search's run directory")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    p.add_argument("--epochs", type=at_least(1), default=15, help="training epochs (default 15)")
     p.add_argument("--dataset", help="dataset (default: the one the search used)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and batch order (default 0)")
-    p.add_argument("--limit", type=int, help="retrain only N front members, spread along the front")
-    p.set_defaults(func=c.cmd_retrain)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the weights and batch order (default 0)")
+    p.add_argument("--limit", type=at_least(1), help="retrain only N front members, spread along the front")
+    p.set_defaults(func="cmd_retrain")
 
     p = sub.add_parser("export", help="export the front as verified ONNX models with cards, re-measured on the device")
     p.add_argument("run_dir", help="a search's run directory")
     p.add_argument("--out", required=True, help="output folder for <name>.onnx, <name>.json, <name>.md, index.json")
     p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
     p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
-    p.add_argument("--epochs", type=int, default=15, help="retraining epochs (default 15)")
-    p.add_argument("--limit", type=int, help="export only N front members, spread along the front")
+    p.add_argument("--epochs", type=at_least(1), default=15, help="retraining epochs (default 15)")
+    p.add_argument("--limit", type=at_least(1), help="export only N front members, spread along the front")
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
                    help="an extra budget to check the measured models against (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of retraining and export inputs (default 0)")
-    p.add_argument("--threads", type=int, help="torch threads for retraining (default: torch's, one per core)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of retraining and export inputs (default 0)")
+    p.add_argument("--threads", type=at_least(1), help="torch threads for retraining (default: torch's, one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=c.cmd_export)
+    p.set_defaults(func="cmd_export")
 
     p = sub.add_parser("report", help="write a static HTML report (plots, sortable model table) for a run")
     p.add_argument("run_dir", help="a search's run directory")
     p.add_argument("--out", help="output folder (default RUN_DIR/report)")
     p.add_argument("--export", help="export folder (default: the last hwnas export of this run)")
-    p.set_defaults(func=c.cmd_report)
+    p.set_defaults(func="cmd_report")
 
 def _bench_commands(sub: Any) -> None:
     p = sub.add_parser("bench", help="compare strategies on a tabular benchmark: many seeds, random beside each, "
@@ -185,29 +230,29 @@ def _bench_commands(sub: Any) -> None:
     p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive,bo", help="comma-separated (random is always added)")
     p.add_argument("--peers", help="comma-separated peers run the same way, e.g. optuna-tpe,optuna-nsga2 "
                                    "(needs the extra: pip install 'hwnas[peers]')")
-    p.add_argument("--reference-evaluations", type=int, metavar="N",
+    p.add_argument("--reference-evaluations", type=at_least(1), metavar="N",
                    help="also run random search with N evaluations (random@N), e.g. 10x --evaluations")
-    p.add_argument("--evaluations", type=int, default=100, help="expensive evaluations per run (default 100)")
-    p.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per strategy (default 20)")
-    p.add_argument("--workers", type=int, help="processes (default: one per core)")
+    p.add_argument("--evaluations", type=at_least(1), default=100, help="expensive evaluations per run (default 100)")
+    p.add_argument("--seeds", type=at_least(1), default=20, help="seeds 0..N-1 per strategy (default 20)")
+    p.add_argument("--workers", type=at_least(1), help="processes (default: one per core)")
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=c.cmd_bench)
+    p.set_defaults(func="cmd_bench")
 
     p = sub.add_parser("bench-import", help="convert a table indexed by NAS-Bench-201 number to arch strings "
                                             "(also: hwnas bench import)")
     p.add_argument("--input", required=True, help="CSV with an index column 0..15624")
     p.add_argument("--output", required=True, help="CSV to write, with an 'arch' column")
     p.add_argument("--index-column", default="index", help="name of the index column (default 'index')")
-    p.set_defaults(func=c.cmd_bench_import)
+    p.set_defaults(func="cmd_bench_import")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hwnas",
         description="Hardware-aware multi-objective NAS: profile a device, search under its budget, "
         "export the Pareto front as verified ONNX models.",
     )
-    parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"hwnas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _spaces_commands(sub)
     _device_commands(sub)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import output_folder
 
 
 class LockedError(HwnasError, RuntimeError):
@@ -31,8 +32,11 @@ def exclusive(lock_path: Path, what: str) -> Iterator[None]:
     except ImportError:  # no flock (Windows): one writer is the user's to ensure
         yield
         return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    output_folder(lock_path.parent)
+    try:  # O_NOFOLLOW: a planted link must not make the lock write elsewhere
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        raise LockedError(f"{lock_path}: cannot open the lock of the {what} ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,9 +19,8 @@ else:  # pragma: no cover
 def read_toml(path: str | os.PathLike[str], error: type[HwnasError], what: str) -> dict[str, Any]:
     """Parse ``path``; a missing file or bad TOML raises ``error`` naming the file."""
     p = Path(path)
-    if not p.is_file():
-        raise error(f"{p}: no such {what}")
+    text = read_text(p, error, what)
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{p}: not valid TOML ({exc})") from None

@@ -19,9 +19,7 @@ card and in ``D/index.json``. The file written is exactly the file measured: sta
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.core.processes import scratch_folder
+from hwnas.core.files import output_folder, write_atomic, write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
@@ -124,8 +124,7 @@ def export_models(
     ``weights[i]`` is a state dict (None: the space's seeded initial weights); ``accuracy[i]``
     goes into the card as it is. Returns the cards.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, "export folder")
     same_device = table is not None and table.device.get("name") == spec.name
     protocol = Protocol(**table.protocol) if same_device and table else spec.protocol
     predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
@@ -148,8 +147,8 @@ def export_models(
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
         pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
         card = _card(batch, arch, name, rep, st, energy[i], pred_ms, pred_mj, accuracy[i], metrics[i] if metrics else {})
-        (out / f"{name}.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
-        (out / f"{name}.md").write_text(card_markdown(card))
+        write_json(out / f"{name}.json", card)
+        write_atomic(out / f"{name}.md", card_markdown(card))
         cards.append(card)
         flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
         lat = card["latency"]
@@ -185,7 +184,7 @@ def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names
                 bar.advance(task)
         meas = bar.add_task("measure", total=len(archs) + len(sentinels))
         items = [(Path(r.path), [space.input_shape]) for r in exports]
-        with tempfile.TemporaryDirectory(prefix="hwnas-sentinels-") as tmp, torch_threads(1):
+        with scratch_folder("sentinels") as tmp, torch_threads(1):
             items += [export_job(s.job, space, spec, Path(tmp), seed) for s in sentinels]
             # the device's own sessions (here, or on its remote target), the profiling protocol
             stats, energy = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(meas),
@@ -312,7 +311,7 @@ def export_front(
                     "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
                     "budget_broken": c["budget"]["broken"]} for c in cards],
     }
-    (out / "index.json").write_text(json.dumps(index, indent=1, default=float) + "\n")
+    write_json(out / "index.json", index)
     run.record_export(out)
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")

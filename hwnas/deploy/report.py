@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import html
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from hwnas.core.files import output_folder, read_json, write_atomic
 from hwnas.core.errors import HwnasError
-from hwnas.core.plots import new_axes
+from hwnas.core.plots import add_legend, new_axes, save_figure
 from hwnas.search.objectives import Constraint, ObjectiveSet
 from hwnas.search.rundir import RunDir
 
@@ -50,9 +50,8 @@ def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, A
             ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, fontsize=7)
+    save_figure(fig, path)
 
 
 def _hv_plot(path: Path, history: list[tuple[int, float]]) -> None:
@@ -63,8 +62,7 @@ def _hv_plot(path: Path, history: list[tuple[int, float]]) -> None:
     ax.set_ylabel("hypervolume (run-relative)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def _error_plot(path: Path, models: list[dict[str, Any]], validation: list[dict[str, Any]], statistic: str) -> None:
@@ -84,9 +82,8 @@ def _error_plot(path: Path, models: list[dict[str, Any]], validation: list[dict[
         ax.scatter(*zip(*pairs), s=30, color="tab:orange", marker="s", label="exported models")
     ax.set_xlabel(f"measured latency, {statistic} (ms)")
     ax.set_ylabel("predicted latency (ms)")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, fontsize=7, loc="upper left")
+    save_figure(fig, path)
 
 
 def _cell(v: Any, digits: int = 3) -> tuple[str, str]:
@@ -147,7 +144,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     run_dir = run.path
     front = run.front()
     out = Path(out) if out else run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "report folder")
     if export_dir is None:
         export_dir = run.exported_to()
     index = None
@@ -155,7 +152,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
         ipath = Path(export_dir) / "index.json"
         if not ipath.is_file():
             raise HwnasError(f"{ipath}: not found (run hwnas export first, or leave --export out)")
-        index = json.loads(ipath.read_text())
+        index = read_json(ipath, HwnasError, "export index")
 
     objectives = front["objectives"]["objectives"]
     y = next((o["name"] for o in objectives if not o["cheap"]), objectives[0]["name"])
@@ -175,7 +172,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
         vpath = Path(table_path).with_suffix("")
         vpath = vpath.parent / f"{vpath.name}.validation.json"
         if vpath.is_file():
-            validation = json.loads(vpath.read_text()).get("models", [])
+            validation = read_json(vpath, HwnasError, "validation report").get("models", [])
 
     _front_plot(out / "front.png", front, evaluations, models, x, y, constraints)
     _hv_plot(out / "hypervolume.png", history)
@@ -184,7 +181,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     head, rows, caption = _model_table(models, index, out) if models else _front_table(front, run_dir)
     page = _page(run_dir, front, budgets, head, rows, caption)
     target = out / "index.html"
-    target.write_text(page)
+    write_atomic(target, page)
     return target
 
 

@@ -9,7 +9,6 @@ validation and test accuracy. The test split is read here and nowhere in the sea
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from hwnas.core.files import atomic_path, output_folder, write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
@@ -52,7 +52,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
     else:
         front = [{"arch": a} for a in archs]
     out_dir = run_dir / "retrained"
-    out_dir.mkdir(exist_ok=True)
+    output_folder(out_dir, "retrained weights folder")
     report_path = run / RunDir.RETRAIN
     previous = run.retrained() or {}
     kept = {m["arch_id"]: m for m in previous.get("models", [])
@@ -63,7 +63,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
         report = {"run_dir": str(run_dir), "dataset": dataset, "split_seed": split_seed,
                   "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
                   "settings": asdict(settings), "models": models + list(kept.values())}
-        report_path.write_text(json.dumps(report, indent=1) + "\n")
+        write_json(report_path, report)
         return report
 
     with torch_threads(threads):
@@ -92,7 +92,8 @@ def _train_one(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
         model = fit(model, x_all, y_all, splits.train, settings)
         row: dict[str, Any] = {"val_accuracy": accuracy_on(model, x_all, y_all, splits.val),
                                "test_accuracy": accuracy_on(model, x_all, y_all, splits.test), "status": "complete"}
-        torch.save(model.state_dict(), weights)
+        with atomic_path(weights) as tmp:
+            torch.save(model.state_dict(), tmp)
         row["weights"] = str(weights)
     except TrainingFailed as exc:
         row = {"status": "failed", "reason": str(exc)}

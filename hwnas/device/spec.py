@@ -219,7 +219,8 @@ def _parse_protocol(data: dict[str, Any], path: str) -> Protocol:
     return protocol
 
 
-_CONNECTION_RE = re.compile(r"^ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")
+# user and host start with a letter, digit or '_': "ssh://-F..." must never reach ssh as an option
+_CONNECTION_RE = re.compile(r"^ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9._-]*(?::\d{1,5})?$")
 
 
 def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
@@ -231,7 +232,8 @@ def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
             raise _fail(path, extra, "only used with a remote target: add connection = \"ssh://user@host:port\"")
         return None
     if not _CONNECTION_RE.match(connection):
-        raise _fail(path, "connection", f"{connection!r} is not ssh://[user@]host[:port]")
+        raise _fail(path, "connection", f"{connection!r} is not ssh://[user@]host[:port] "
+                    "(user and host start with a letter or digit)")
     remote = RemoteSettings(
         connection=connection, python=_take(data, "python", str, path, "", "python3"),
         key_file=_take(data, "key_file", str, path, "", None), workdir=_take(data, "workdir", str, path, "", ".cache/hwnas-agent"),

@@ -19,11 +19,11 @@ import hashlib
 import json
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas.core.processes import scratch_folder
 from hwnas.core.errors import HwnasError
 from hwnas.device.spec import DeviceSpec
 from hwnas.device.target import Item, OnBatch, OnDone, Target
@@ -163,7 +163,7 @@ class RemoteTarget(Target):
 
     def _install(self) -> None:
         self._ssh(f"mkdir -p {shlex.quote(self.dir)}", during="while creating the work folder")
-        with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
+        with scratch_folder("agent") as tmp:
             root = Path(tmp)
             for package in AGENT_PACKAGES:  # empty: the host's hwnas/__init__ would load more than a target has
                 (root / package).mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ class RemoteTarget(Target):
         for start in range(0, len(items), size):
             idx = list(range(start, min(len(items), start + size)))
             batch_name = f"batch-{start}"  # relative to the work folder, where the agent runs
-            with tempfile.TemporaryDirectory(prefix="hwnas-remote-") as tmp:
+            with scratch_folder("remote") as tmp:
                 folder = Path(tmp) / batch_name
                 folder.mkdir()
                 renamed: list[Item] = []

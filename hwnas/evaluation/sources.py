@@ -19,7 +19,8 @@ import csv
 import enum
 import functools
 import gzip
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,11 @@ class BenchmarkMetrics(MetricSource):
         self.provides = tuple(self.columns) + tuple(m for m in self.mapping if m not in self.columns)
         data = np.full((len(rows), len(self.columns)), np.nan)
         members: dict[str, list[int]] = {}  # architecture id -> its rows, in file order
+        first_row: dict[str, int] = {}  # architecture string -> its first row: a repeat must agree
         for i, row in enumerate(rows):
+            if None in row or None in row.values():  # csv.DictReader's marks of a ragged row
+                raise BenchmarkError(f"{self.path}: row {i + 2} has {'more' if None in row else 'fewer'} fields "
+                                     f"than the header's {len(names)}")
             try:
                 arch = space.parse(row["arch"])
             except HwnasError as exc:
@@ -147,7 +152,13 @@ class BenchmarkMetrics(MetricSource):
                     data[i, j] = float(v) if v not in (None, "") else np.nan
                 except (TypeError, ValueError):
                     raise BenchmarkError(f"{self.path}: row {i + 2}, column {c!r}: {v!r} is not a number") from None
+            k = first_row.setdefault(row["arch"].strip(), i)
+            if k != i and not np.array_equal(data[k], data[i], equal_nan=True):
+                j = int(np.flatnonzero(~((data[k] == data[i]) | (np.isnan(data[k]) & np.isnan(data[i]))))[0])
+                raise BenchmarkError(f"{self.path}: row {i + 2} repeats the architecture of row {k + 2} with another "
+                                     f"{self.columns[j]!r} ({data[i, j]:g} vs {data[k, j]:g})")
             members.setdefault(arch.id, []).append(i)
+        self._raw = data  # kept to name the row of a bad value (check_values)
         # one entry per class, in order of first appearance: the mean of its rows' values
         self._index = {arch_id: k for k, arch_id in enumerate(members)}
         self._data = np.full((len(members), len(self.columns)), np.nan)
@@ -157,6 +168,21 @@ class BenchmarkMetrics(MetricSource):
             counts = have.sum(0)
             self._data[k] = np.where(counts > 0, np.where(have, block, 0.0).sum(0) / np.maximum(counts, 1), np.nan)
         self.n_rows = len(rows)
+
+    def check_values(self, metrics: Iterable[str], costs: Iterable[str] = ()) -> None:
+        """Refuse the table if a column the run uses holds a non-finite value, or a cost column (a
+        cheap objective or a budget) a value <= 0; one line naming the file, row and column."""
+        costs = set(costs)
+        for metric in metrics:
+            col = self.mapping.get(metric, metric)
+            if col not in self.columns:
+                continue
+            values = self._raw[:, self.columns.index(col)]
+            bad = ~np.isfinite(values) | ((values <= 0) if metric in costs else False)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                need = "a finite number > 0 (a cost)" if metric in costs else "a finite number"
+                raise BenchmarkError(f"{self.path}: row {i + 2}, column {col!r}: {values[i]:g} is not {need}")
 
     def column(self, metric: str) -> np.ndarray:
         """Every distinct architecture's value of a metric (its class mean), in ``ids()`` order."""
@@ -207,5 +233,5 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             reader = csv.DictReader(f)
             rows = list(reader)
             return list(reader.fieldnames or []), rows
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BenchmarkError(f"{path}: not a readable CSV ({exc})") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchmarkError(f"{path}: not a readable CSV ({exc or type(exc).__name__})") from None

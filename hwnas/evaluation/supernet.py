@@ -70,6 +70,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import atomic_path
 from hwnas.core.threads import torch_threads
 from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
@@ -152,10 +153,8 @@ class SupernetAccuracy(MetricSource):
         self.train(net, log)
         self.train_seconds = time.perf_counter() - start
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            torch.save({"meta": self.meta, "state": net.state_dict(), "train_seconds": self.train_seconds}, tmp)
-            tmp.replace(self.path)
+            with atomic_path(self.path) as tmp:
+                torch.save({"meta": self.meta, "state": net.state_dict(), "train_seconds": self.train_seconds}, tmp)
             log(f"supernet trained in {self.train_seconds:.0f} s, saved to {self.path}")
         return net
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_json, write_json
 from hwnas.core.threads import torch_threads
 from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
@@ -156,7 +157,7 @@ class TrainAccuracy(MetricSource):
         self.cache_path = Path(cache) if cache else None
         self._cache: dict[str, float] = {}
         if self.cache_path and self.cache_path.is_file():
-            self._cache = json.loads(self.cache_path.read_text())
+            self._cache = read_json(self.cache_path, HwnasError, "accuracy cache")
         self.hits = 0
 
     def _key(self, arch: Architecture) -> str:
@@ -172,10 +173,7 @@ class TrainAccuracy(MetricSource):
             acc = train_and_evaluate(model, self.ds, self.splits.train, self.splits.val, self.settings, self.mean, self.std)
         self._cache[key] = acc
         if self.cache_path:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._cache))
-            tmp.replace(self.cache_path)
+            write_json(self.cache_path, self._cache)
         return acc
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:

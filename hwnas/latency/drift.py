@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.processes import scratch_folder
 from hwnas.device.target import Target
 from hwnas.latency.measurement import Job
 from hwnas.latency.table import LatencyTable
@@ -112,7 +113,6 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
     models are timed with them and discarded: a pass of seven entries alone read the device
     1.1-1.2x slower than the interleaved passes of validate did, so the pass is given the
     composition of one."""
-    import tempfile
     from pathlib import Path
 
     from hwnas.core.threads import torch_threads
@@ -124,7 +124,7 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
         return drift_factor([], []), []
     extra = [Job("model", a.string, arch=a) for a in space.sample(np.random.default_rng(seed + 1), fillers)]
     protocol = Protocol(**table.protocol)
-    with tempfile.TemporaryDirectory(prefix="hwnas-sentinels-") as tmp:
+    with scratch_folder("sentinels") as tmp:
         with torch_threads(1):
             items = [export_job(j, space, target.spec, Path(tmp), seed) for j in [*extra, *(s.job for s in sentinels)]]
         stats, _ = measure_files(target.spec, protocol, items, seed=seed, target=target)

@@ -19,7 +19,6 @@ The work, in order:
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.core.errors import HwnasError
+from hwnas.core.processes import scratch_folder
+from hwnas.core.errors import HwnasError, UsageError
 from hwnas.core.locks import exclusive
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import __version__
@@ -78,6 +78,8 @@ def profile(
     Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
     ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
     """
+    if context_models < 3:  # checked before any block is measured: the fit needs three models
+        raise UsageError(f"--context-models must be at least 3 (the boundary fit needs them), got {context_models}")
     path = Path(out) if out else default_table_path(spec.name, space)
     with exclusive(path.parent / f".{path.name}.lock", f"latency table {path}"):  # one profile writes a table
         return _profile(spec, space, path, protocol, context_models, seed, energy_model, force, progress,
@@ -182,7 +184,7 @@ def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpa
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     what = f"{space.name} {'x'.join(map(str, space.input_shape))} on {spec.name}"
-    with Progress(*columns, disable=not progress) as bar, tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+    with Progress(*columns, disable=not progress) as bar, scratch_folder("profile") as tmp:
         exporting = bar.add_task(f"export  {what}", total=len(jobs))
         items = []
         for job in jobs:

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_text, write_atomic
 from hwnas.device.spec import IDENTITY_FIELDS
+from hwnas.measure.timing import STATISTICS
 from hwnas.spaces.base import SearchSpace, shape_str
 
 FORMAT = "hwnas-latency-table"
@@ -98,27 +99,17 @@ class LatencyTable:
         target = Path(path or self.path or "")
         if not str(target):
             raise TableError("no path to save the table to")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=1, sort_keys=False)
-                f.write("\n")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(target, json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
         self.path = target
         return target
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
         p = Path(path)
-        if not p.is_file():
-            raise TableError(f"{p}: no such latency table")
+        text = read_text(p, TableError, "latency table")
         try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise TableError(f"{p}: not a readable JSON table ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise TableError(f"{p}: field 'format': not an hwnas latency table")
@@ -126,7 +117,7 @@ class LatencyTable:
             raise TableError(f"{p}: field 'format_version': {data.get('format_version')!r} is not supported "
                              f"(this hwnas reads version {FORMAT_VERSION})")
         try:
-            return cls(
+            table = cls(
                 fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
                 protocol=dict(data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
                 energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
@@ -136,6 +127,8 @@ class LatencyTable:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TableError(f"{p}: field {exc}: missing or malformed") from None
+        _check_values(p, table)
+        return table
 
     # ----- safety ---------------------------------------------------------------------------
     def mismatches(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None) -> list[str]:
@@ -161,6 +154,31 @@ class LatencyTable:
             raise TableMismatchError(f"{where} was made elsewhere: " + "; ".join(diffs)
                                      + " (pass --allow-mismatch to use it anyway)")
         return diffs
+
+
+def _check_values(path: Path, table: LatencyTable) -> None:
+    """A table is used only if every number in it is a real measurement: finite and positive
+    latencies, finite non-negative energies, a statistic the protocol knows. A hand-edited -5 ms
+    must not quietly predict -4.69 ms."""
+    if table.statistic not in STATISTICS:
+        raise TableError(f"{path}: field 'statistic': {table.statistic!r} is not one of {', '.join(STATISTICS)}")
+    for key, entry in table.entries.items():
+        if not isinstance(entry, dict):
+            raise TableError(f"{path}: entries[{key!r}]: not an object")
+        latency = entry.get("latency_ms")
+        if not _is_number(latency) or not (0 < latency < math.inf):
+            raise TableError(f"{path}: entries[{key!r}].latency_ms: {latency!r} is not a finite positive number")
+        stats = entry.get("stats") or {}
+        for name, value in stats.items():
+            if name.endswith("_ms") and (not _is_number(value) or not (0 <= value < math.inf)):
+                raise TableError(f"{path}: entries[{key!r}].stats.{name}: {value!r} is not a finite non-negative number")
+        energy = entry.get("energy_mj")
+        if energy is not None and (not _is_number(energy) or not (0 <= energy < math.inf)):
+            raise TableError(f"{path}: entries[{key!r}].energy_mj: {energy!r} is not a finite non-negative number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: bool = True) -> tuple[LatencyTable, SearchSpace, list[str]]:

@@ -12,8 +12,6 @@ again with another seed to see its held-out effect.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from hwnas.core.plots import new_axes
+from hwnas.core.processes import scratch_folder
+from hwnas.core.errors import UsageError
+from hwnas.core.files import write_json
+from hwnas.core.plots import add_legend, new_axes, save_figure
 from hwnas.core.threads import torch_threads
 from hwnas.device.spec import DeviceSpec, spec_from_record
 from hwnas.device.targets import open_target
@@ -60,6 +61,8 @@ def validate(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Validate (and optionally calibrate) a table; writes ``<table>.validation.json`` and ``.png``."""
+    if samples < 3:  # a rank correlation and a calibration fit need three models
+        raise UsageError(f"--samples must be at least 3, got {samples}")
     table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
     spec = spec or spec_from_record(table.device)
     protocol = Protocol(**table.protocol)
@@ -77,7 +80,7 @@ def validate(
 
     sentinels = choose_sentinels(table, space)
     jobs = [Job("model", a.string, arch=a) for a in archs] + [s.job for s in sentinels]  # timed interleaved
-    with tempfile.TemporaryDirectory(prefix="hwnas-validate-") as tmp, Progress(
+    with scratch_folder("validate") as tmp, Progress(
         TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
     ) as bar:
         task = bar.add_task("export", total=2 * len(jobs))
@@ -103,7 +106,7 @@ def validate(
                                  "in_sample": _metrics(scale * uncalibrated + offset, measured)}
     stem = Path(str(table.path)).with_suffix("")
     out_json = stem.parent / f"{stem.name}.validation.json"
-    out_json.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(out_json, report)
     report["report_path"] = str(out_json)
     if plot:
         report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
@@ -145,7 +148,6 @@ def _scatter(path: Path, predicted: np.ndarray, raw: np.ndarray, measured: np.nd
     ax.set_ylabel("predicted latency (ms)")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, loc="upper left", fontsize=8)
+    save_figure(fig, path)
     return path

@@ -155,3 +155,14 @@ def threads_now(affinity: Sequence[int] | None = None, *, window_s: float = 0.1)
     why = (f"{n} thread(s): {len(state['usable_cores'])} usable core(s), "
            + ("busy cores unknown" if busy is None else f"{len(busy)} busy with other work"))
     return n, why
+
+
+def available_memory_bytes(root: Path = Path("/")) -> int | None:
+    """Memory a new allocation can get without swapping (MemAvailable), or None where unknown."""
+    for line in (_read(root, "proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            try:
+                return int(line.split()[1]) * 1024
+            except (IndexError, ValueError):
+                return None
+    return None

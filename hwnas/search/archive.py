@@ -5,10 +5,16 @@ status (``complete``, ``failed`` with its reason, or ``infeasible`` when a hard 
 from the expensive evaluation), whether it counted against the evaluation budget, wall time,
 strategy, seed and timestamps. The run's config, seeds, package versions and device fingerprint
 sit beside them in ``run``. A killed search loses at most the evaluation in flight.
+
+Integrity: each row carries a checksum of its content, checked whenever rows are read, so an
+edited or corrupted row is refused instead of producing a front. Beside the database,
+``archive.sqlite.seal`` records how many rows were committed; a WAL file lost or left behind
+(rows committed but missing) is refused by name instead of silently dropping evaluations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import write_atomic
 from hwnas.evaluation.sources import Evaluation
 from hwnas.spaces.base import SearchSpace
 
@@ -38,7 +45,8 @@ CREATE TABLE IF NOT EXISTS evaluation (
     strategy TEXT NOT NULL,
     seed INTEGER NOT NULL,
     started TEXT NOT NULL,
-    finished TEXT NOT NULL
+    finished TEXT NOT NULL,
+    checksum TEXT
 );
 CREATE INDEX IF NOT EXISTS evaluation_arch_id ON evaluation (arch_id);
 -- expensive results that finished while an earlier candidate of their batch was still running:
@@ -69,6 +77,11 @@ class Record:
     finished: str
 
 
+def _checksum(values: tuple[Any, ...]) -> str:
+    """sha256 of a row's content (everything but seq and the checksum itself), 16 hex digits."""
+    return hashlib.sha256(json.dumps(values, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -89,8 +102,28 @@ class Archive:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluation)")}
+            if "checksum" not in columns:  # an archive of hwnas 0.1.0: its rows have none
+                self.db.execute("ALTER TABLE evaluation ADD COLUMN checksum TEXT")
+            if not self.db.execute("SELECT 1 FROM evaluation LIMIT 1").fetchone():
+                self.db.execute("INSERT OR IGNORE INTO run (key, value) VALUES ('checksums', 'true')")
+            self.checksums = self.meta("checksums", False)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: cannot open the archive ({exc})") from None
+        self.seal_path = self.path.with_name(self.path.name + ".seal")
+        self._check_seal()
+
+    def _check_seal(self) -> None:
+        if not self.seal_path.is_file():
+            return
+        try:
+            sealed = int(json.loads(self.seal_path.read_text())["rows"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ArchiveError(f"{self.seal_path}: unreadable; it records how many rows the archive holds") from None
+        have = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM evaluation").fetchone()[0])
+        if have < sealed:
+            raise ArchiveError(f"{self.path}: holds {have} evaluations but {sealed} were committed; its write-ahead "
+                               f"log ({self.path.name}-wal) is missing: copy the run folder whole")
 
     def close(self) -> None:
         self.db.close()
@@ -115,19 +148,30 @@ class Archive:
     # ----- evaluations ----------------------------------------------------------------------
     def add(self, e: Evaluation, *, strategy: str, seed: int, started: float) -> int:
         """Commit one evaluation; returns its sequence number (1-based, in completion order)."""
+        values = (e.arch.string, e.arch.id, e.status.value, e.reason, _json_metrics(e.metrics), float(e.violation),
+                  float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
+                  datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now())
         cur = self.db.execute(
             "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
-            "wall_s, strategy, seed, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.arch.string, e.arch.id, e.status.value, e.reason, _json_metrics(e.metrics), float(e.violation),
-             float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
-             datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now()),
+            "wall_s, strategy, seed, started, finished, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, _checksum(values)),
         )
-        return int(cur.lastrowid or 0)
+        seq = int(cur.lastrowid or 0)
+        write_atomic(self.seal_path, json.dumps({"rows": seq}) + "\n", durable=False)
+        return seq
 
     def records(self) -> Iterator[Record]:
+        """Every row in order; a row whose content no longer matches its checksum is refused."""
         for row in self.db.execute("SELECT seq, arch, arch_id, status, reason, metrics, violation, soft_violation, "
-                                   "expensive, wall_s, strategy, seed, started, finished FROM evaluation ORDER BY seq"):
-            metrics = {k: (float("nan") if v is None else v) for k, v in json.loads(row[5]).items()}
+                                   "expensive, wall_s, strategy, seed, started, finished, checksum FROM evaluation "
+                                   "ORDER BY seq"):
+            if (row[14] is not None or self.checksums) and row[14] != _checksum(tuple(row[1:14])):
+                raise ArchiveError(f"{self.path}: evaluation {row[0]} ({row[1]}) fails its checksum: the row was "
+                                   "edited or corrupted; the run cannot be trusted or resumed")
+            try:
+                metrics = {k: (float("nan") if v is None else v) for k, v in json.loads(row[5]).items()}
+            except (TypeError, ValueError, AttributeError):
+                raise ArchiveError(f"{self.path}: evaluation {row[0]}: unreadable metrics") from None
             yield Record(row[0], row[1], row[2], row[3], row[4], metrics, row[6], row[7], bool(row[8]), row[9],
                          row[10], row[11], row[12], row[13])
 

@@ -14,13 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.core.errors import HwnasError
+from hwnas.core.errors import HwnasError, UsageError
 from hwnas.search.objectives import Constraint, ObjectiveError, ObjectiveSet
 from hwnas.spaces import SearchSpace, get_space
 
 
 class SearchError(HwnasError, RuntimeError):
     """A search that cannot be set up or resumed."""
+
+
+class ConfigError(SearchError, UsageError):
+    """A run config that asks for something impossible (a value out of range, a missing input)."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +55,28 @@ class RunConfig:
         for name in ("space_options", "strategy_options", "columns", "accuracy_options"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
-                raise SearchError(f"run config: {name} must be a table of settings, got {value!r}")
+                raise ConfigError(f"run config: {name} must be a table of settings, got {value!r}")
             object.__setattr__(self, name, dict(value))  # a private copy: the caller's dict may change
         for name in ("evaluations", "seed", "num_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise SearchError(f"run config: {name} must be an integer, got {value!r}")
+                raise ConfigError(f"run config: {name} must be an integer, got {value!r}")
         if self.evaluations < 1:
-            raise SearchError(f"evaluations must be >= 1, got {self.evaluations}")
+            raise ConfigError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.time_limit_s is not None and not (isinstance(self.time_limit_s, (int, float))
                                                   and math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
-            raise SearchError(f"run config: time_limit_s must be a positive number of seconds, got {self.time_limit_s!r}")
-        STRATEGIES.get(self.strategy)  # an unknown name fails here, with the known ones
+            raise ConfigError(f"run config: time_limit_s must be a positive number of seconds, got {self.time_limit_s!r}")
+        # an unknown name, option or value fails here, before any work
+        STRATEGIES.get(self.strategy).check_options(dict(self.strategy_options))
         if self.accuracy is not None:
             ACCURACY.get(self.accuracy)
         if self.accuracy == "table" and not self.benchmark:
-            raise SearchError("--accuracy table needs --benchmark TABLE.csv")
+            raise ConfigError("--accuracy table needs --benchmark TABLE.csv")
+        if self.accuracy == "table" and self.accuracy_options:
+            raise ConfigError(f"accuracy 'table' takes no options (got {', '.join(sorted(self.accuracy_options))}); "
+                              "map a column with --metric accuracy=COLUMN")
 
     # ----- derived values ------------------------------------------------------------------------
     def build_space(self) -> SearchSpace:

@@ -121,7 +121,9 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
         sources.append(TableMetrics(Predictor(table, space)))
         fingerprint = table.fingerprint
     if config.benchmark:
-        sources.append(BenchmarkMetrics(config.benchmark, space, columns=config.columns or None))
+        benchmark = BenchmarkMetrics(config.benchmark, space, columns=config.columns or None)
+        benchmark.check_values(config.objectives.metrics, config.objectives.costs)
+        sources.append(benchmark)
     if config.accuracy and config.accuracy != "table":
         sources.insert(0, ACCURACY.get(config.accuracy)(space, **config.accuracy_options))
     sources.append(FactsMetrics(space))

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hwnas.core.processes import die_with_parent
 from hwnas.core.errors import HwnasError
 from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.accuracy import estimator
@@ -135,7 +136,8 @@ class ProcessExecutor(Executor):
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=die_with_parent)  # no orphan outlives a kill -9
         return self._pool
 
     def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:

@@ -274,7 +274,11 @@ def run_strategy(
     while state.used < budget:
         if state.asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
             return state.trace, state.used, state.asked, "candidate cap: the budget filters out nearly every candidate"
+        if len(state.known) >= strategy.space.n_distinct():
+            return state.trace, state.used, state.asked, "space exhausted: every architecture has been seen"
         batch = strategy.ask()
+        if not batch:
+            return state.trace, state.used, state.asked, f"{strategy.name} has nothing new to propose"
         state.asked += len(batch)
         cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
         plan = _plan(batch, cheap, state, objectives, lookup)

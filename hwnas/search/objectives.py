@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.core.errors import HwnasError
+from hwnas.core.errors import HwnasError, UsageError
 from hwnas.core.tomlfile import read_toml
 
 
@@ -42,8 +42,8 @@ CHEAP_BY_DEFAULT = {"latency_ms", "energy_mj", "params", "flops", "macs"}
 _BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
-class ObjectiveError(HwnasError, ValueError):
-    """A malformed objective preset or budget."""
+class ObjectiveError(UsageError, ValueError):
+    """A malformed objective, preset or budget: what the user asks the search for (exit 2)."""
 
 
 class Direction(str, enum.Enum):
@@ -139,6 +139,14 @@ class ObjectiveSet:
         return out
 
     @property
+    def costs(self) -> list[str]:
+        """Metrics that are costs of a model (cheap minimised objectives, budgeted metrics): a
+        latency, energy, size or FLOP count, so a value <= 0 in a table is an error."""
+        out = [o.name for o in self.objectives if o.cheap and o.direction == Direction.MIN]
+        out += [c.name for c in self.constraints if c.name not in out]
+        return out
+
+    @property
     def expensive(self) -> list[str]:
         return [o.name for o in self.objectives if not o.cheap]
 
@@ -196,9 +204,19 @@ def objectives_from_specs(specs: list[str], *, cheap: set[str] | None = None, so
     return ObjectiveSet(tuple(objs), (), source)
 
 
+class PresetError(HwnasError, ValueError):
+    """An objectives preset file that is missing, unreadable or malformed (exit 1: a bad file)."""
+
+
 def load_objectives(path: str | Path) -> ObjectiveSet:
-    """Read a preset; raises ObjectiveError naming the file and field."""
-    p = Path(path)
+    """Read a preset; raises PresetError naming the file and field."""
+    try:
+        return _load_objectives(Path(path))
+    except ObjectiveError as exc:
+        raise PresetError(str(exc)) from None
+
+
+def _load_objectives(p: Path) -> ObjectiveSet:
     data = read_toml(p, ObjectiveError, "objectives preset")
     unknown = set(data) - {"objective", "constraint", "description"}
     if unknown:

@@ -3,16 +3,15 @@ hypervolume after each evaluation (CSV), plus the one-line progress summary."""
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwnas.core.files import output_folder, write_csv, write_json
 from hwnas.core.pareto import constrained_front, scaled_hypervolume
-from hwnas.core.plots import new_axes
+from hwnas.core.plots import add_legend, new_axes, save_figure
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
 
@@ -77,21 +76,14 @@ def front_members(front: Sequence[Evaluation], objectives: ObjectiveSet) -> list
 
 def write_front(run_dir: Path, record: dict[str, Any], members: Sequence[dict[str, Any]], objectives: ObjectiveSet) -> None:
     """front.json (``record``, members included) and front.csv."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "front.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
-    with (run_dir / "front.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["arch", "arch_id", *objectives.metrics, "feasible"])
-        for r in members:
-            w.writerow([r["arch"], r["arch_id"], *(r[m] for m in objectives.metrics), r["feasible"]])
+    output_folder(run_dir, "run folder")
+    write_json(run_dir / "front.json", record)
+    write_csv(run_dir / "front.csv", ["arch", "arch_id", *objectives.metrics, "feasible"],
+              ([r["arch"], r["arch_id"], *(r[m] for m in objectives.metrics), r["feasible"]] for r in members))
 
 
 def write_history(path: Path, rows: Sequence[dict[str, float]]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["eval", "hypervolume"])
-        for row in rows:
-            w.writerow([row["eval"], f"{row['hypervolume']:.6f}"])
+    write_csv(path, ["eval", "hypervolume"], ([row["eval"], f"{row['hypervolume']:.6f}"] for row in rows))
 
 
 def plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluation], objectives: ObjectiveSet,
@@ -116,7 +108,5 @@ def plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluati
             ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
     ax.set_xlabel(f"{x.name} ({x.direction})")
     ax.set_ylabel(f"{y.name} ({y.direction})")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    add_legend(ax, fontsize=8)
+    save_figure(fig, path)

@@ -9,11 +9,12 @@ export and report read it through here.
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_json, read_text, write_json
 from hwnas.search.archive import Archive
 from hwnas.search.config import RunConfig
 
@@ -72,28 +73,33 @@ class RunDir:
         path = self.path / self.FRONT_JSON
         if not path.is_file():
             raise RunDirError(f"{self.path}: no {self.FRONT_JSON} (run hwnas search first)")
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"{path}: unreadable ({exc})") from None
+        return read_json(path, RunDirError, "front")
 
     def history(self) -> list[tuple[int, float]]:
         """history.csv: (expensive evaluation, run-relative hypervolume) pairs; empty if absent."""
         path = self.path / self.HISTORY
         if not path.is_file():
             return []
-        with path.open(newline="") as f:
-            return [(int(r["eval"]), float(r["hypervolume"])) for r in csv.DictReader(f)]
+        try:
+            return [(int(r["eval"]), float(r["hypervolume"]))
+                    for r in csv.DictReader(io.StringIO(read_text(path, RunDirError, "history")))]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunDirError(f"{path}: malformed history ({exc})") from None
 
     def retrained(self) -> dict[str, Any] | None:
         """retrain.json, or None before ``hwnas retrain``."""
         path = self.path / self.RETRAIN
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(path, RunDirError, "retrain record") if path.is_file() else None
 
     def exported_to(self) -> str | None:
         """The folder ``hwnas export`` last wrote this run's models to, or None."""
         path = self.path / self.EXPORT
-        return json.loads(path.read_text())["out"] if path.is_file() else None
+        if not path.is_file():
+            return None
+        record = read_json(path, RunDirError, "export record")
+        if not isinstance(record, dict) or not isinstance(record.get("out"), str):
+            raise RunDirError(f"{path}: field 'out': missing")
+        return record["out"]
 
     def record_export(self, out: Path) -> None:
-        (self.path / self.EXPORT).write_text(json.dumps({"out": str(out.resolve())}, indent=1) + "\n")
+        write_json(self.path / self.EXPORT, {"out": str(out.resolve())})

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
+from hwnas.measure.conditions import available_memory_bytes
 from hwnas.spaces.architecture import Architecture, Block, Shape, shape_str  # re-exported: the space contract's values
 from hwnas.spaces.modules import SequentialNet, calibrate_batchnorm, init_weights, make_divisible
 
@@ -27,6 +28,21 @@ __all__ = ["MIN_SIDE", "Architecture", "Block", "SearchSpace", "SequentialNet", 
            "init_weights", "make_divisible", "shape_str"]  # with the space contract, its values and torch helpers
 
 MIN_SIDE = 4  # below this, BatchNorm statistics over a few pixels are meaningless
+
+
+# Building, calibrating and exporting a model holds a few batches of the stem's activations, which
+# are up to this many times the input (stems widen 3 channels to 16-64 at full resolution).
+ACTIVATION_FACTOR = 4 * 64
+
+
+def _check_memory(name: str, input_shape: Shape) -> None:
+    """Refuse an input no model of the space can be built for in this machine's memory, before
+    anything is allocated (3x100000x100000 would ask for 480 GB, 3x20000x20000 would swap for hours)."""
+    need = 4 * ACTIVATION_FACTOR * int(np.prod([int(s) for s in input_shape]))
+    free = available_memory_bytes()
+    if free is not None and need > free:
+        raise InvalidInputShapeError(f"{name}: input {shape_str(input_shape)} needs about {need / 2**30:.0f} GiB "
+                                     f"to build a model; {free / 2**30:.1f} GiB is available")
 
 
 class SearchSpace(abc.ABC):
@@ -50,6 +66,7 @@ class SearchSpace(abc.ABC):
             )
         if num_classes < 2:
             raise InvalidInputShapeError(f"{self.name}: num_classes must be >= 2, got {num_classes}")
+        _check_memory(self.name, input_shape)
         self.input_shape: Shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
         self.num_classes = int(num_classes)
 
@@ -73,6 +90,12 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def size(cls) -> int:
         """The number of distinct architectures (distinct strings) in the space."""
+
+    @classmethod
+    def n_distinct(cls) -> int:
+        """The number of distinct architectures up to equivalence (distinct ids); a search that has
+        seen this many has seen the whole space."""
+        return cls.size()
 
     @classmethod
     def canonical_string(cls, genes: tuple[int, ...]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError
+from hwnas.core.files import atomic_path, check_target
 
 DEFAULT_OPSET = 17
 PARITY_ATOL = 1e-4
@@ -62,6 +62,7 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         raise UnwritableOutputError(f"output {p}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UnwritableOutputError(f"output {p}: folder {parent} is not writable")
+    check_target(p)
     return p
 
 
@@ -164,9 +165,8 @@ def export_onnx(
     out = check_writable(path)
     example = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     model = model.eval()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp_path:
+        tmp = str(tmp_path)
         start = time.perf_counter()
         try:
             _export_to(model, example, tmp, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
@@ -188,9 +188,5 @@ def export_onnx(
         diff = parity(model, session, samples)
         if not diff <= atol:  # also catches NaN
             raise ExportError(f"ONNX output differs from torch by {diff:.3g} (> {atol:g})")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     opset_written = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=opset)
     return ExportReport(str(out), exporter, int(opset_written), diff, len(samples), export_s, tuple(session.get_providers()))

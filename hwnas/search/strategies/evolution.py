@@ -24,6 +24,7 @@ from hwnas.spaces.base import Architecture, SearchSpace
 class RegularizedEvolution(Strategy):
     name = "evolution"
     description = "regularized (aging) evolution with Pareto-rank tournaments"
+    option_bounds = {"population": (2, 100_000), "sample_size": (1, 100_000)}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
                  population: int = 20, sample_size: int = 5, batch: int = 1, **options: Any) -> None:

@@ -90,6 +90,7 @@ class _SameArchitecture(DuplicateElimination):
 class NSGA2Strategy(Strategy):
     name = "nsga2"
     description = "NSGA-II (pymoo) with the space's own operators and constrained dominance"
+    option_bounds = {"pop_size": (2, 100_000), "crossover_prob": (0.0, 1.0), "mutation_rate": (0.0, 1.0)}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
                  pop_size: int = 20, crossover_prob: float = 0.9, mutation_rate: float | None = None, **options: Any) -> None:

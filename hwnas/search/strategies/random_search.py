@@ -31,7 +31,7 @@ class RandomSearch(Strategy):
                     out.append(arch)
             if len(out) == self.batch:
                 break
-        return out or self.space.sample(self.rng, 1)  # a tiny exhausted space: repeats are allowed
+        return out  # empty once (nearly) every architecture has been drawn: the loop stops
 
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
         return None
