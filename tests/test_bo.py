@@ -268,5 +268,5 @@ def test_a_missing_optuna_is_one_line_naming_the_extra(tmp_path: Path, monkeypat
                  "--objective", "pi5_onnx_latency_ms:min", "--peers", "optuna-tpe", "--seeds", "1",
                  "--evaluations", "5", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "hwnas[peers]" in err[0]
+    assert code == 1 and len(err) == 1 and "hwnas[peers]" in err[0]
     assert not (tmp_path / "o").exists()  # refused before any work

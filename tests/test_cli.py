@@ -72,7 +72,7 @@ def test_space_options_reach_the_space(capsys: pytest.CaptureFixture[str]) -> No
         (["build", "--space", "dppnet", "--input", "3x16x16", "--arch", "bn-conv3x3", "--output", "/nonexistent-dir/m.onnx"],
          "does not exist", 1),
         (["describe", "--space", "nb201", "--input", "3x32x32", "--arch", "x", "--space-opt", "Q=1"], "bad space option", 2),
-        (["describe", "--space", "nb201"], "the following arguments are required: --arch", 2),
+        (["describe", "--space", "nb201"], "the following arguments are required: --input, --arch", 2),
     ],
 )
 def test_bad_input_is_one_line_with_its_exit_code(argv: list[str], message: str, code: int,

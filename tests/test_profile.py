@@ -220,13 +220,13 @@ def test_profile_cli_with_energy_estimate_and_reuse(tmp_path: Path, capsys: pyte
     assert "mJ (estimated)" in capsys.readouterr().out
 
 
-def test_profile_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_profile_errors_are_one_line_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[runtime]\nintra_op_threads = -1\n')
-    assert main(["profile", "--device", str(bad), "--space", "nb201", "--input", "3x8x8"]) == 2
+    assert main(["profile", "--device", str(bad), "--space", "nb201", "--input", "3x8x8"]) == 1
     assert "field 'runtime.intra_op_threads'" in capsys.readouterr().err
     cuda = Path(__file__).resolve().parents[1] / "devices" / "cuda-gpu.toml"
-    assert main(["profile", "--device", str(cuda), "--space", "nb201", "--input", "3x8x8", "--out", str(tmp_path / "c.json")]) == 2
+    assert main(["profile", "--device", str(cuda), "--space", "nb201", "--input", "3x8x8", "--out", str(tmp_path / "c.json")]) == 1
     assert "not available" in capsys.readouterr().err
-    assert main(["predict", "--table", str(tmp_path / "missing.json"), "--arch", "x"]) == 2
+    assert main(["predict", "--table", str(tmp_path / "missing.json"), "--arch", "x"]) == 1
     assert "no such latency table" in capsys.readouterr().err

@@ -210,19 +210,19 @@ def test_search_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "evolution: 15 evaluations" in out and "(feasible)" in out
-    assert main(argv) == 2  # the run dir already holds a search
+    assert main(argv) == 1  # the run dir already holds a search
     assert "--resume" in capsys.readouterr().err
     assert main(["search", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
-    for bad, message in [
-        (["--budget", "latency_ms=3"], "budget 'latency_ms=3'"),
-        (["--strategy", "annealing"], "unknown strategy 'annealing'"),
-        (["--objectives", str(tmp_path / "none.toml")], "no such objectives preset"),
+    for bad, message, code in [
+        (["--budget", "latency_ms=3"], "budget 'latency_ms=3'", 2),
+        (["--strategy", "annealing"], "unknown strategy 'annealing'", 2),
+        (["--objectives", str(tmp_path / "none.toml")], "no such objectives preset", 1),
     ]:
         args = list(argv)
         for flag, value in zip(bad[::2], bad[1::2]):
             args[args.index(flag) + 1] = value
         args[args.index("--run-dir") + 1] = str(tmp_path / f"r{len(message)}")
-        assert main(args) == 2
+        assert main(args) == code
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
     from hwnas.core.errors import HwnasError
