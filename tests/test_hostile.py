@@ -232,3 +232,25 @@ def test_fuzzed_command_lines_never_raise(command: str, args: list[tuple[str, st
     assert code in (0, 1, 2)
     if code:
         assert err.strip().splitlines()[-1].startswith("hwnas") and ": error: " in err
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import hwnas.core.files as files
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    out = tmp_path / "spaces"
+    assert main(["sample", "--space", "nb201", "--n", "2"]) == 0  # reading needs no space
+    capsys.readouterr()
+    src = tmp_path / "indexed.csv"
+    src.write_text("index,acc\n0,1.0\n1,2.0\n")
+    assert main(["bench-import", "--input", str(src), "--output", str(out / "x.csv")]) == 1
+    assert "No space left on device" in one_line(capsys)
+    assert out.is_dir() and not list(out.iterdir())  # no half-written file, no temporary left
+    assert main(["bench-import", "--input", str(BENCH), "--output", str(out / "y.csv")]) == 1
+    assert "no index column 'index'" in one_line(capsys)  # a gzipped table is read, not a traceback

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import io
+import zlib
 from pathlib import Path
 
 from hwnas.core.files import output_folder, write_csv
@@ -18,12 +21,16 @@ def import_nb201(src: str | Path, dst: str | Path, *, index_column: str = "index
     if not src.is_file():
         raise BenchError(f"{src}: no such table")
     order = benchmark_order()
-    with src.open(newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if index_column not in cols:
-            raise BenchError(f"{src}: no index column {index_column!r} (columns: {', '.join(cols)})")
+    raw = src.read_bytes()
+    try:
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        cols = list(reader.fieldnames or [])
         rows = list(reader)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchError(f"{src}: not a readable CSV ({exc or type(exc).__name__})") from None
+    if index_column not in cols:
+        raise BenchError(f"{src}: no index column {index_column!r} (columns: {', '.join(cols)})")
     seen: set[int] = set()
     out_rows = []
     for line, row in enumerate(rows, start=2):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, str(exc), 1)
     except MemoryError as exc:
         return _fail(exc, "out of memory (a smaller --input, fewer workers or a smaller batch may fit)", 1)
+    except sqlite3.Error as exc:  # the archive's database: a full disk, a locked or damaged file
+        return _fail(exc, f"run archive: {exc}", 1)
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: named, not a traceback
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return _fail(exc, f"{where}{exc.strerror or exc}", 1)

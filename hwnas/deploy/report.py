@@ -144,7 +144,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     run_dir = run.path
     front = run.front()
     out = Path(out) if out else run_dir / "report"
-    output_folder(out, "report folder")
+    output_folder(out, "report folder (give --out to write it elsewhere)")
     if export_dir is None:
         export_dir = run.exported_to()
     index = None

@@ -18,6 +18,7 @@ import hashlib
 import json
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,8 +95,16 @@ def _json_metrics(metrics: dict[str, float]) -> str:
 class Archive:
     """One run's evaluations and metadata. Only the search driver writes to it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        """Open (a writer: create) the archive. ``readonly`` opens it for reading only, which also
+        works in a folder the user may not write to (a finished run, shared read-only)."""
         self.path = Path(path)
+        self.seal_path = self.path.with_name(self.path.name + ".seal")
+        if readonly:
+            self.db = self._open_readonly()
+            self.checksums = self.meta("checksums", False)
+            self._check_seal()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -110,8 +119,20 @@ class Archive:
             self.checksums = self.meta("checksums", False)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: cannot open the archive ({exc})") from None
-        self.seal_path = self.path.with_name(self.path.name + ".seal")
         self._check_seal()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        # mode=ro still needs to create the WAL index beside the file; where the folder is not
+        # writable, immutable=1 reads the file as it is (no writer can be running there anyway)
+        last: Exception | None = None
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?{query}", uri=True, isolation_level=None, timeout=30)
+                db.execute("SELECT COUNT(*) FROM evaluation").fetchone()
+                return db
+            except sqlite3.DatabaseError as exc:
+                last = exc
+        raise ArchiveError(f"{self.path}: cannot read the archive ({last})")
 
     def _check_seal(self) -> None:
         if not self.seal_path.is_file():

@@ -49,13 +49,13 @@ class RunDir:
         """Whether a search has recorded anything here (a new search must not write over it)."""
         if not self.archive_path.exists():
             return False
-        with Archive(self.archive_path) as a:
+        with Archive(self.archive_path, readonly=True) as a:
             return a.count(expensive_only=False) > 0
 
     def archive(self) -> Archive:
         if not self.archive_path.is_file():
             raise RunDirError(f"{self.path}: no {self.ARCHIVE} (run hwnas search first)")
-        return Archive(self.archive_path)
+        return Archive(self.archive_path, readonly=True)
 
     def meta(self) -> dict[str, Any]:
         """Everything the search stored beside its evaluations: config, versions, fingerprint, sources."""
