@@ -104,7 +104,7 @@ def _profile_and_validate(seed: int) -> Path:
 
     spec = load_device(ROOT / "devices" / "local-cpu.toml")
     space = get_space("mobilenet", input_shape="1x28x28", **SPACE_OPTIONS)
-    path = ROOT / default_table_path(spec.name, space)
+    path = ROOT / default_table_path(spec.name, space, precision=spec.runtime.precision)
     print(f"\n== 1. profile {spec.name}: mobilenet (scale 0.25) at 1x28x28 -> {path}")
     table = profile(spec, space, out=path, seed=seed)
     fit = table.context["fit"]

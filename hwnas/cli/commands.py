@@ -85,10 +85,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from hwnas.device.spec import load_device
+    from hwnas.device.spec import load_device, with_runtime
     from hwnas.latency.profiler import profile
 
-    spec = load_device(args.device)
+    spec = with_runtime(load_device(args.device), precision=args.precision, calibration_data=args.calibration_data)
     space = _space(args)
     table = profile(spec, space, out=args.out, context_models=args.context_models, seed=args.seed,
                     energy_model=args.energy_model, force=args.force, progress=not args.no_progress)

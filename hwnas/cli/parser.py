@@ -76,6 +76,15 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def _add_precision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "int8", "fp16"),
+                   help="the precision the device runs (overrides the spec's runtime.precision): int8 quantizes "
+                        "every timed file statically (QDQ, per-channel weights)")
+    p.add_argument("--calibration-data", metavar="DATASET",
+                   help="int8: calibrate whole models on this dataset's train split, e.g. mnist5k "
+                        "(default: the spec's runtime.calibration_data, else seeded random inputs)")
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -120,6 +129,7 @@ def _device_commands(sub: Any) -> None:
     p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
     p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
     _add_space_args(p)
+    _add_precision_args(p)
     p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
     p.add_argument("--context-models", type=at_least(3), default=40,
                    help="whole models timed alongside the blocks to fit the boundary correction (default 40)")

@@ -13,6 +13,8 @@ A spec names the runtime settings a device is profiled and deployed with::
     execution_mode = "sequential"   # sequential | parallel
     allow_spinning = false
     affinity = [1]                  # cores pinned while measuring (Linux); omit for none
+    precision = "fp32"              # fp32 | int8 (static QDQ, per-channel) | fp16 (GPU providers)
+    calibration_data = "mnist5k"    # int8: calibrate whole models on this dataset's train split
 
     [energy]
     meter = "none"                  # rapl | nvml | external | none
@@ -37,10 +39,11 @@ from hwnas.measure.session import EXEC_MODES, OPT_LEVELS, ProviderUnavailableErr
 from hwnas.measure.timing import Protocol
 
 __all__ = ["DeviceSpec", "DeviceSpecError", "EnergySettings", "IDENTITY_FIELDS", "ProviderUnavailableError",
-           "RemoteSettings", "RuntimeSettings", "load_device", "parse_device", "spec_from_record"]
+           "RemoteSettings", "RuntimeSettings", "load_device", "parse_device", "spec_from_record", "with_runtime"]
 
 
 METERS = ("none", "rapl", "nvml", "external")
+PRECISIONS = ("fp32", "int8", "fp16")
 
 
 class DeviceSpecError(HwnasError, ValueError):
@@ -57,6 +60,10 @@ class RuntimeSettings:
     allow_spinning: bool = False
     affinity: tuple[int, ...] | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)
+    # the numeric format models are profiled, searched and deployed in: every file timed on the
+    # device is converted to it first (hwnas.spaces.quantize); part of a table's identity
+    precision: str = "fp32"
+    calibration_data: str | None = None  # int8: a dataset for whole models' activation ranges
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class DeviceSpec:
         return {
             "provider": r.provider, "intra_op_threads": r.intra_op_threads, "inter_op_threads": r.inter_op_threads,
             "graph_optimization": r.graph_optimization, "execution_mode": r.execution_mode,
-            "allow_spinning": r.allow_spinning, "batch_size": self.batch_size,
+            "allow_spinning": r.allow_spinning, "batch_size": self.batch_size, "precision": r.precision,
         }
 
 
@@ -181,8 +188,17 @@ def _parse_runtime(data: dict[str, Any], path: str) -> RuntimeSettings:
             raise _fail(path, p + "affinity", f"expected a non-empty list of core numbers, got {affinity!r}")
         affinity = tuple(affinity)
     options = _take(rt, "provider_options", dict, path, p, {})
+    precision = _take(rt, "precision", str, path, p, "fp32")
+    if precision not in PRECISIONS:
+        raise _fail(path, p + "precision", f"{precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and provider == "CPUExecutionProvider":
+        raise _fail(path, p + "precision", "fp16 needs a GPU provider (onnxruntime's CPU kernels run fp16 "
+                                           "slower than fp32); use fp32 or int8 on a CPU")
+    calibration = _take(rt, "calibration_data", str, path, p, None)
+    if calibration is not None and precision != "int8":
+        raise _fail(path, p + "calibration_data", "only used with precision = \"int8\"")
     _unknown(rt, path, p)
-    return RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options)
+    return RuntimeSettings(provider, intra, inter, level, mode, spinning, affinity, options, precision, calibration)
 
 
 def _parse_energy(data: dict[str, Any], path: str) -> EnergySettings:
@@ -256,7 +272,7 @@ def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
 # Fields that must agree for a table to be used: the hardware, the runtime and its settings.
 IDENTITY_FIELDS = ("cpu_model", "cpu_count", "machine", "system", "onnxruntime_version", "provider_used",
                    "intra_op_threads", "inter_op_threads", "graph_optimization", "execution_mode",
-                   "allow_spinning", "batch_size")
+                   "allow_spinning", "batch_size", "precision")
 
 
 def spec_from_record(record: dict[str, Any]) -> DeviceSpec:
@@ -269,3 +285,16 @@ def spec_from_record(record: dict[str, Any]) -> DeviceSpec:
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if v is not None and v != {}}
     return parse_device(data, str(record.get("source", "<table>")))
+
+
+def with_runtime(spec: DeviceSpec, **changes: Any) -> DeviceSpec:
+    """``spec`` with runtime settings changed (None: unchanged), validated as a spec file is:
+    what ``--precision`` and ``--calibration-data`` do on the command line."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return spec
+    record = spec.to_dict()
+    record["runtime"].update(changes)
+    if record["runtime"].get("precision") != "int8":
+        record["runtime"]["calibration_data"] = None
+    return spec_from_record(record)

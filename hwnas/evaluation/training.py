@@ -26,10 +26,12 @@ from torch import nn
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_json, write_json
 from hwnas.core.threads import torch_threads
+from hwnas.core.processes import scratch_folder
 from hwnas.measure.conditions import threads_now
-from hwnas.evaluation.data import Dataset, load_for_space, make_splits, standardize
+from hwnas.spaces.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.spaces.quantize import Calibration, export_pair, onnx_predictions, top1_percent
 
 
 # Bump when a default below changes: cached results made under the old default must not be reused.
@@ -137,16 +139,21 @@ def train_and_evaluate(model: nn.Module, ds: Dataset, train_idx: np.ndarray, eva
 
 
 class TrainAccuracy(MetricSource):
-    """Validation accuracy after low-fidelity training from scratch."""
+    """Validation accuracy after low-fidelity training from scratch. With ``quantized``, the
+    accuracy of the trained model after static INT8 quantization (calibrated on the train split),
+    run through onnxruntime: what an int8 device will answer."""
 
     provides = ("accuracy",)
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", cache: str | None = None,
-                 threads: int | None = None, **settings: Any) -> None:
+                 threads: int | None = None, quantized: bool | int = False, **settings: Any) -> None:
         unknown = set(settings) - set(TrainSettings.__dataclass_fields__)
         if unknown:
-            raise HwnasError(f"train: unknown option {sorted(unknown)[0]!r} "
-                             f"(options: dataset, cache, threads, {', '.join(TrainSettings.__dataclass_fields__)})")
+            raise HwnasError(f"train: unknown option {sorted(unknown)[0]!r} (options: dataset, cache, threads, "
+                             f"quantized, {', '.join(TrainSettings.__dataclass_fields__)})")
+        if quantized not in (0, 1, True, False):
+            raise HwnasError(f"train: option quantized={quantized!r}: give 0 or 1")
+        self.quantized = bool(quantized)
         self.space = space
         self.settings = TrainSettings(**settings)
         self.dataset_name = dataset
@@ -161,7 +168,7 @@ class TrainAccuracy(MetricSource):
         self.hits = 0
 
     def _key(self, arch: Architecture) -> str:
-        return f"{self.space.name}:{arch.id}:{self.dataset_name}:{self.settings.key()}"
+        return f"{self.space.name}:{arch.id}:{self.dataset_name}:{self.settings.key()}{':int8' if self.quantized else ''}"
 
     def accuracy(self, arch: Architecture) -> float:
         key = self._key(arch)
@@ -170,16 +177,36 @@ class TrainAccuracy(MetricSource):
             return self._cache[key]
         with torch_threads(self.threads):
             model = self.space.build(arch, seed=self.settings.seed, calibrate_bn=False)
-            acc = train_and_evaluate(model, self.ds, self.splits.train, self.splits.val, self.settings, self.mean, self.std)
+            if self.quantized:
+                acc = self._int8_accuracy(model)
+            else:
+                acc = train_and_evaluate(model, self.ds, self.splits.train, self.splits.val, self.settings, self.mean,
+                                         self.std)
         self._cache[key] = acc
         if self.cache_path:
             write_json(self.cache_path, self._cache)
         return acc
+
+    def _int8_accuracy(self, model: nn.Module) -> float:
+        """Train, quantize (calibrated on train images only), score on the validation split."""
+        x_all, y_all = normalised(self.ds, self.mean, self.std)
+        model = fit(model, x_all, y_all, self.splits.train, self.settings)
+        calibration = Calibration.from_train_split(self.dataset_name, self.ds.x, self.splits.train, self.mean, self.std,
+                                                   split_seed=self.settings.split_seed)
+        with scratch_folder("int8") as tmp:
+            try:
+                _, int8 = export_pair(model, self.space.input_shape, calibration, Path(tmp), seed=self.settings.seed)
+            except HwnasError as exc:  # this candidate cannot be quantized: it fails, the search goes on
+                raise TrainingFailed(str(exc)) from None
+            val = self.splits.val
+            predictions = onnx_predictions(int8, x_all[val].numpy(), threads=self.threads)
+        return top1_percent(predictions, y_all[val].numpy())
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
 
     def describe(self) -> dict[str, Any]:
         return {"source": "train", "proxy": True, "dataset": self.dataset_name, "settings": asdict(self.settings),
+                "quantized": "int8 static QDQ, calibrated on train images, scored in onnxruntime" if self.quantized else False,
                 "split_seed": self.splits.seed, "split_sizes": [len(self.splits.train), len(self.splits.val), len(self.splits.test)],
                 "threads": self.threads, "threads_chosen": self.threads_why}

@@ -17,6 +17,7 @@ from hwnas.device.targets import open_target
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
 from hwnas.spaces.onnx_io import export_onnx
+from hwnas.spaces.quantize import calibration_for, to_precision
 
 
 class JobKind(str, enum.Enum):
@@ -74,6 +75,11 @@ def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, see
     gen = torch.Generator().manual_seed(seed)
     example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
     export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
+    precision = spec.runtime.precision
+    if precision != "fp32":  # the device runs another precision: time what it runs
+        # a block's inputs are activations inside a network: only whole models see real images
+        dataset = spec.runtime.calibration_data if job.kind is JobKind.MODEL else None
+        to_precision(path, precision, calibration_for(dataset, space, seed), shapes, batch=batch)
     return path, shapes
 
 

@@ -40,6 +40,7 @@ from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Block, SearchSpace
+from hwnas.spaces.quantize import Calibration, calibration_for
 
 
 def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:
@@ -80,10 +81,23 @@ def profile(
     """
     if context_models < 3:  # checked before any block is measured: the fit needs three models
         raise UsageError(f"--context-models must be at least 3 (the boundary fit needs them), got {context_models}")
-    path = Path(out) if out else default_table_path(spec.name, space)
+    path = Path(out) if out else default_table_path(spec.name, space, precision=spec.runtime.precision)
     with exclusive(path.parent / f".{path.name}.lock", f"latency table {path}"):  # one profile writes a table
         return _profile(spec, space, path, protocol, context_models, seed, energy_model, force, progress,
                         save_every_s, log)
+
+
+def quantization_record(spec: DeviceSpec, space: SearchSpace, seed: int) -> dict[str, Any] | None:
+    """What a table of a non-fp32 device says about its files' conversion (None for fp32)."""
+    precision = spec.runtime.precision
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        return {"precision": "fp16", "converter": "onnxruntime.transformers.float16", "io": "fp32"}
+    return {"precision": "int8", "method": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+            "weights": "int8, per channel", "activations": "uint8, MinMax ranges",
+            "calibration": {"blocks": Calibration.random(seed).describe(),
+                            "models": calibration_for(spec.runtime.calibration_data, space, seed).describe()}}
 
 
 def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protocol | None, context_models: int,
@@ -105,6 +119,7 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protoco
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
                              protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
         table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
+        table.quantization = quantization_record(spec, space, seed)
     state, warnings = target.preflight()
     for line in warnings:
         log(f"warning: {line}")

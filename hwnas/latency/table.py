@@ -8,7 +8,9 @@ Default location: ``latency_tables/<device>/<space>-<CxHxW>.json``. A table hold
 * ``context``: whole models timed in the same run, and the fusion/boundary correction fitted on
   them (see ``hwnas.latency.predictor``);
 * ``fingerprint``, ``device`` settings, ``space`` (name, version, config), ``protocol``;
-* ``calibration``: an optional correction fitted by ``hwnas validate --calibrate``.
+* ``calibration``: an optional correction fitted by ``hwnas validate --calibrate``;
+* ``quantization``: for an int8 or fp16 device, how every timed file was converted (format,
+  weight and activation types, and the calibration inputs of blocks and of whole models).
 
 Tables are written atomically as entries finish, so a profile killed half-way leaves a valid,
 incomplete table that the next run continues without re-measuring finished entries. Loading one for use checks that it was made
@@ -50,16 +52,18 @@ class MissingEntryError(HwnasError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def default_table_path(device: str, space: SearchSpace, root: str | Path = "latency_tables") -> Path:
-    """``<root>/<device>/<space>[-<option><value>...]-<CxHxW>.json``: non-default space options
-    are in the name, so tables of two configurations of a space do not collide."""
+def default_table_path(device: str, space: SearchSpace, root: str | Path = "latency_tables",
+                       precision: str = "fp32") -> Path:
+    """``<root>/<device>/<space>[-<option><value>...]-<CxHxW>[-<precision>].json``: non-default
+    space options and precisions are in the name, so two tables never collide."""
     params = inspect.signature(type(space).__init__).parameters
     config = space.config()
     tag = "".join(f"-{k}{config[k]:g}" if isinstance(config[k], (int, float)) else f"-{k}{config[k]}"
                   for k, p in params.items()
                   if k in config and k not in ("input_shape", "num_classes") and p.default is not inspect.Parameter.empty
                   and config[k] != p.default)
-    return Path(root) / device / f"{space.name}{tag}-{shape_str(space.input_shape)}.json"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return Path(root) / device / f"{space.name}{tag}-{shape_str(space.input_shape)}{suffix}.json"
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
@@ -80,6 +84,8 @@ class LatencyTable:
     context: dict[str, Any] = field(default_factory=lambda: {"models": [], "fit": None})
     calibration: dict[str, Any] | None = None
     conditions: dict[str, Any] | None = None  # the device's state when profiled (None: not recorded)
+    # how files were converted to the device's precision (None: fp32, timed as exported)
+    quantization: dict[str, Any] | None = None
     complete: bool = False
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     hwnas_version: str = ""
@@ -90,7 +96,8 @@ class LatencyTable:
             "format": FORMAT, "format_version": FORMAT_VERSION, "hwnas_version": self.hwnas_version,
             "created": self.created, "complete": self.complete, "statistic": self.statistic,
             "fingerprint": self.fingerprint, "device": self.device, "space": self.space, "protocol": self.protocol,
-            "energy": self.energy, "calibration": self.calibration, "conditions": self.conditions, "context": self.context,
+            "energy": self.energy, "calibration": self.calibration, "conditions": self.conditions,
+            "quantization": self.quantization, "context": self.context,
             "entries": self.entries,
         }
 
@@ -121,13 +128,14 @@ class LatencyTable:
                 fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
                 protocol=dict(data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
                 energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
-                conditions=data.get("conditions"),
+                conditions=data.get("conditions"), quantization=data.get("quantization"),
                 complete=bool(data["complete"]), created=str(data["created"]),
                 hwnas_version=str(data.get("hwnas_version", "")), path=p,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TableError(f"{p}: field {exc}: missing or malformed") from None
         _check_values(p, table)
+        table.fingerprint.setdefault("precision", "fp32")  # tables from before precisions were fp32
         return table
 
     # ----- safety ---------------------------------------------------------------------------

@@ -64,9 +64,11 @@ def validate(
     if samples < 3:  # a rank correlation and a calibration fit need three models
         raise UsageError(f"--samples must be at least 3, got {samples}")
     table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
-    spec = spec or spec_from_record(table.device)
+    given, spec = spec is not None, spec or spec_from_record(table.device)
     protocol = Protocol(**table.protocol)
     target = open_target(spec)
+    if given:  # another spec measures: it must be the device (and precision) the table describes
+        accepted += table.check(fingerprint=target.fingerprint(), allow_mismatch=allow_mismatch)
     state, warnings = target.preflight()
     for line in warnings:
         log(f"warning: {line}")

@@ -43,6 +43,7 @@ def fingerprint(runtime: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
         "graph_optimization": runtime.get("graph_optimization", "all"),
         "execution_mode": runtime.get("execution_mode", "sequential"),
         "allow_spinning": bool(runtime.get("allow_spinning", False)), "batch_size": batch_size,
+        "precision": runtime.get("precision", "fp32"),
     }
 
 

@@ -32,6 +32,7 @@ class ProviderUnavailableError(HwnasError, RuntimeError):
 def session_options(runtime: Mapping[str, Any]) -> ort.SessionOptions:
     """onnxruntime session options from a device spec's ``runtime`` settings."""
     so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only: the optimizer's notes on folded constants are not the user's to act on
     so.intra_op_num_threads = int(runtime.get("intra_op_threads", 1))
     so.inter_op_num_threads = int(runtime.get("inter_op_threads", 1))
     so.graph_optimization_level = OPT_LEVELS[runtime.get("graph_optimization", "all")]

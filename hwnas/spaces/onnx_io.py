@@ -118,6 +118,9 @@ def ort_session(
     options: ort.SessionOptions | None = None,
 ) -> ort.InferenceSession:
     """An onnxruntime session; raises OnnxModelError if onnxruntime cannot load the model."""
+    if options is None:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only (see hwnas.measure.session)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as exc:
