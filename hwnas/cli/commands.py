@@ -262,7 +262,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
                          limit=args.limit, seed=args.seed, budgets=args.budget, threads=args.threads,
-                         argv=["hwnas", *args.argv],
+                         int8=args.int8, argv=["hwnas", *args.argv],
                          progress=not args.no_progress)
     over = index["over_budget"]
     print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "

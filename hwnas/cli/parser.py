@@ -218,6 +218,9 @@ def _deploy_commands(sub: Any) -> None:
                    help="an extra budget to check the measured models against (repeatable)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of retraining and export inputs (default 0)")
     p.add_argument("--threads", type=at_least(1), help="torch threads for retraining (default: torch's, one per core)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write each model statically quantized (<name>.int8.onnx), measured and scored beside "
+                        "fp32 (implied when the device's precision is int8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func="cmd_export")
 

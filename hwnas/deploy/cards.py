@@ -18,6 +18,8 @@ class ModelCard(TypedDict):
     batch_size: int
     onnx: str  # file name, beside the card
     onnx_sha256: str
+    file_size_bytes: int
+    precision: str  # what the device runs (and the budget is checked in): fp32 or int8
     checks: dict[str, Any]  # checker, onnxruntime session, parity with torch
     params: int
     macs: int
@@ -26,6 +28,7 @@ class ModelCard(TypedDict):
     latency: dict[str, Any]  # predicted, measured, error raw and drift-corrected, the protocol
     energy: dict[str, Any]
     budget: dict[str, Any]  # every budget checked against measured values
+    int8: dict[str, Any] | None  # the statically quantized file, side by side (hwnas.deploy.int8); None: not asked
     device: dict[str, Any]  # name, spec, fingerprint, conditions
     seeds: dict[str, Any]
     versions: dict[str, str]
@@ -42,6 +45,23 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}{unit}"
     return f"{v}{unit}"
+
+
+def _int8_markdown(q: dict[str, Any] | None) -> list[str]:
+    if not q:
+        return []
+    lat, acc = q["latency"], q["accuracy"]
+    verdict = (f"int8 is {q['speedup']:.2f}x faster" if q["faster"]
+               else f"**int8 is NOT faster on this device** ({_fmt(q['speedup'], 'x', 2)})")
+    return ["## fp32 and int8 side by side", "",
+            "| | fp32 | int8 |", "|---|---|---|",
+            f"| file | {q['fp32_file_size_bytes'] / 1e3:.0f} kB | [{q['onnx']}]({q['onnx']}), "
+            f"{q['file_size_bytes'] / 1e3:.0f} kB |",
+            f"| latency ({lat['statistic']}, measured) | {_fmt(lat['fp32_measured_ms'])} ms | {_fmt(lat['measured_ms'])} ms |",
+            f"| test accuracy (onnxruntime) | {_fmt(acc['fp32_test'], '%', 2)} | {_fmt(acc['int8_test'], '%', 2)} |", "",
+            f"{verdict}; top-1 agreement on the test split {_fmt(acc['agreement_pct'], '%', 1)}"
+            f"{'' if acc['int8_test'] is not None else ' (' + acc.get('note', '') + ')'}. Calibration: "
+            f"{q['quantization']['calibration']['source']}.", ""]
 
 
 def card_markdown(card: ModelCard) -> str:
@@ -69,6 +89,7 @@ def card_markdown(card: ModelCard) -> str:
         f"predicted from {lat['predicted_from'] or 'no table'}.", "",
         *([f"Drift: {lat['drift']['describe']}; drift-corrected prediction {_fmt(lat['drift_corrected_ms'])} ms "
            f"({_fmt(lat['error_pct_drift_corrected'], '%', 1)}).", ""] if lat.get("drift") else []),
+        *_int8_markdown(card.get("int8")),
         "## Budget", "",
         ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
     ]

@@ -36,6 +36,7 @@ from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
 from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
+from hwnas.deploy.int8 import Int8Request, int8_line, int8_request, int8_section, quantize_file
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.target import Target
 from hwnas.device.targets import open_target
@@ -116,13 +117,15 @@ def export_models(
     seeds: dict[str, Any] | None = None,
     command: str = "",
     seed: int = 0,
+    int8: Int8Request | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[ModelCard]:
     """Export, verify and measure ``archs``; write their ONNX files and cards into ``out``.
 
     ``weights[i]`` is a state dict (None: the space's seeded initial weights); ``accuracy[i]``
-    goes into the card as it is. Returns the cards.
+    goes into the card as it is. With ``int8``, each model is also written statically quantized
+    and measured beside its fp32 file (``hwnas.deploy.int8``). Returns the cards.
     """
     out = output_folder(out, "export folder")
     same_device = table is not None and table.device.get("name") == spec.name
@@ -135,8 +138,9 @@ def export_models(
         log(f"warning: {line}")
     # sentinels re-time table entries beside the models: is the device still as profiled?
     sentinels = choose_sentinels(table, space) if same_device and table is not None else []
-    exports, stats, energy, now = _export_and_measure(space, archs, names, weights, out, target, protocol, seed, atol,
-                                                      progress, sentinels)
+    exports, stats, energy, now, q_files, q_stats = _export_and_measure(
+        space, archs, names, weights, out, target, protocol, seed, atol, progress, sentinels, int8)
+    table_int8 = table is not None and table.fingerprint.get("precision", "fp32") == "int8"
     drift = drift_factor([s.table_ms for s in sentinels], now) if sentinels else None
     if drift is not None and drift.warning():
         log(f"warning: {drift.warning()}")
@@ -146,7 +150,13 @@ def export_models(
     for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
         pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
-        card = _card(batch, arch, name, rep, st, energy[i], pred_ms, pred_mj, accuracy[i], metrics[i] if metrics else {})
+        section = None
+        if int8 is not None:  # an int8 table predicts the int8 file, an fp32 table the fp32 one
+            section = int8_section(Path(rep.path), q_files[i], st, q_stats[i], protocol, int8,
+                                   trained=weights[i] is not None, predicted_ms=pred_ms if table_int8 else None)
+            pred_ms = None if table_int8 else pred_ms
+        card = _card(batch, arch, name, rep, st, energy[i], pred_ms, pred_mj, accuracy[i], metrics[i] if metrics else {},
+                     section)
         write_json(out / f"{name}.json", card)
         write_atomic(out / f"{name}.md", card_markdown(card))
         cards.append(card)
@@ -157,18 +167,22 @@ def export_models(
             f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
             f"{'' if err is None else f' ({err:+.1f}%'}{'' if fixed is None else f', drift-corrected {fixed:+.1f}%'}"
             f"{'' if err is None else ')'}{'' if st.stable else '  UNSTABLE measurement'}{flag}")
+        if section is not None:
+            log(int8_line(name, section))
     return cards
 
 
-def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],
+def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],  # long: one pass
                         weights: Sequence[dict[str, torch.Tensor] | None], out: Path, target: Target, protocol: Protocol,
                         seed: int, atol: float, progress: bool, sentinels: Sequence[Sentinel] = (),
-                        ) -> tuple[list[ExportReport], list[Stats], list[float | None], list[float]]:
-    """Verified ONNX files of the models, then their statistics and energy on the target, timed
-    interleaved with the sentinels (whose statistic now is returned last)."""
+                        int8: Int8Request | None = None,
+                        ) -> tuple[list[ExportReport], list[Stats], list[float | None], list[float], list[Path], list[Stats]]:
+    """Verified ONNX files of the models (and their int8 versions), then their statistics and
+    energy on the target, all timed interleaved with the sentinels; returns the fp32 reports,
+    stats and energy, the sentinels' statistic now, the int8 files and their stats."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    spec, exports = target.spec, []
+    spec, exports, q_files = target.spec, [], []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=not progress) as bar:
         task = bar.add_task("export ", total=len(archs))
@@ -181,26 +195,31 @@ def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names
                 example = torch.randn((spec.batch_size, *space.input_shape), generator=torch.Generator().manual_seed(seed))
                 exports.append(export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
                                            atol=atol, providers=(spec.runtime.provider,)))
+                if int8 is not None:
+                    q_files.append(quantize_file(Path(exports[-1].path), int8, space.input_shape, spec.batch_size))
                 bar.advance(task)
-        meas = bar.add_task("measure", total=len(archs) + len(sentinels))
-        items = [(Path(r.path), [space.input_shape]) for r in exports]
+        meas = bar.add_task("measure", total=len(archs) + len(q_files) + len(sentinels))
+        items = [(Path(r.path), [space.input_shape]) for r in exports] + [(f, [space.input_shape]) for f in q_files]
         with scratch_folder("sentinels") as tmp, torch_threads(1):
             items += [export_job(s.job, space, spec, Path(tmp), seed) for s in sentinels]
             # the device's own sessions (here, or on its remote target), the profiling protocol
             stats, energy = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(meas),
                                           target=target)
-    n = len(exports)
-    return exports, stats[:n], energy[:n], [st.value(protocol.statistic) for st in stats[n:]]
+    n, k = len(exports), len(exports) + len(q_files)
+    return exports, stats[:n], energy[:n], [st.value(protocol.statistic) for st in stats[k:]], q_files, stats[n:k]
 
 
 def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats, meas_mj: float | None,
-          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any]) -> ModelCard:
+          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any],
+          int8: dict[str, Any] | None = None) -> ModelCard:
     """A model card: what was exported, how it was checked, and what it costs and scores."""
     facts = describe(b.space, arch)
     measured_ms = st.value(b.protocol.statistic)
+    precision = "int8" if int8 is not None and b.spec.runtime.precision == "int8" else "fp32"
     known = {k: (float(v), "search") for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    known.update({"latency_ms": (measured_ms, "measured"), "params": (float(facts.params), "counted"),
-                  "macs": (float(facts.macs), "counted")})
+    known.update({"latency_ms": (int8["latency"]["measured_ms"] if precision == "int8" and int8 else measured_ms,
+                                 f"measured ({precision})"),
+                  "params": (float(facts.params), "counted"), "macs": (float(facts.macs), "counted")})
     if meas_mj is not None:
         known["energy_mj"] = (meas_mj, "measured")
     elif pred_mj is not None:
@@ -211,6 +230,7 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
         "space": {"name": b.space.name, "version": b.space.version, "config": b.space.config()},
         "input_shape": list(b.space.input_shape), "batch_size": b.spec.batch_size,
         "onnx": f"{name}.onnx", "onnx_sha256": hashlib.sha256(Path(rep.path).read_bytes()).hexdigest(),
+        "file_size_bytes": Path(rep.path).stat().st_size, "precision": precision,
         "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
                    "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": b.atol, "parity_inputs": rep.n_parity_inputs,
                    "opset": rep.opset, "exporter": rep.exporter},
@@ -230,6 +250,7 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
                    "meter": b.meter_source,
                    "predicted_source": table.energy.get("source") if table is not None else None},
         "budget": _budget_checks(b.constraints, known),
+        "int8": int8,
         "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint, "conditions": b.conditions},
         "seeds": b.seeds, "versions": versions(), "command": b.command, "created": b.created,
     }
@@ -262,11 +283,14 @@ def export_front(
     seed: int = 0,
     budgets: Sequence[str] = (),
     threads: int | None = None,
+    int8: bool = False,
     argv: Sequence[str] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Export a search's front (see the module docstring); writes ``out/index.json``."""
+    """Export a search's front (see the module docstring); writes ``out/index.json``. With
+    ``int8`` (implied on a device whose precision is int8), every model is also written
+    statically quantized, measured and scored beside its fp32 file."""
     run_dir, out = Path(run_dir), Path(out)
     run = RunDir(run_dir)
     front, config = run.front(), run.config()
@@ -284,7 +308,8 @@ def export_front(
 
         do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], threads=threads,
                    log=log)  # skips finished ones
-    retrained = {m["arch_id"]: m for m in (run.retrained() or {"models": []})["models"]}
+    record = run.retrained()
+    retrained = {m["arch_id"]: m for m in (record or {"models": []})["models"]}
 
     names = [f"{space.name}-{i + 1:02d}-{arch.id[:8]}" for i, arch in enumerate(archs)]
     weights, accuracy = _weights_and_accuracy(archs, chosen, retrained, proxy_label(config), epochs)
@@ -293,7 +318,7 @@ def export_front(
     seeds = {"search": config.seed, "retrain": seed if retrained else None}
     cards = export_models(space, archs, out, spec, names=names, weights=weights, accuracy=accuracy, table=table,
                           constraints=constraints, metrics=chosen, seeds=seeds, command=command, seed=seed,
-                          progress=progress, log=log)
+                          int8=int8_request(spec, config, space, record, int8), progress=progress, log=log)
     over = [c["name"] for c in cards if not c["budget"]["ok"]]
     index = {
         "run_dir": str(run_dir.resolve()), "out": str(out.resolve()), "device": spec.name,
@@ -309,13 +334,22 @@ def export_front(
                     "latency_error_drift_corrected_pct": c["latency"]["error_pct_drift_corrected"],
                     "drift": (c["latency"]["drift"] or {}).get("factor"), "predicted_mj": c["energy"]["predicted_mj"],
                     "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
-                    "budget_broken": c["budget"]["broken"]} for c in cards],
+                    "budget_broken": c["budget"]["broken"], **_int8_index(c["int8"])} for c in cards],
     }
     write_json(out / "index.json", index)
     run.record_export(out)
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
     return index
+
+
+def _int8_index(q: dict[str, Any] | None) -> dict[str, Any]:
+    if q is None:
+        return {}
+    return {"int8_onnx": q["onnx"], "int8_measured_ms": q["latency"]["measured_ms"], "int8_speedup": q["speedup"],
+            "int8_faster": q["faster"], "int8_predicted_ms": q["latency"]["predicted_ms"],
+            "int8_test_accuracy": q["accuracy"]["int8_test"], "fp32_onnx_test_accuracy": q["accuracy"]["fp32_test"],
+            "int8_agreement_pct": q["accuracy"]["agreement_pct"], "int8_file_size_bytes": q["file_size_bytes"]}
 
 
 def _device_of(device: str | Path | DeviceSpec | None, table: LatencyTable | None, run_dir: Path) -> DeviceSpec:

@@ -235,19 +235,26 @@ def _model_table(models: list[dict[str, Any]], index: dict[str, Any], out: Path)
             ("test_accuracy", "test acc (%)", "num"), ("predicted_ms", "predicted ms", "num"),
             ("measured_ms", "measured ms", "num"), ("latency_error_pct", "error (%)", "num"),
             ("params", "params", "num"), ("flops", "FLOPs", "num"), ("budget_ok", "in budget", "num")]
+    if any("int8_measured_ms" in m for m in models):  # fp32 and int8 side by side
+        cols[6:6] = [("int8_measured_ms", "int8 ms", "num"), ("int8_speedup", "int8 speed-up", "num"),
+                     ("fp32_onnx_test_accuracy", "fp32 test (ort, %)", "num"),
+                     ("int8_test_accuracy", "int8 test (ort, %)", "num"), ("int8_agreement_pct", "int8 agree (%)", "num")]
     head = "".join(f'<th data-col="{c}" data-type="{t}" class="{"l" if t == "str" else ""}">{html.escape(label)}</th>'
                    for c, label, t in cols) + '<th class="l">files</th>'
     rows = []
     for m in models:
         cells = []
         for c, _label, t in cols:
-            text, key = _cell(m.get(c), 2 if "accuracy" in c or "pct" in c else 3)
+            text, key = _cell(m.get(c), 2 if "accuracy" in c or "pct" in c or "speedup" in c else 3)
+            if c == "int8_speedup" and m.get("int8_faster") is False:
+                text += " (slower)"
             if c == "name":
                 text = f'<a href="{html.escape(str(rel / m["card_md"]))}">{text}</a>'
             cls = "l arch" if c == "arch" else ("l" if t == "str" else "")
             cells.append(f'<td data-key="{key}" class="{cls}">{text}</td>')
         links = " ".join(f'<a href="{html.escape(str(rel / m[k]))}">{label}</a>'
-                         for k, label in (("onnx", "onnx"), ("card_json", "json"), ("card_md", "card")))
+                         for k, label in (("onnx", "onnx"), ("int8_onnx", "int8"), ("card_json", "json"),
+                                          ("card_md", "card")) if m.get(k))
         rows.append(f'<tr class="{"" if m["budget_ok"] else "over"}">{"".join(cells)}<td class="l">{links}</td></tr>')
     caption = (f"{len(models)} exported models, measured on {html.escape(index['device'])} "
                f"({html.escape(index['statistic'])}); {len(index['over_budget'])} over budget")

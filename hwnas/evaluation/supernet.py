@@ -92,6 +92,9 @@ class SupernetAccuracy(MetricSource):
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
                  threads: int | None = None, log: Any = print, **settings: Any) -> None:
         unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
+        if "quantized" in unknown:  # each sub-network would need its own calibration and export: minutes, not ms
+            raise HwnasError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
+                             "use --accuracy train --accuracy-opt quantized=1, or export with --int8 to measure it")
         if unknown:
             raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
                              f"(options: dataset, path, threads, ensemble, {', '.join(SupernetSettings.__dataclass_fields__)})")

@@ -134,6 +134,11 @@ class Archive:
                 last = exc
         raise ArchiveError(f"{self.path}: cannot read the archive ({last})")
 
+    def _checksum_column(self) -> str:
+        # an archive of hwnas 0.1.0 opened read-only has no checksum column (a writer adds it)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluation)")}
+        return "checksum" if "checksum" in columns else "NULL"
+
     def _check_seal(self) -> None:
         if not self.seal_path.is_file():
             return
@@ -184,8 +189,8 @@ class Archive:
     def records(self) -> Iterator[Record]:
         """Every row in order; a row whose content no longer matches its checksum is refused."""
         for row in self.db.execute("SELECT seq, arch, arch_id, status, reason, metrics, violation, soft_violation, "
-                                   "expensive, wall_s, strategy, seed, started, finished, checksum FROM evaluation "
-                                   "ORDER BY seq"):
+                                   f"expensive, wall_s, strategy, seed, started, finished, {self._checksum_column()} "
+                                   "FROM evaluation ORDER BY seq"):
             if (row[14] is not None or self.checksums) and row[14] != _checksum(tuple(row[1:14])):
                 raise ArchiveError(f"{self.path}: evaluation {row[0]} ({row[1]}) fails its checksum: the row was "
                                    "edited or corrupted; the run cannot be trusted or resumed")

@@ -39,6 +39,9 @@ from hwnas.spaces.onnx_io import load_onnx, ort_session
 
 PRECISIONS = ("fp32", "int8", "fp16")
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# operators static quantization turns into integer kernels; a file without any (a pooling or skip
+# block) stays float, as it would inside a quantized network's float islands
+QUANTIZABLE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 CALIBRATION_SAMPLES = 32  # images whose activations set the ranges (ORT's examples use tens to hundreds)
 RANDOM_SAMPLES = 8
 
@@ -152,7 +155,9 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
     the result is checked (onnx.checker, QDQ operators present, onnxruntime runs it)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    names = [i.name for i in load_onnx(src, full_check=False).graph.input]
+    source = load_onnx(src, full_check=False)
+    names = [i.name for i in source.graph.input]
+    quantizable = any(n.op_type in QUANTIZABLE_OPS for n in source.graph.node)
     feeds = calibration.batches(shapes, batch)
     with atomic_path(dst) as tmp, _quiet():
         try:
@@ -164,29 +169,17 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         except Exception as exc:
             raise QuantizationError(f"{src}: onnxruntime could not quantize it ({type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        check_quantized(tmp)
+        check_quantized(tmp, required=quantizable)
     return Path(dst)
 
 
-def _prune_initializers(path: Path) -> None:
-    """Drop the constants the QDQ rewrite leaves unreferenced (onnxruntime warns about each one
-    every time the file is loaded)."""
-    model = onnx.load(str(path))
-    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
-    keep = [t for t in model.graph.initializer if t.name in used]
-    if len(keep) < len(model.graph.initializer):
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(keep)
-        onnx.save(model, str(path))
-
-
-def check_quantized(path: str | os.PathLike[str]) -> dict[str, int]:
-    """Raise QuantizationError unless ``path`` is a valid ONNX file with quantized operators that
-    onnxruntime loads; returns the counts of its quantization operators."""
+def check_quantized(path: str | os.PathLike[str], *, required: bool = True) -> dict[str, int]:
+    """Raise QuantizationError unless ``path`` is a valid ONNX file that onnxruntime loads and, if
+    ``required``, holds quantized operators; returns the counts of its quantization operators."""
     model = load_onnx(path, full_check=False)
     ops = [n.op_type for n in model.graph.node]
     counts = {op: ops.count(op) for op in sorted(set(ops)) if op in QDQ_OPS or op.startswith("QLinear")}
-    if not counts:
+    if required and not counts:
         raise QuantizationError(f"{path}: holds no QuantizeLinear/DequantizeLinear or QLinear operators")
     ort_session(path)
     return counts
