@@ -11,29 +11,42 @@ cheap (torch loads only when something needs it).
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from hwnas.core.lazy import lazy_exports
 from hwnas.core.versions import __version__
 
 _EXPORTS: dict[str, str] = {
+    # the three jobs (hwnas.api): names and paths in, typed results out, logging only
+    "profile": "hwnas.api", "search": "hwnas.search", "export": "hwnas.api", "ExportResult": "hwnas.api",
+    "SearchResult": "hwnas.search.result", "FrontMember": "hwnas.search.result",
     # spaces
     "get_space": "hwnas.spaces", "SPACES": "hwnas.spaces", "Architecture": "hwnas.spaces", "SearchSpace": "hwnas.spaces",
     "describe": "hwnas.spaces.facts", "export_onnx": "hwnas.spaces.onnx_io",
     # device and latency
     "load_device": "hwnas.device.spec", "DeviceSpec": "hwnas.device.spec",
-    "profile": "hwnas.latency.profiler", "open_table": "hwnas.latency.table", "LatencyTable": "hwnas.latency.table",
+    "open_table": "hwnas.latency.table", "LatencyTable": "hwnas.latency.table",
     "Predictor": "hwnas.latency.predictor", "validate": "hwnas.latency.validate",
     # search
     "load_objectives": "hwnas.search.objectives", "objectives_from_specs": "hwnas.search.objectives",
-    "parse_budget": "hwnas.search.objectives", "STRATEGIES": "hwnas.search.strategies",
-    "make_config": "hwnas.search.config", "RunConfig": "hwnas.search.config", "RunDir": "hwnas.search.rundir",  # run it with hwnas.search.search (the name hwnas.search is the package)
+    "ObjectiveSet": "hwnas.search.objectives", "parse_budget": "hwnas.search.objectives",
+    "STRATEGIES": "hwnas.search.strategies", "make_config": "hwnas.search.config", "RunConfig": "hwnas.search.config",
+    "RunDir": "hwnas.search.rundir",
     # deploy
     "retrain": "hwnas.deploy.retrain", "export_front": "hwnas.deploy.export", "write_report": "hwnas.deploy.report",
     # errors
-    "HwnasError": "hwnas.core.errors",
+    "HwnasError": "hwnas.core.errors", "UsageError": "hwnas.core.errors",
 }
 
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+_lazy = lazy_exports(__name__, _EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "search":  # the package, which is callable: one meaning however the name is reached
+        return importlib.import_module("hwnas.search")
+    return _lazy(name)
 
 
 def __dir__() -> list[str]:

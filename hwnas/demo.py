@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from hwnas.core.log import configure
 from hwnas.core.files import output_folder
 from hwnas.spaces import SPACES, get_space
 from hwnas.spaces.facts import describe
 from hwnas.spaces.onnx_io import export_onnx
 
-ROOT = Path(__file__).resolve().parents[1]
 DEMO_INPUTS = {"mobilenet": "1x28x28", "nb201": "3x32x32", "dppnet": "3x32x32"}
 
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=64, help="search evaluations (default 64)")
     parser.add_argument("--retrain-epochs", type=int, default=5, help="retraining epochs per exported model (default 5)")
     args = parser.parse_args(argv)
+    configure()  # the library logs; the demo shows the log, as the hwnas command does
     out = output_folder(args.out, "demo folder")
     rng = np.random.default_rng(args.seed)
     print(f"hwnas demo: seed {args.seed}, {args.n} architectures per space, ONNX files in {out}/\n")
@@ -102,9 +103,9 @@ def _profile_and_validate(seed: int) -> Path:
     from hwnas.latency.table import default_table_path
     from hwnas.latency.validate import validate
 
-    spec = load_device(ROOT / "devices" / "local-cpu.toml")
+    spec = load_device("local-cpu")  # the preset: ./devices, the source tree, or the installed wheel
     space = get_space("mobilenet", input_shape="1x28x28", **SPACE_OPTIONS)
-    path = ROOT / default_table_path(spec.name, space, precision=spec.runtime.precision)
+    path = default_table_path(spec.name, space, precision=spec.runtime.precision)  # under the working folder
     print(f"\n== 1. profile {spec.name}: mobilenet (scale 0.25) at 1x28x28 -> {path}")
     table = profile(spec, space, out=path, seed=seed)
     fit = table.context["fit"]
@@ -142,7 +143,7 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     print(f"\n== 2. search: mobilenet on mnist5k, model-based (bo), {evaluations} evaluations, budget latency_ms<={budget} "
           f"(30th percentile of random models), accuracy from a supernet -> {run}")
     config = make_config(space="mobilenet", input_shape="1x28x28", space_options=SPACE_OPTIONS,
-                         objectives=load_objectives(ROOT / "objectives" / "accuracy-latency.toml"),
+                         objectives=load_objectives("accuracy-latency"),
                          budgets=[parse_budget(f"latency_ms<={budget}")], strategy="bo",
                          evaluations=evaluations, seed=seed, table=str(table_path),
                          accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": str(supernet.resolve())})

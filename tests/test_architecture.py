@@ -115,7 +115,7 @@ def test_the_measurement_stack_is_portable() -> None:
 
 def test_the_tree_shows_the_pipeline() -> None:
     top = sorted(p.name for p in ROOT.iterdir() if p.suffix == ".py")
-    assert top == ["__init__.py", "__main__.py", "demo.py"], top  # the entry points; the rest lives in stages
+    assert top == ["__init__.py", "__main__.py", "api.py", "demo.py"], top  # the entry points and the API; the rest lives in stages
     assert (ROOT / "cli" / "__init__.py").is_file()
     for stage in STAGES:
         assert (ROOT / stage / "__init__.py").is_file(), stage

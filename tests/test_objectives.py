@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.search.objectives import ObjectiveError, load_objectives, objectives_from_specs, parse_budget
+from hwnas.search.objectives import ObjectiveError, PresetError, load_objectives, objectives_from_specs, parse_budget
 
 PRESETS = Path(__file__).resolve().parents[1] / "objectives"
 
@@ -66,7 +66,7 @@ def test_violation_is_relative_and_zero_inside() -> None:
 def test_malformed_presets_name_the_file_and_field(tmp_path: Path, text: str, field: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    with pytest.raises(ObjectiveError) as exc:
+    with pytest.raises(PresetError) as exc:  # a bad file: exit 1, not a usage error
         load_objectives(path)
     assert str(exc.value).startswith(f"{path}: field '{field}")
 

@@ -214,7 +214,7 @@ def test_profile_cli_with_energy_estimate_and_reuse(tmp_path: Path, capsys: pyte
     assert table.energy["estimated"] and table.energy["source"].startswith("estimated:")
     assert all(e["energy_mj"] > 0 for e in table.entries.values())
     assert main(argv) == 0
-    assert "nothing to do" in capsys.readouterr().out  # a complete, matching table is reused
+    assert "nothing to do" in capsys.readouterr().err  # a complete, matching table is reused
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     assert main(["predict", "--table", str(out), "--arch", arch]) == 0
     assert "mJ (estimated)" in capsys.readouterr().out

@@ -113,7 +113,7 @@ def test_sigterm_stops_a_search_in_one_line_and_it_resumes(tmp_path: Path) -> No
         except sqlite3.Error:
             pass
         time.sleep(0.05)
-    assert proc.poll() is None, "the search ended before it could be stopped"
+    assert proc.poll() is None, f"the search ended before it could be stopped: {proc.communicate()[1][-1000:]}"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM

@@ -18,6 +18,7 @@ Set ``HWNAS_DEBUG=1`` to see the traceback behind an error line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
@@ -28,6 +29,7 @@ from typing import Any
 
 from hwnas.cli.parser import _key_value, build_parser, printable
 from hwnas.core.errors import HwnasError, UsageError
+from hwnas.core.log import configure, unconfigure
 
 __all__ = ["_entry", "_key_value", "build_parser", "main"]
 
@@ -46,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version or a usage error (already printed): its status
             return exc.code if isinstance(exc.code, int) else 2
         args.argv = argv  # the command line as given, recorded by commands that write results
-        return _handler(args.func)(args)
+        handler = configure(args.verbose - args.quiet)
+        try:
+            return _handler(args.func)(args)
+        finally:
+            unconfigure(handler)
     except UsageError as exc:
         return _fail(exc, str(exc), 2)
     except HwnasError as exc:
@@ -55,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, "out of memory (a smaller --input, fewer workers or a smaller batch may fit)", 1)
     except sqlite3.Error as exc:  # the archive's database: a full disk, a locked or damaged file
         return _fail(exc, f"run archive: {exc}", 1)
+    except BrokenPipeError:  # `hwnas ... | head` closed the pipe: nothing went wrong
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: named, not a traceback
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return _fail(exc, f"{where}{exc.strerror or exc}", 1)

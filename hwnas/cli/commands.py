@@ -59,7 +59,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"canonical  {arch.canonical}")
     print(f"input      {args.input}")
     print(f"params     {facts.params:,}")
-    print(f"FLOPs      {facts.macs:,} multiply-accumulates (fvcore)")
+    print(f"MACs       {facts.macs:,} multiply-accumulates (fvcore); FLOPs {2 * facts.macs:,}")
     print(f"blocks     {len(facts.blocks)}")
     width = max(len(b.key) for b in facts.blocks)
     print(f"  {'#':>3}  {'key':<{width}}  {'params':>10}  {'MACs':>12}")
@@ -81,6 +81,28 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"  opset {report.opset}, {report.exporter} exporter, onnx.checker passed, "
           f"onnxruntime ran it ({', '.join(report.providers)})")
     print(f"  max |torch - onnxruntime| = {report.max_abs_diff:.2e} over {report.n_parity_inputs} random inputs")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """``hwnas devices`` / ``hwnas objectives``: the presets found by name, with their description."""
+    from hwnas.core.presets import available
+    from hwnas.core.tomlfile import read_toml
+    from hwnas.core.errors import HwnasError
+
+    rows = []
+    for name, path in available(args.kind).items():
+        try:
+            description = str(read_toml(path, HwnasError, "preset").get("description", ""))
+        except HwnasError as exc:
+            description = f"(unreadable: {exc})"
+        rows.append({"name": name, "path": str(path), "description": description})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['description']}\n{'':<{width}}  {r['path']}")
     return 0
 
 

@@ -20,13 +20,35 @@ def _space_option(text: str) -> tuple[str, int | float]:
     return key, number
 
 
+# The keys each KEY=VALUE option takes, for --help (which must not load torch to list them);
+# tests/test_cli.py checks them against the strategies', estimators' and spaces' real options.
+STRATEGY_KEYS = {
+    "bo": "batch, initial, surrogate (forest|gp), acquisition (auto|ehvi|ei), pool, enumerate_limit, warp",
+    "nsga2": "pop_size, crossover_prob, mutation_rate", "rl": "reward (monas|mnas-soft|mnas-hard), batch, hidden, lr, "
+    "alpha, baseline_decay, entropy, cost_metric", "evolution": "population, sample_size, batch",
+    "progressive": "beam, mutations", "random": "batch",
+}
+ACCURACY_KEYS = {
+    "train": "dataset, cache, threads, quantized, epochs, subset, batch_size, lr, momentum, weight_decay, "
+             "label_smoothing, seed, split_seed, max_loss",
+    "supernet": "dataset, path, threads, ensemble, epochs, batch_size, lr, momentum, weight_decay, seed, split_seed, "
+                "calib_batches, sampling, paths, split, uniform_over, share_convs, score",
+    "table": "(none: map a column with --metric accuracy=COLUMN)",
+}
+SPACE_KEYS = {"nb201": "C, N", "mobilenet": "scale", "dppnet": "growth, N, stem_channels, groups"}
+
+
+def _keys(table: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {keys}" for name, keys in table.items())
+
+
 def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) -> None:
     p.add_argument("--space", required=True, help="search space: nb201, mobilenet, dppnet or a registered one (hwnas spaces lists them)")
     p.add_argument("--input", required=input_required, default="3x32x32", metavar="CxHxW",
                    help="input shape without batch, e.g. 1x28x28, 3x32x32, 3x224x224")
     p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a macro setting of the space, e.g. C=16 or N=5 for nb201, scale=0.25 for mobilenet (repeatable)")
+                   help=f"a macro setting of the space (repeatable); keys: {_keys(SPACE_KEYS)}")
 
 
 SEED_MAX = 2**63 - 1  # numpy.random.default_rng takes any non-negative integer; keep it in int64
@@ -125,9 +147,14 @@ def _spaces_commands(sub: Any) -> None:
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
     p.set_defaults(func="cmd_build")
 
-def _device_commands(sub: Any) -> None:
+def _device_commands(sub: Any) -> None:  # long: one parser per command, each option documented
+    for kind, what in (("devices", "device specs (--device NAME)"), ("objectives", "objective presets (--objectives NAME)")):
+        p = sub.add_parser(kind, help=f"list the {what}: ./{kind}, the source tree, the installed package")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func="cmd_presets", kind=kind)
+
     p = sub.add_parser("profile", help="time every block of a space on a device into a latency table")
-    p.add_argument("--device", required=True, help="device spec, e.g. devices/local-cpu.toml")
+    p.add_argument("--device", required=True, help="device spec: a preset name (hwnas devices) or a TOML file")
     _add_space_args(p)
     _add_precision_args(p)
     p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
@@ -170,7 +197,7 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
     p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a macro setting of the space (repeatable)")
+                   help=f"a macro setting of the space (repeatable); keys: {_keys(SPACE_KEYS)}")
     p.add_argument("--objectives", help="objectives preset, e.g. objectives/accuracy-latency.toml")
     p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
                    help="an objective instead of a preset (repeatable; all but the first max one are cheap)")
@@ -178,7 +205,7 @@ def _search_commands(sub: Any) -> None:
                    help="a hard budget, e.g. 'latency_ms<=5' (repeatable)")
     p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="a strategy option, e.g. pop_size=20 or reward=mnas-hard (repeatable)")
+                   help=f"a strategy option (repeatable); keys: {_keys(STRATEGY_KEYS)}")
     p.add_argument("--evaluations", type=at_least(1), default=100, help="expensive evaluations to spend (default 100)")
     p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
@@ -188,7 +215,7 @@ def _search_commands(sub: Any) -> None:
                    help="map a metric to a benchmark column, e.g. latency_ms=pi5_onnx_latency_ms")
     p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
     p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="an accuracy estimator option (repeatable)")
+                   help=f"an accuracy estimator option (repeatable); keys: {_keys(ACCURACY_KEYS)}")
     p.add_argument("--time-limit", type=positive_seconds, help="seconds one expensive evaluation may take (then: failed)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
@@ -272,4 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_commands(sub)
     _deploy_commands(sub)
     _bench_commands(sub)
+    for command in sub.choices.values():  # on every command, where users type them: hwnas search -q ...
+        command.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
+        command.add_argument("-v", "--verbose", action="count", default=0, help="more detail (debug messages)")
     return parser

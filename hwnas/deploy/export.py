@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.core.log import say
 from hwnas.core.processes import scratch_folder
 from hwnas.core.files import output_folder, write_atomic, write_json
 from hwnas.core.errors import HwnasError
@@ -119,7 +120,7 @@ def export_models(
     seed: int = 0,
     int8: Int8Request | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> list[ModelCard]:
     """Export, verify and measure ``archs``; write their ONNX files and cards into ``out``.
 
@@ -218,7 +219,7 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
     precision = "int8" if int8 is not None and b.spec.runtime.precision == "int8" else "fp32"
     known = {k: (float(v), "search") for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     known.update({"latency_ms": (int8["latency"]["measured_ms"] if precision == "int8" and int8 else measured_ms,
-                                 f"measured ({precision})"),
+                                 "measured" if precision == "fp32" else "measured (int8)"),
                   "params": (float(facts.params), "counted"), "macs": (float(facts.macs), "counted")})
     if meas_mj is not None:
         known["energy_mj"] = (meas_mj, "measured")
@@ -286,7 +287,7 @@ def export_front(
     int8: bool = False,
     argv: Sequence[str] | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> dict[str, Any]:
     """Export a search's front (see the module docstring); writes ``out/index.json``. With
     ``int8`` (implied on a device whose precision is int8), every model is also written

@@ -19,20 +19,22 @@ from typing import Any
 
 from hwnas.core.files import output_folder, read_json, write_atomic
 from hwnas.core.errors import HwnasError
-from hwnas.core.plots import add_legend, new_axes, save_figure
+from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
 from hwnas.search.objectives import Constraint, ObjectiveSet
+from hwnas.search.outputs import front_title
 from hwnas.search.rundir import RunDir
 
 
 def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, Any]], models: list[dict[str, Any]],
-                x: str, y: str, budgets: Sequence[Constraint]) -> None:
+                x: str, y: str, budgets: Sequence[Constraint], title: str = "") -> None:
     fig, ax = new_axes(6.4, 4.4)
     pts = [(e[x], e[y]) for e in evaluations if e.get(x) is not None and e.get(y) is not None]
     if pts:
-        ax.scatter(*zip(*pts), s=9, color="0.75", label="evaluated (predicted)")
-    fr = sorted((m[x], m[y]) for m in front["front"] if m.get(x) is not None and m.get(y) is not None)
+        ax.scatter(*zip(*pts), s=9, color="0.75", label="evaluated: search proxy, predicted cost")
+    fr = [(m[x], m[y]) for m in front["front"] if m.get(x) is not None and m.get(y) is not None]
     if fr:
-        ax.plot(*zip(*fr), "o-", color="tab:blue", ms=5, label="Pareto front (predicted)")
+        staircase(ax, [p[0] for p in fr], [p[1] for p in fr], color="tab:blue",
+                  label="Pareto front: search proxy, predicted cost")
     if models:
         for m in models:
             px, mx = m.get("predicted_ms"), m.get("measured_ms")
@@ -41,25 +43,33 @@ def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, A
                 ax.annotate("", xy=(mx, acc), xytext=(px, acc), arrowprops={"arrowstyle": "->", "color": "tab:orange", "lw": 0.8})
         meas = [(m["measured_ms"], m["search_accuracy"]) for m in models if m.get("search_accuracy") is not None]
         if meas:
-            ax.scatter(*zip(*meas), marker="s", s=28, color="tab:orange", zorder=3, label="exported (measured)")
+            ax.scatter(*zip(*meas), marker="s", s=28, facecolors="none", edgecolors="tab:orange", zorder=3,
+                       label="exported: search proxy, MEASURED latency")
         test = [(m["measured_ms"], m["test_accuracy"]) for m in models if m.get("test_accuracy") is not None]
         if test:
-            ax.scatter(*zip(*test), marker="*", s=70, color="tab:green", zorder=3, label="retrained: test accuracy")
+            ax.scatter(*zip(*test), marker="*", s=80, color="tab:green", zorder=4,
+                       label="exported: RETRAINED test accuracy, measured latency")
     for c in budgets:
         if c.name == x:
             ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(metric_label(x))
+    ax.set_ylabel(f"{metric_label(y)} (search proxy unless marked retrained)")
+    ax.set_title(title, fontsize=9)
     add_legend(ax, fontsize=7)
     save_figure(fig, path)
 
 
+HV_REFERENCE = ("each objective scaled to [0, 1] between the run's best and worst feasible values; "
+                "reference point 1.1 in every objective; 1.0 = the whole box")
+
+
 def _hv_plot(path: Path, history: list[tuple[int, float]]) -> None:
-    fig, ax = new_axes(6.4, 3.6)
+    fig, ax = new_axes(6.4, 3.8)
     if history:
         ax.plot([h[0] for h in history], [h[1] for h in history], color="tab:blue")
     ax.set_xlabel("expensive evaluations")
-    ax.set_ylabel("hypervolume (run-relative)")
+    ax.set_ylabel("hypervolume (fraction of the reference box)")
+    ax.set_title("hypervolume: " + HV_REFERENCE, fontsize=7, wrap=True)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
@@ -174,7 +184,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
         if vpath.is_file():
             validation = read_json(vpath, HwnasError, "validation report").get("models", [])
 
-    _front_plot(out / "front.png", front, evaluations, models, x, y, constraints)
+    _front_plot(out / "front.png", front, evaluations, models, x, y, constraints, front_title(run.config()))
     _hv_plot(out / "hypervolume.png", history)
     _error_plot(out / "prediction_error.png", models, validation, index["statistic"] if index else "p10")
 
@@ -209,9 +219,10 @@ onnxruntime {html.escape(str(fp.get('onnxruntime_version', '-')))}); search vers
 <h2>Plots</h2>
 <div class="plots">
 <figure><img src="front.png" alt="Pareto front, predicted and measured"><figcaption>Pareto front: predicted by the
-table (blue), measured after export (orange; arrows go from predicted to measured latency).</figcaption></figure>
-<figure><img src="hypervolume.png" alt="hypervolume against evaluations"><figcaption>Hypervolume against
-evaluations.</figcaption></figure>
+table (blue), measured after export (orange squares; arrows go from predicted to measured latency); green stars
+are retrained models' test accuracy, the other points the search's accuracy proxy.</figcaption></figure>
+<figure><img src="hypervolume.png" alt="hypervolume against evaluations"><figcaption>Hypervolume of the
+feasible front after each expensive evaluation: {html.escape(HV_REFERENCE)}.</figcaption></figure>
 <figure><img src="prediction_error.png" alt="prediction error scatter"><figcaption>Predicted against measured
 latency.</figcaption></figure>
 </div>

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from hwnas.core.log import say
 from hwnas.core.files import atomic_path, output_folder, write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
@@ -28,7 +29,7 @@ from hwnas.search.rundir import RunDir
 
 def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None, seed: int = 0,
             limit: int | None = None, archs: Sequence[str] | None = None, threads: int | None = None,
-            log: Any = print) -> dict[str, Any]:
+            log: Any = say) -> dict[str, Any]:
     """Retrain the front (``limit`` members spread along it, or the given ``archs``); models
     already in ``retrain.json`` with the same settings and weights on disk are kept, not redone."""
     run = RunDir(run_dir)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.presets import resolve
 from hwnas.core.tomlfile import read_toml
 from hwnas.measure.session import EXEC_MODES, OPT_LEVELS, ProviderUnavailableError
 from hwnas.measure.timing import Protocol
@@ -265,8 +266,10 @@ def _parse_remote(data: dict[str, Any], path: str) -> RemoteSettings | None:
 
 
 def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
-    """Read a device spec file; raises DeviceSpecError naming the file and the field."""
-    return parse_device(read_toml(path, DeviceSpecError, "device spec file"), str(Path(path)))
+    """Read a device spec, by path or by preset name (``local-cpu``: ``hwnas devices`` lists
+    them); raises DeviceSpecError naming the file and the field."""
+    path = resolve(path, "devices")
+    return parse_device(read_toml(path, DeviceSpecError, "device spec file"), str(path))
 
 
 # Fields that must agree for a table to be used: the hardware, the runtime and its settings.

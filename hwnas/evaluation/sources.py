@@ -1,7 +1,8 @@
 """Where a search's metrics come from.
 
 * ``TableMetrics``: ``latency_ms`` and ``energy_mj`` predicted from a device's latency table (cheap).
-* ``FactsMetrics``: ``params`` and ``flops`` (multiply-accumulates, fvcore) of the built model (cheap:
+* ``FactsMetrics``: ``params``, ``macs`` (multiply-accumulates, counted by fvcore) and ``flops``
+  (2 x MACs, as the model cards count them) of the built model (cheap:
   sums over per-block counts, each block counted once).
 * ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
   column in the space's string form. Isomorphic architectures resolve to one entry: rows are
@@ -106,7 +107,7 @@ class TableMetrics(MetricSource):
 
 
 class FactsMetrics(MetricSource):
-    provides = ("params", "flops")
+    provides = ("params", "macs", "flops")
 
     def __init__(self, space: SearchSpace) -> None:
         from hwnas.spaces.facts import CatalogFacts
@@ -116,7 +117,7 @@ class FactsMetrics(MetricSource):
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         params, macs = self._facts.evaluate(archs)
-        return {"params": params, "flops": macs}
+        return {"params": params, "macs": macs, "flops": 2.0 * macs}  # one meaning of FLOPs everywhere
 
 
 class BenchmarkMetrics(MetricSource):

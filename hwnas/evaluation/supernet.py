@@ -69,6 +69,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.core.log import say
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import atomic_path
 from hwnas.core.threads import torch_threads
@@ -90,7 +91,7 @@ class SupernetAccuracy(MetricSource):
     provides = ("accuracy",)
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
-                 threads: int | None = None, log: Any = print, **settings: Any) -> None:
+                 threads: int | None = None, log: Any = say, **settings: Any) -> None:
         unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
         if "quantized" in unknown:  # each sub-network would need its own calibration and export: minutes, not ms
             raise HwnasError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
@@ -161,7 +162,7 @@ class SupernetAccuracy(MetricSource):
             log(f"supernet trained in {self.train_seconds:.0f} s, saved to {self.path}")
         return net
 
-    def train(self, net: Supernet, log: Any = print) -> None:
+    def train(self, net: Supernet, log: Any = say) -> None:
         s = self.settings
         start = time.perf_counter()
         rng = np.random.default_rng(s.seed)
@@ -247,7 +248,7 @@ class SupernetEnsemble(MetricSource):
 
     provides = ("accuracy",)
 
-    def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = print,
+    def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = say,
                  **options: Any) -> None:
         if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
             raise HwnasError(f"supernet: ensemble must be a whole number of supernets >= 1, not {ensemble!r}")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.log import say
 from hwnas.core.processes import scratch_folder
 from hwnas.core.errors import HwnasError, UsageError
 from hwnas.core.locks import exclusive
@@ -72,7 +73,7 @@ def profile(
     force: bool = False,
     progress: bool = True,
     save_every_s: float = 2.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> LatencyTable:
     """Profile ``space`` on ``spec``'s device into a table at ``out`` (see the module docstring).
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from hwnas.core.log import say
 from hwnas.core.processes import scratch_folder
 from hwnas.core.errors import UsageError
 from hwnas.core.files import write_json
@@ -58,7 +59,7 @@ def validate(
     allow_mismatch: bool = False,
     plot: bool = True,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> dict[str, Any]:
     """Validate (and optionally calibrate) a table; writes ``<table>.validation.json`` and ``.png``."""
     if samples < 3:  # a rank correlation and a calibration fit need three models

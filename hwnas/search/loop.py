@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.log import say
 from hwnas.core.locks import exclusive
 from hwnas.core.versions import versions
 from hwnas.evaluation.accuracy import estimator
@@ -35,32 +36,17 @@ from hwnas.search.archive import Archive, ArchiveError, Record
 from hwnas.search.config import RunConfig, SearchError, make_config
 from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.search.outputs import (front_members, front_of, history, plot_front, progress_info, write_front,
-                                  write_history)
+from hwnas.search.outputs import (front_members, front_of, front_title, history, plot_front, progress_info,
+                                  write_front, write_history)
+from hwnas.search.result import FrontMember, SearchResult
 from hwnas.search.rundir import RunDir
 from hwnas.search.strategies import STRATEGIES, Strategy
 from hwnas.spaces import SearchSpace
 from hwnas.spaces.architecture import Architecture
 
-__all__ = ["SearchError", "SearchResult", "make_config", "run_strategy", "search"]
+__all__ = ["FrontMember", "SearchError", "SearchResult", "make_config", "run_strategy", "search"]
 
 MAX_CANDIDATES_PER_EVALUATION = 50  # stop asking when a budget filters out nearly everything
-
-
-@dataclass
-class SearchResult:
-    run_dir: Path
-    front: list[dict[str, Any]]
-    feasible: bool
-    evaluations: list[Evaluation]
-    used: int
-    config: RunConfig
-    stopped: str = "budget"
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def archive_path(self) -> Path:
-        return self.run_dir / RunDir.ARCHIVE
 
 
 def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -> RunConfig:
@@ -134,7 +120,7 @@ class StashedExecution:
 
 
 def search(config: RunConfig | dict[str, Any], run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-           log: Any = print, executor: str | None = None) -> SearchResult:
+           log: Any = say, executor: str | None = None) -> SearchResult:
     """Run (or resume) a search described by ``make_config``; see the module docstring.
 
     ``executor`` says where expensive evaluations run (``hwnas.search.executors``: local,
@@ -189,7 +175,9 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         log(f"warning: stopped early ({stopped}) after {used} of {config.evaluations} evaluations")
     front, feasible = _finish(run, trace, evaluator, archive, config, used)
     archive.close()
-    return SearchResult(run.path, front, feasible, trace, used, config, stopped, history(trace, config.objectives))
+    members = [FrontMember(m["arch"], m["arch_id"], {k: m[k] for k in config.objectives.metrics}, bool(m["feasible"]),
+                           float(m["violation"])) for m in front]
+    return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives))
 
 
 class _Kind(enum.Enum):
@@ -370,5 +358,5 @@ def _finish(run: RunDir, trace: list[Evaluation], evaluator: CandidateEvaluator,
               "sources": meta.get("sources"), "seed": config.seed}
     write_front(run.path, record, members, objectives)
     write_history(run / RunDir.HISTORY, history(trace, objectives))
-    plot_front(run / RunDir.FRONT_PNG, trace, front, objectives, least_violating)
+    plot_front(run / RunDir.FRONT_PNG, trace, front, objectives, least_violating, front_title(config))
     return members, feasible

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError, UsageError
+from hwnas.core.presets import resolve
 from hwnas.core.tomlfile import read_toml
 
 
@@ -209,9 +210,10 @@ class PresetError(HwnasError, ValueError):
 
 
 def load_objectives(path: str | Path) -> ObjectiveSet:
-    """Read a preset; raises PresetError naming the file and field."""
+    """Read a preset, by path or by name (``accuracy-latency``: ``hwnas objectives`` lists them);
+    raises PresetError naming the file and field."""
     try:
-        return _load_objectives(Path(path))
+        return _load_objectives(resolve(path, "objectives"))
     except ObjectiveError as exc:
         raise PresetError(str(exc)) from None
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from hwnas.core.files import output_folder, write_csv, write_json
 from hwnas.core.pareto import constrained_front, scaled_hypervolume
-from hwnas.core.plots import add_legend, new_axes, save_figure
+from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
 
@@ -86,9 +86,19 @@ def write_history(path: Path, rows: Sequence[dict[str, float]]) -> None:
     write_csv(path, ["eval", "hypervolume"], ([row["eval"], f"{row['hypervolume']:.6f}"] for row in rows))
 
 
+def front_title(config: Any) -> str:
+    """``<device>, <data>, <budget>``: what a front was searched for, for plot titles."""
+    device = Path(config.table).parent.name if config.table else None
+    data = config.accuracy_options.get("dataset") or (Path(config.benchmark).name if config.benchmark else None)
+    budgets = ", ".join(c.text for c in config.objectives.constraints) or "no budget"
+    parts = [f"device {device}" if device else "no device table", f"data {data}" if data else None, budgets]
+    return " · ".join(p for p in parts if p)
+
+
 def plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluation], objectives: ObjectiveSet,
-               least_violating: bool) -> None:
-    """Every complete evaluation in grey, the front on top, the budget on the cheap axis."""
+               least_violating: bool, title: str = "") -> None:
+    """Every complete evaluation in grey, the front on top as a staircase, the budget on the cheap
+    axis; axis labels carry units, the title names device, data and budget."""
     objs = objectives.objectives
     if len(objs) < 2:
         return
@@ -100,13 +110,16 @@ def plot_front(path: Path, trace: Sequence[Evaluation], front: Sequence[Evaluati
     if done:
         ax.scatter([e.metrics[x.name] for e in done], [e.metrics[y.name] for e in done], s=10, color="0.7", label="evaluated")
     if front:
-        pts = sorted((e.metrics.get(x.name), e.metrics.get(y.name)) for e in front)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="tab:red" if least_violating else "tab:blue",
-                label="least-violating (budget not met)" if least_violating else "Pareto front")
+        staircase(ax, [float(e.metrics.get(x.name, np.nan)) for e in front], [float(e.metrics.get(y.name, np.nan)) for e in front],
+                  x_min=x.direction == "min", y_max=y.direction == "max",
+                  color="tab:red" if least_violating else "tab:blue",
+                  label="least-violating (budget not met)" if least_violating else "Pareto front")
     for c in objectives.constraints:
         if c.name == x.name:
             ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
-    ax.set_xlabel(f"{x.name} ({x.direction})")
-    ax.set_ylabel(f"{y.name} ({y.direction})")
+    ax.set_xlabel(f"{metric_label(x.name)}, {'lower' if x.direction == 'min' else 'higher'} is better")
+    ax.set_ylabel(f"{metric_label(y.name)}, {'higher' if y.direction == 'max' else 'lower'} is better")
+    if title:
+        ax.set_title(title, fontsize=9)
     add_legend(ax, fontsize=8)
     save_figure(fig, path)

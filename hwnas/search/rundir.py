@@ -47,8 +47,8 @@ class RunDir:
 
     def has_search(self) -> bool:
         """Whether a search has recorded anything here (a new search must not write over it)."""
-        if not self.archive_path.exists():
-            return False
+        if not self.archive_path.exists() or self.archive_path.stat().st_size == 0:
+            return False  # absent, or an empty file (a reader's bare sqlite connect creates one)
         with Archive(self.archive_path, readonly=True) as a:
             return a.count(expensive_only=False) > 0
 

@@ -1,4 +1,5 @@
-"""Model facts: parameters, FLOPs (multiply-accumulates, counted by fvcore) and the block list.
+"""Model facts: parameters, MACs (multiply-accumulates, counted by fvcore; FLOPs are 2 x MACs
+everywhere hwnas says FLOPs) and the block list.
 
 ``describe`` builds a whole model. ``CatalogFacts`` counts each catalog block once, built
 alone; a model's totals are then its block counts times those columns. The two agree exactly on
