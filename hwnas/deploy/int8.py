@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.deploy.retrain import DEFAULT_DATASETS
 from hwnas.device.spec import DeviceSpec
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.search.config import RunConfig
@@ -42,7 +43,8 @@ def int8_request(spec: DeviceSpec, config: RunConfig, space: SearchSpace, retrai
     if not wanted and spec.runtime.precision != "int8":
         return None
     record = retrained or {}
-    dataset = record.get("dataset") or config.accuracy_options.get("dataset")
+    dataset = (record.get("dataset") or config.accuracy_options.get("dataset")
+               or DEFAULT_DATASETS.get(config.accuracy or ""))
     split_seed = int(record.get("split_seed", config.accuracy_options.get("split_seed", 0)))
     if not dataset:
         return Int8Request(calibration_for(spec.runtime.calibration_data, space))
@@ -98,7 +100,9 @@ def int8_line(name: str, section: dict[str, Any]) -> str:
     lat, acc, speedup = section["latency"], section["accuracy"], section["speedup"]
     verdict = (f"{speedup:.2f}x faster than fp32" if section["faster"]
                else f"NOT faster than fp32 on this device ({speedup:.2f}x)")
-    text = f"{name}: int8 {lat['measured_ms']:.3f} ms, {verdict}, {section['file_size_bytes'] / 1e3:.0f} kB"
+    predicted = ("" if lat["predicted_ms"] is None
+                 else f" (predicted {lat['predicted_ms']:.3f} ms, {lat['error_pct']:+.1f}%)")
+    text = f"{name}: int8 {lat['measured_ms']:.3f} ms{predicted}, {verdict}, {section['file_size_bytes'] / 1e3:.0f} kB"
     if acc["int8_test"] is not None:
         text += (f"; test {acc['fp32_test']:.2f}% fp32 -> {acc['int8_test']:.2f}% int8, "
                  f"top-1 agreement {acc['agreement_pct']:.1f}%")

@@ -27,6 +27,10 @@ from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on
 from hwnas.search.rundir import RunDir
 
 
+# the dataset an estimator trains on when the search named none (their ``dataset`` default)
+DEFAULT_DATASETS = {"train": "mnist5k", "supernet": "mnist5k"}
+
+
 def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None, seed: int = 0,
             limit: int | None = None, archs: Sequence[str] | None = None, threads: int | None = None,
             log: Any = say) -> dict[str, Any]:
@@ -37,7 +41,7 @@ def retrain(run_dir: str | Path, *, epochs: int = 15, dataset: str | None = None
     front_members = run.front()["front"] if archs is None else []
     config = run.config()
     options = config.accuracy_options
-    dataset = dataset or options.get("dataset")
+    dataset = dataset or options.get("dataset") or DEFAULT_DATASETS.get(config.accuracy or "")
     if not dataset:
         raise HwnasError(f"{run_dir}: the search used no dataset (accuracy {config.accuracy!r}); give --dataset")
     space = config.build_space()

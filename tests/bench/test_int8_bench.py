@@ -93,7 +93,7 @@ def test_int8_prediction_rankings_and_accuracy(tmp_path: Path) -> None:  # long:
     table = LatencyTable.load(tmp_path / "mobilenet-1x28x28-scale0.25-int8.json")  # profiled above
     assert main(["search", "--space", "mobilenet", "--input", "1x28x28", "--space-opt", "scale=0.25",
                  "--objective", "accuracy:max", "--objective", "latency_ms:min", "--table", str(table.path),
-                 "--accuracy", "train", "--accuracy-opt", "quantized=1", "--accuracy-opt", "epochs=2",
+                 "--accuracy", "train", "--accuracy-opt", "dataset=mnist5k", "--accuracy-opt", "quantized=1", "--accuracy-opt", "epochs=2",
                  "--evaluations", "8", "--strategy", "random", "--run-dir", str(run), "--no-progress"]) == 0
     assert main(["export", str(run), "--out", str(out), "--retrain", "--epochs", "5", "--limit", "3",
                  "--no-progress"]) == 0
