@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hwnas-installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-all demo bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)   # the default tests and the slow ones (not the benchmarks)
+	$(BIN)/python -m pytest -q -m 'not bench'
 
 demo: $(STAMP)
 	$(BIN)/python -m hwnas.demo

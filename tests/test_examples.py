@@ -1,4 +1,5 @@
-"""The examples run as written (the fast ones; profile_device.sh is exercised by `make bench`)."""
+"""The examples run as written (the fast ones by default; `make test-all` runs the slow ones, and
+profile_device.sh is exercised by `make bench`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +19,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "bench")}
 
 
+@pytest.mark.slow  # the Python API is tested in test_package; make test-all runs this
 def test_api_tour(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "api_tour.py"), "--out", str(tmp_path)],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -37,6 +41,7 @@ def test_compare_strategies_script(tmp_path: Path) -> None:
     assert (tmp_path / "bench" / "summary.json").is_file() and (tmp_path / "bench" / "hv.png").is_file()
 
 
+@pytest.mark.slow  # the README quickstart test covers profile-search-export-report
 def test_export_front_script(tmp_path: Path) -> None:
     out = subprocess.run(["bash", str(ROOT / "examples" / "export_front.sh")], capture_output=True, text=True,
                          check=True, env=_env(tmp_path)).stdout
@@ -47,10 +52,9 @@ def test_export_front_script(tmp_path: Path) -> None:
         assert card["accuracy"]["weights"] == "retrained" and card["latency"]["measured_ms"] > 0
 
 
+@pytest.mark.slow  # the executors are tested in test_executors
 def test_scale_out_script(tmp_path: Path) -> None:
     import socket
-
-    import pytest
 
     pytest.importorskip("distributed", reason="the [dask] extra is not installed")
     with socket.socket() as s:

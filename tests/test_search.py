@@ -141,6 +141,7 @@ def test_failed_evaluations_are_recorded_and_the_search_goes_on(tmp_path: Path) 
     assert all(m["accuracy"] is not None for m in result.front)
 
 
+@pytest.mark.slow  # test_safety kills a two-worker search at random moments
 def test_resume_after_sigkill_at_several_moments_reaches_the_same_front(tmp_path: Path) -> None:
     for strategy in ("nsga2", "rl"):
         reference = search(config(strategy, seed=2, evaluations=40), tmp_path / f"ref-{strategy}", progress=False)
