@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_text, write_atomic
@@ -189,7 +189,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
-def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: bool = True) -> tuple[LatencyTable, SearchSpace, list[str]]:
+class OpenedTable(NamedTuple):
+    """``open_table``'s answer: the table, the space it was made for, and the differences from
+    this device that ``allow_mismatch`` accepted (unpacks as a tuple too)."""
+
+    table: LatencyTable
+    space: SearchSpace
+    accepted: list[str]
+
+
+def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: bool = True) -> OpenedTable:
     """Load a table for use, with the space it was made for; refuse it if it was made elsewhere.
 
     The space is rebuilt from the table's record and must have the same version as this hwnas's.
@@ -210,4 +219,4 @@ def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: 
     if not table.complete:
         raise TableError(f"{table.path}: the table is incomplete ({len(table.entries)} entries); "
                          "re-run the same `hwnas profile` to finish it")
-    return table, space, diffs
+    return OpenedTable(table, space, diffs)
