@@ -94,7 +94,10 @@ class RemoteTarget(Target):
                                "~/.ssh/authorized_keys")
         if any(s in low for s in ("connection refused", "timed out", "no route to host", "could not resolve",
                                   "name or service not known", "network is unreachable")):
-            return RemoteError(f"{self.where}: host unreachable ({last}); check connection in {spec} and that sshd runs there")
+            # after the target answered once, work is under way: what finished is saved
+            resume = "; finished entries are saved: run the same command again to resume" if self._probe else ""
+            return RemoteError(f"{self.where}: host unreachable {during} ({last}); check connection in {spec} and "
+                               f"that sshd runs there{resume}")
         if not text or any(s in low for s in ("connection closed", "connection reset", "broken pipe", "timeout, server",
                                               "not responding", "lost connection", "killed by signal")):
             return RemoteError(f"{self.where}: the connection dropped {during} ({last}); finished entries are saved: "
