@@ -32,7 +32,7 @@ PathLike = str | os.PathLike[str]
 
 def profile(device: PathLike | DeviceSpec, space: str | SearchSpace, *, input_shape: str = "3x32x32",
             num_classes: int = 10, space_options: Mapping[str, float] | None = None, out: PathLike | None = None,
-            precision: str | None = None, calibration_data: str | None = None, context_models: int = 40,
+            precision: str | None = None, calibration_data: str | None = None, context_models: int | None = None,
             seed: int = 0, force: bool = False, progress: bool = False) -> LatencyTable:
     """Time every block of ``space`` on ``device`` into a latency table, and return it.
 
@@ -43,7 +43,8 @@ def profile(device: PathLike | DeviceSpec, space: str | SearchSpace, *, input_sh
     :param out: the table's path (default ``latency_tables/<device>/<space>...-<CxHxW>[-int8].json``).
     :param precision: override the spec's ``fp32``/``int8``/``fp16``; ``calibration_data`` names the
         dataset whose train split calibrates int8 whole models.
-    :param context_models: whole models timed beside the blocks, to fit the boundary correction (>= 3).
+    :param context_models: whole models timed beside the blocks, to fit the boundary correction (>= 3;
+        default 40, 80 for int8, whose quantize/dequantize boundaries need more).
     :param force: re-profile from scratch; otherwise a matching, complete table is reused and an
         incomplete one continued.
     :raises DeviceSpecError: a malformed spec. :raises TableMismatchError: ``out`` holds a table of

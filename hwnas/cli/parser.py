@@ -158,8 +158,9 @@ def _device_commands(sub: Any) -> None:  # long: one parser per command, each op
     _add_space_args(p)
     _add_precision_args(p)
     p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
-    p.add_argument("--context-models", type=at_least(3), default=40,
-                   help="whole models timed alongside the blocks to fit the boundary correction (default 40)")
+    p.add_argument("--context-models", type=at_least(3), default=None,
+                   help="whole models timed alongside the blocks to fit the boundary correction "
+                        "(default 40; 80 for int8, whose quantize/dequantize boundaries need more)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the context models and weights (default 0)")
     p.add_argument("--energy-model", action="store_true",
                    help="with meter 'none': estimate energy from MACs and memory traffic (labelled 'estimated')")
