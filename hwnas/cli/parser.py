@@ -130,7 +130,7 @@ def _spaces_commands(sub: Any) -> None:
     p.add_argument("--seed", type=SEED, default=0, help="seed of the run's numpy Generator (default 0)")
     p.set_defaults(func="cmd_sample")
 
-    p = sub.add_parser("describe", help="parameters, FLOPs and block list of an architecture")
+    p = sub.add_parser("describe", help="parameters, MACs (FLOPs = 2 x MACs) and block list of an architecture")
     _add_space_args(p)
     p.add_argument("--arch", required=True, help="architecture string (quote it)")
     p.add_argument("--json", action="store_true", help="print JSON")
