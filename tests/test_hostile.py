@@ -102,8 +102,11 @@ USAGE: list[tuple[list[str], str]] = [
 
 
 @pytest.mark.parametrize(("argv", "message"), USAGE, ids=[m for _, m in USAGE])
-def test_usage_errors_are_one_line_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_are_one_line_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths of the cases land here
     assert main(argv) == 2
+    assert not list(tmp_path.iterdir())  # refused before anything was written
     assert message in one_line(capsys)
 
 

@@ -64,6 +64,8 @@ class Strategy(abc.ABC):
     option_bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     # options the loop passes itself, never the user
     internal_options: ClassVar[frozenset[str]] = frozenset({"cheap"})
+    # the names a text option may take, checked with the rest before any work
+    option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, **options: Any) -> None:
         if options:
@@ -93,6 +95,9 @@ class Strategy(abc.ABC):
                                           + ", ".join(f"{k}={d!r}" for k, (_, d) in known.items()))
             kinds = set(typing.get_args(known[key][0])) or {known[key][0]}
             _check_option(cls.name, key, value, kinds - {type(None)}, cls.option_bounds.get(key))
+            choices = cls.option_choices.get(key)
+            if choices and value not in choices:
+                raise StrategyError(f"{cls.name}: {key} {value!r} is not one of {', '.join(choices)}")
 
     @abc.abstractmethod
     def ask(self) -> list[Architecture]:

@@ -53,6 +53,7 @@ REF = 1.1  # reference point of the normalised objectives, as in `hwnas bench`
 class BayesianOptimization(Strategy):
     name = "bo"
     description = "model-based: surrogate (GP or trees) + expected hypervolume improvement over a feasible pool"
+    option_choices = {"acquisition": ACQUISITIONS}
     needs_cheap: ClassVar[bool] = True
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,

@@ -67,6 +67,7 @@ class RLController(Strategy):
     name = "rl"
     description = "MONAS-style LSTM controller with REINFORCE (monas, mnas-soft, mnas-hard rewards)"
     option_bounds = {"alpha": (0.0, 1.0), "baseline_decay": (0.0, 1.0), "entropy": (0.0, 10.0)}
+    option_choices = {"reward": REWARDS}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
                  reward: str = "mnas-soft", batch: int = 8, hidden: int = 64, lr: float = 0.01,
