@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwnas.core.errors import HwnasError
 from hwnas.device.spec import DeviceSpec, load_device, with_runtime
 from hwnas.latency.profiler import profile as _profile
 from hwnas.latency.table import LatencyTable
@@ -70,8 +71,11 @@ class ExportResult:
         return list(self.index["over_budget"])
 
     def to_pandas(self) -> Any:
-        """The exported models as a ``pandas.DataFrame`` (the rows of ``index.json``)."""
-        import pandas as pd
+        """The exported models as a ``pandas.DataFrame`` (the rows of ``index.json``); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise HwnasError("ExportResult.to_pandas needs pandas: pip install pandas") from None
 
         return pd.DataFrame(self.index["models"])
 

@@ -37,7 +37,6 @@ from hwnas.core.files import atomic_path
 from hwnas.spaces.base import SearchSpace
 from hwnas.spaces.onnx_io import load_onnx, ort_session
 
-PRECISIONS = ("fp32", "int8", "fp16")
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 # operators static quantization turns into integer kernels; a file without any (a pooling or skip
 # block) stays float, as it would inside a quantized network's float islands
@@ -205,7 +204,7 @@ def to_precision(path: Path, precision: str, calibration: Calibration | None, sh
         return quantize_int8(path, path, calibration or Calibration.random(), shapes, batch=batch)
     if precision == "fp16":
         return convert_fp16(path, path)
-    raise QuantizationError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    raise QuantizationError(f"precision {precision!r} is not fp32, int8 or fp16")  # the spec checks it first
 
 
 def export_pair(model: Any, input_shape: Sequence[int], calibration: Calibration, folder: Path,
@@ -242,7 +241,3 @@ def onnx_predictions(path: str | os.PathLike[str], x: np.ndarray, *, threads: in
 
 def top1_percent(predictions: np.ndarray, labels: np.ndarray) -> float:
     return 100.0 * float(np.mean(predictions == labels)) if len(labels) else float("nan")
-
-
-def file_size_bytes(path: str | os.PathLike[str]) -> int:
-    return Path(path).stat().st_size
