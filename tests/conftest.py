@@ -25,7 +25,8 @@ def rng() -> np.random.Generator:
 QUICK_DEVICE = {
     "name": "test-cpu",
     "runtime": {"intra_op_threads": 1, "affinity": [1] if len(__import__("os").sched_getaffinity(0)) > 1 else [0]},
-    "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0},
+    "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0,
+                 "min_span_s": 0.2},
 }
 
 

@@ -12,7 +12,7 @@ from hwnas.latency.drift import choose_sentinels, drift_factor
 from hwnas.measure import conditions as cond
 from hwnas.measure.timing import Protocol, measure
 
-QUICK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=20, max_runs=60, max_seconds=10.0, burst=1)
+QUICK = Protocol(warmup_runs=2, warmup_s=0.0, min_runs=20, max_runs=60, max_seconds=10.0, burst=1, min_span_s=0.2)
 
 
 class _Device:

@@ -85,7 +85,7 @@ def test_a_model_over_the_budget_is_flagged(run: Path, tmp_path: Path, quick_spe
     out = tmp_path / "tight"
     spec_file = tmp_path / "dev.toml"
     spec_file.write_text('name = "test-cpu"\n[runtime]\nintra_op_threads = 1\n'
-                         '[protocol]\nwarmup_runs = 3\nwarmup_s = 0.2\nmin_runs = 20\nmax_runs = 60\n')
+                         '[protocol]\nwarmup_runs = 3\nwarmup_s = 0.2\nmin_runs = 20\nmax_runs = 60\nmin_span_s = 0.2\n')
     rc = main(["export", str(run), "--out", str(out), "--device", str(spec_file), "--limit", "2",
                "--budget", "latency_ms<=0.000001", "--no-progress"])
     assert rc == 0

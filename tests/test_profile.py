@@ -209,7 +209,7 @@ def test_predict_cli(tiny_table: LatencyTable, capsys: pytest.CaptureFixture[str
 
 def test_profile_cli_with_energy_estimate_and_reuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec_path = tmp_path / "dev.toml"
-    spec_path.write_text('name = "cli-cpu"\n[protocol]\nwarmup_runs = 2\nwarmup_s = 0.1\nmin_runs = 10\nmax_runs = 30\n')
+    spec_path.write_text('name = "cli-cpu"\n[protocol]\nwarmup_runs = 2\nwarmup_s = 0.1\nmin_runs = 10\nmax_runs = 30\nmin_span_s = 0.2\n')
     out = tmp_path / "t.json"
     argv = ["profile", "--device", str(spec_path), "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1",
             "--out", str(out), "--context-models", "8", "--energy-model", "--no-progress"]

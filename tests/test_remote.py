@@ -25,7 +25,7 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not Path(SSHD).is_file() or shutil.which("ssh") is None,
                                 reason="Debian's openssh-server is not installed (.ci/run installs it)")
 ROOT = Path(__file__).resolve().parents[1]
-PROTOCOL = "[protocol]\nwarmup_runs = 3\nwarmup_s = 0.2\nmin_runs = 20\nmax_runs = 80\nmax_seconds = 60.0\n"
+PROTOCOL = "[protocol]\nwarmup_runs = 3\nwarmup_s = 0.2\nmin_runs = 20\nmax_runs = 80\nmax_seconds = 60.0\nmin_span_s = 0.2\n"
 
 
 def _free_port() -> int:
@@ -245,7 +245,7 @@ def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_pat
     for kind in ("local", "remote"):
         spec = load_device(_spec(tmp_path, sshd, target_python)) if kind == "remote" else parse_device(
             {"name": "local", "runtime": {"intra_op_threads": 1},
-             "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0}})
+             "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0, "min_span_s": 0.2}})
         t0 = time.perf_counter()
         table = profile(spec, space, out=tmp_path / f"{kind}.json", context_models=40, progress=False, log=lambda _m: None)
         walls[kind] = time.perf_counter() - t0

@@ -45,7 +45,7 @@ def noisy(base_ms: float, seed: int) -> Iterator[float]:
         yield base_ms * (1 + rng.exponential(0.02)) * (3.0 if rng.random() < 0.1 else 1.0)
 
 
-P = Protocol(warmup_runs=3, warmup_s=0.0, min_runs=20, max_runs=200, burst=5, rel_tol=0.02, remeasure=1)
+P = Protocol(warmup_runs=3, warmup_s=0.0, min_runs=20, max_runs=200, burst=5, rel_tol=0.02, remeasure=1, min_span_s=0.0)
 
 
 def test_stable_series_stops_at_min_runs() -> None:
@@ -71,7 +71,7 @@ def test_drifting_series_is_flagged_and_remeasured_not_dropped() -> None:
 
 def test_noisy_series_settles_on_its_floor() -> None:
     clock = FakeClock()
-    (s,) = measure([clock.runner(0, noisy(2.0, 1))], Protocol(warmup_s=0, min_runs=50, max_runs=400, rel_tol=0.02), clock=clock)
+    (s,) = measure([clock.runner(0, noisy(2.0, 1))], Protocol(warmup_s=0, min_runs=50, max_runs=400, rel_tol=0.02, min_span_s=0), clock=clock)
     assert s.stable
     assert s.p10_ms == pytest.approx(2.0, rel=0.02)  # the robust statistic sees the floor
     assert s.mean_ms > 1.1 * s.p10_ms  # the spikes are in the mean, not in the statistic
@@ -81,7 +81,7 @@ def test_noisy_series_settles_on_its_floor() -> None:
 def test_rounds_interleave_entries_and_rotate_their_order() -> None:
     clock = FakeClock()
     runners = [clock.runner(i, constant(1.0)) for i in range(3)]
-    measure(runners, Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, burst=1), clock=clock)
+    measure(runners, Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, burst=1, min_span_s=0), clock=clock)
     rounds = [clock.calls[i : i + 3] for i in range(0, len(clock.calls), 3)]
     assert rounds[0] == [0, 1, 2] and rounds[1] == [1, 2, 0] and rounds[2] == [2, 0, 1]
     assert all(sorted(r) == [0, 1, 2] for r in rounds)
@@ -99,11 +99,41 @@ def test_time_cap_ends_measurement_with_unstable_flags() -> None:
 def test_timed_warmup_keeps_the_machine_busy_before_timing() -> None:
     clock = FakeClock()
     runners = [clock.runner(0, constant(0.1)), clock.runner(1, constant(0.1))]
-    protocol = Protocol(warmup_runs=2, warmup_s=1.0, min_runs=10, max_runs=10, burst=5)
+    protocol = Protocol(warmup_runs=2, warmup_s=1.0, min_runs=10, max_runs=10, burst=5, min_span_s=0)
     stats = measure(runners, protocol, clock=clock)
     untimed = clock.calls.count(0) - stats[0].n_runs
     assert untimed >= 5000  # 1 s of 0.1 ms runs, shared round robin by the two entries
     assert clock.calls[:4] == [0, 0, 1, 1] and clock.calls[4:8] == [0, 1, 0, 1]
+
+
+def phased(clock: FakeClock, fast_ms: float, slow_ms: float, phase_s: float) -> Iterator[float]:
+    """A shared host's core: alternating phases of ``phase_s`` seconds, slow first."""
+    while True:
+        yield slow_ms if int(clock.now / (phase_s * 1e9)) % 2 == 0 else fast_ms
+
+
+def test_paced_rounds_see_past_a_slow_phase() -> None:
+    """Ten 0.1 ms entries on a core that alternates 1 s slow (1.4x) and 1 s fast phases: unpaced,
+    every entry is timed inside the first slow second and looks stable there; paced over 4 s,
+    each entry's p10 is the fast phase's."""
+    quick = Protocol(warmup_runs=0, warmup_s=0, min_runs=50, max_runs=300, burst=5, min_span_s=0)
+    clock = FakeClock()
+    stats = measure([clock.runner(i, phased(clock, 0.1, 0.14, 1.0)) for i in range(10)], quick, clock=clock)
+    assert all(s.stable and s.p10_ms == pytest.approx(0.14) for s in stats)
+    assert clock.now < 1e9
+    clock = FakeClock()
+    paced = Protocol(**{**quick.to_dict(), "min_span_s": 4.0})
+    stats = measure([clock.runner(i, phased(clock, 0.1, 0.14, 1.0)) for i in range(10)], paced, clock=clock)
+    assert all(s.p10_ms == pytest.approx(0.1) for s in stats)
+    assert all(s.n_runs <= paced.max_runs for s in stats)
+    assert clock.now >= 4e9
+
+
+def test_pacing_stops_when_the_clock_stands_still() -> None:
+    runs = []
+    (s,) = measure([lambda: runs.append(1)], Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, min_span_s=4.0),
+                   clock=lambda: 0)
+    assert s.n_runs == 10 and len(runs) < 100
 
 
 def test_statistics_and_split_half() -> None:
@@ -115,7 +145,7 @@ def test_statistics_and_split_half() -> None:
     assert s.value("p90") == s.p90_ms
 
 
-@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}])
+@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}, {"min_span_s": -1.0}])
 def test_bad_protocols_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Protocol(**kwargs)

@@ -11,10 +11,12 @@ summing isolated blocks over-predicted small MobileNet models by up to 35% and N
 So hwnas fits a boundary correction per block kind on whole models timed in the same profiling
 run (``context`` in the table)::
 
-    latency(model) = sum over blocks b of [ t(b) - beta[kind b] - gamma[kind b] * elements(b) ] + overhead
+    latency(model) = sum over blocks b of [ t(b) - beta[kind b] - gamma[kind b] * elements(b)
+                                                 - delta[kind b] * params(b) ] + overhead
 
 where ``t(b)`` is the table statistic, ``elements(b)`` the block's input plus output tensor sizes
-(per 100k elements), and beta, gamma, overhead are fitted by ridge least squares on relative
+(per 100k elements), ``params(b)`` its weights (per 100k; a whole model reads them from memory
+where a block timed alone finds them in cache), and beta, gamma, delta, overhead are fitted by ridge least squares on relative
 error. The table records the fit's leave-one-out error next to the raw sum's, so the gain is
 shown, not claimed. An optional calibration (``hwnas validate --calibrate``) then scales the
 result: ``scale * latency + offset``.
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.latency.correction import catalog_features, fit_context, iso_values
+from hwnas.latency.correction import block_params, catalog_features, fit_context, iso_values
 from hwnas.latency.table import LatencyTable, MissingEntryError
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -61,7 +63,10 @@ class Predictor:
             kinds, kind_of, elements = catalog_features(space)
             beta = np.array([fit["per_kind"].get(k, {}).get("per_block_ms", 0.0) for k in kinds])
             gamma = np.array([fit["per_kind"].get(k, {}).get("per_100k_elements_ms", 0.0) for k in kinds])
+            delta = np.array([fit["per_kind"].get(k, {}).get("per_100k_params_ms", 0.0) for k in kinds])
             value = iso - beta[kind_of] - gamma[kind_of] * elements
+            if delta.any():  # tables fitted before the params term have none
+                value = value - delta[kind_of] * block_params(space, table)
             self.overhead_ms = float(fit["overhead_ms"])
         self.isolated_ms, self.value_ms = iso, value
         cal = table.calibration if calibrated else None
