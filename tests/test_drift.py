@@ -52,14 +52,16 @@ def test_the_drift_factor_recovers_a_slow_down_injected_through_the_clock() -> N
     assert drift_factor([1.0, 2.0, 3.0], [1.01, 2.0, 2.98]).warning() is None  # within noise: no warning
 
 
-def test_sentinels_span_the_table_and_include_a_reference_model(tiny_table) -> None:
+def test_sentinels_span_the_table_and_include_reference_models(tiny_table) -> None:
     from hwnas.latency.table import open_table
 
     table, space, _ = open_table(tiny_table.path)
     sentinels = choose_sentinels(table, space)
     blocks = [s for s in sentinels if s.job.kind == "block"]
     models = [s for s in sentinels if s.job.kind == "model"]
-    assert len(models) == 1 and models[0].job.key in {m["arch"] for m in table.context["models"]}
+    context = sorted((m["stats"][f"{table.statistic}_ms"], m["arch"]) for m in table.context["models"])
+    assert [s.job.key for s in models] == [context[len(context) // 2][1], context[len(context) // 4][1],
+                                           context[3 * len(context) // 4][1]]  # the median first, then the quartiles
     values = sorted(e["stats"][f"{table.statistic}_ms"] for e in table.entries.values())
     assert blocks[0].table_ms == values[0] and blocks[-1].table_ms == values[-1]  # the whole range
     assert choose_sentinels(table, space) == sentinels  # deterministic

@@ -4,7 +4,9 @@ A table is a snapshot of a device. Heat, frequency scaling and other work on the
 every latency by a common factor long before they change the order of models. So every later
 measurement pass (``hwnas validate``, ``hwnas export``, ``hwnas predict --now``) re-times a few
 *sentinels* from the table, interleaved with the models it measures: blocks spanning the table's
-range of latencies, and one whole reference model (a context model of the profile). The ratio of
+range of latencies, and whole reference models (context models of the profile at the quartiles of
+their latencies). Whole models need their own: on a shared host they slowed down by several
+percent in passes where the blocks did not. The ratio of
 their statistic now to the table's is the device's **drift factor**; its 95% interval comes from
 the spread of the sentinels' log-ratios (Student's t).
 
@@ -27,7 +29,8 @@ from hwnas.latency.measurement import Job
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
 
-SENTINEL_BLOCKS = 6  # plus one reference model: seconds of extra measurement per pass
+SENTINEL_BLOCKS = 6  # seconds of extra measurement per pass
+SENTINEL_MODELS = 3
 NOTICEABLE = 0.05  # a drift under 5% (or inside its own interval) is reported as none
 FILLERS = 8  # random models timed beside the sentinels by predict --now, then discarded
 
@@ -40,19 +43,21 @@ class Sentinel:
     table_ms: float
 
 
-def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENTINEL_BLOCKS) -> list[Sentinel]:
-    """Stable blocks at evenly spaced ranks of the table's latencies, and the context model with the
-    median latency. Deterministic: the same table gives the same sentinels."""
+def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENTINEL_BLOCKS,
+                     models: int = SENTINEL_MODELS) -> list[Sentinel]:
+    """Stable blocks at evenly spaced ranks of the table's latencies, and the context models at the
+    quartiles of theirs (the median one first). Deterministic: the same table gives the same sentinels."""
     stat = f"{table.statistic}_ms"
     catalog = {b.key: b for b in space.catalog()}
     stable = sorted(((e["stats"][stat], key) for key, e in table.entries.items()
                      if key in catalog and e.get("stats", {}).get("stable", True) and e["stats"].get(stat, 0) > 0))
     picks = sorted({int(round(i)) for i in np.linspace(0, len(stable) - 1, min(blocks, len(stable)))}) if stable else []
     out = [Sentinel(Job("block", stable[i][1], block=catalog[stable[i][1]]), float(stable[i][0])) for i in picks]
-    models = sorted((m["stats"][stat], m["arch"]) for m in table.context.get("models", [])
-                    if m.get("stats") and m["stats"].get(stat, 0) > 0)
-    if models:
-        ms, arch = models[len(models) // 2]
+    timed = sorted((m["stats"][stat], m["arch"]) for m in table.context.get("models", [])
+                   if m.get("stats") and m["stats"].get(stat, 0) > 0)
+    ranks = [0.5, 0.25, 0.75, 0.125, 0.875][:models]
+    for i in dict.fromkeys(int(q * len(timed)) for q in ranks if timed):  # few models: no repeats
+        ms, arch = timed[i]
         out.append(Sentinel(Job("model", arch, arch=space.parse(arch)), float(ms)))
     return out
 

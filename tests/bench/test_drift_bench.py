@@ -6,7 +6,9 @@
 3. Profile again under the same load: the true slow-down is the median ratio of the two tables.
 
 Reported, not asserted (shared machines are noisy): within +-10% raw and drift-corrected, idle and
-busy; the drift factor against the true slow-down. Writes bench-results/drift.json.
+busy; the drift factor against the true slow-down. Writes bench-results/drift.json, and both
+validations' reports as bench-results/drift-validation-{idle,busy}.json. ``HWNAS_BENCH_DEVICE``
+names another device spec.
 
     HWNAS_BENCH_DRIFT_SHAPE=3x32x32 .venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py
 """
@@ -38,6 +40,7 @@ from hwnas.spaces import get_space
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = os.environ.get("HWNAS_BENCH_DRIFT_SHAPE", "3x32x32")
+DEVICE = Path(os.environ.get("HWNAS_BENCH_DEVICE", ROOT / "devices" / "local-cpu.toml"))
 BUSY = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    sum(range(10000))\n"
 
 
@@ -50,7 +53,7 @@ def _within(pred: np.ndarray, measured: np.ndarray) -> float:
 
 
 def test_validation_on_a_busy_device(tmp_path: Path) -> None:
-    spec = load_device(ROOT / "devices" / "local-cpu.toml")
+    spec = load_device(DEVICE)
     measured = (spec.runtime.affinity or (0,))[0]
     others = [c for c in sorted(os.sched_getaffinity(0)) if c != measured] or [measured]
     # the load sits beside the measurement by default (another core); HWNAS_BENCH_BUSY_CORE moves it
@@ -60,12 +63,15 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     table = profile(spec, space, out=tmp_path / "idle.json", progress=False, log=lambda _m: None)
     profile_s = time.perf_counter() - t0
     idle = validate(table.path, samples=30, seed=1, progress=False, plot=False, log=lambda _m: None)
+    (ROOT / "bench-results").mkdir(exist_ok=True)
+    (ROOT / "bench-results" / "drift-validation-idle.json").write_text(json.dumps(idle, indent=1) + "\n")
     archs = [space.parse(m["arch"]) for m in idle["models"]]
     predicted = Predictor(table, space).predict(archs).latency_ms
     busy_proc = _busy(core)
     try:
         time.sleep(2.0)
         busy = validate(table.path, samples=30, seed=1, progress=False, plot=False, log=lambda _m: None)
+        (ROOT / "bench-results" / "drift-validation-busy.json").write_text(json.dumps(busy, indent=1) + "\n")
         target = open_target(spec)
         with tempfile.TemporaryDirectory() as tmp:  # a separate pass: the same models, timed alone
             items = [export_job(Job("model", a.string, arch=a), space, spec, Path(tmp), 0) for a in archs]
@@ -77,8 +83,9 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
         busy_proc.kill()
     true = float(np.median([loaded.entries[k]["latency_ms"] / table.entries[k]["latency_ms"] for k in table.entries]))
     result = {
-        "command": f"HWNAS_BENCH_DRIFT_SHAPE={SHAPE} .venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py",
-        "space": f"mobilenet {SHAPE}", "device": "devices/local-cpu.toml", "load": f"a Python loop pinned to core {core}",
+        "command": f"HWNAS_BENCH_DEVICE={DEVICE} HWNAS_BENCH_DRIFT_SHAPE={SHAPE} .venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py",
+        "space": f"mobilenet {SHAPE}", "device": str(DEVICE.relative_to(ROOT) if DEVICE.is_relative_to(ROOT) else DEVICE),
+        "statistic": table.statistic, "load": f"a Python loop pinned to core {core}",
         "profile_seconds": round(profile_s, 1), "entries": len(table.entries),
         "idle": {"drift": idle["drift"]["factor"], "within_10_raw": idle["predictor"]["within_10"],
                  "within_10_drift_corrected": idle["drift_corrected"]["within_10"]},
