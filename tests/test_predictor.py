@@ -95,3 +95,34 @@ def test_context_fit_recovers_a_known_boundary_cost(rng: np.random.Generator) ->
     c = space.block_counts(np.array([a.genes for a in fresh]))
     truth = c @ iso - 0.02 * c.sum(1) + 0.05
     np.testing.assert_allclose(Predictor(table, space).predict(fresh).latency_ms, truth, rtol=0.01)
+
+
+def test_context_fit_learns_the_cost_of_re_reading_weights(rng: np.random.Generator) -> None:
+    """Whole models that pay per parameter (weights read again from memory) on top of the block
+    sum: the fit recovers the term, writes the parameter counts into the entries, and the predictor
+    applies it; a fit without the term (an older table) leaves predictions as they were."""
+    from hwnas.spaces.facts import count_params
+
+    space = get_space("mobilenet", input_shape="3x16x16", scale=0.25)
+    table = _synthetic_table(space, rng)
+    catalog = space.catalog()
+    params = np.array([count_params(space.build_block(b)) for b in catalog], dtype=float)
+    iso = np.array([table.entries[b.key]["latency_ms"] for b in catalog])
+    per_param_ms = 0.2 / params.max()  # the largest block pays 0.2 ms more inside a model
+    archs = space.sample(rng, 40)
+    counts = space.block_counts(np.array([a.genes for a in archs]))
+    measured = counts @ (iso + per_param_ms * params) + 0.03
+    table.context = {"models": [{"arch": a.string, "stats": {"p10_ms": float(m)}} for a, m in zip(archs, measured)]}
+    fit = fit_context(space, table)
+    assert all(table.entries[b.key]["params"] == p for b, p in zip(catalog, params))
+    assert fit["leave_one_out"]["max_abs_err"] < 0.01 < fit["raw_sum"]["mape"]
+    assert fit["per_kind"]["mbconv"]["per_100k_params_ms"] == pytest.approx(-per_param_ms * 1e5, rel=0.05)
+    table.context["fit"] = fit
+    fresh = space.sample(rng, 10)
+    c = space.block_counts(np.array([a.genes for a in fresh]))
+    with_term = Predictor(table, space).predict(fresh).latency_ms
+    np.testing.assert_allclose(with_term, c @ (iso + per_param_ms * params) + 0.03, rtol=0.01)
+    for kind in fit["per_kind"].values():  # as fitted before the term existed
+        del kind["per_100k_params_ms"]
+    without = Predictor(table, space).predict(fresh).latency_ms
+    np.testing.assert_allclose(without, with_term - per_param_ms * (c @ params), rtol=0.01)

@@ -45,7 +45,7 @@ def noisy(base_ms: float, seed: int) -> Iterator[float]:
         yield base_ms * (1 + rng.exponential(0.02)) * (3.0 if rng.random() < 0.1 else 1.0)
 
 
-P = Protocol(warmup_runs=3, warmup_s=0.0, min_runs=20, max_runs=200, burst=5, rel_tol=0.02, remeasure=1, min_span_s=0.0)
+P = Protocol(warmup_runs=3, warmup_s=0.0, min_runs=20, max_runs=200, burst=5, rel_tol=0.02, remeasure=1, min_span_s=0.0, sweeps=1)
 
 
 def test_stable_series_stops_at_min_runs() -> None:
@@ -71,7 +71,7 @@ def test_drifting_series_is_flagged_and_remeasured_not_dropped() -> None:
 
 def test_noisy_series_settles_on_its_floor() -> None:
     clock = FakeClock()
-    (s,) = measure([clock.runner(0, noisy(2.0, 1))], Protocol(warmup_s=0, min_runs=50, max_runs=400, rel_tol=0.02, min_span_s=0), clock=clock)
+    (s,) = measure([clock.runner(0, noisy(2.0, 1))], Protocol(warmup_s=0, min_runs=50, max_runs=400, rel_tol=0.02, min_span_s=0, sweeps=1), clock=clock)
     assert s.stable
     assert s.p10_ms == pytest.approx(2.0, rel=0.02)  # the robust statistic sees the floor
     assert s.mean_ms > 1.1 * s.p10_ms  # the spikes are in the mean, not in the statistic
@@ -81,7 +81,7 @@ def test_noisy_series_settles_on_its_floor() -> None:
 def test_rounds_interleave_entries_and_rotate_their_order() -> None:
     clock = FakeClock()
     runners = [clock.runner(i, constant(1.0)) for i in range(3)]
-    measure(runners, Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, burst=1, min_span_s=0), clock=clock)
+    measure(runners, Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, burst=1, min_span_s=0, sweeps=1), clock=clock)
     rounds = [clock.calls[i : i + 3] for i in range(0, len(clock.calls), 3)]
     assert rounds[0] == [0, 1, 2] and rounds[1] == [1, 2, 0] and rounds[2] == [2, 0, 1]
     assert all(sorted(r) == [0, 1, 2] for r in rounds)
@@ -89,7 +89,7 @@ def test_rounds_interleave_entries_and_rotate_their_order() -> None:
 
 def test_time_cap_ends_measurement_with_unstable_flags() -> None:
     clock = FakeClock()
-    protocol = Protocol(warmup_runs=0, warmup_s=0, min_runs=20, max_runs=10_000, burst=5, max_seconds=1.0, remeasure=0)
+    protocol = Protocol(warmup_runs=0, warmup_s=0, min_runs=20, max_runs=10_000, burst=5, max_seconds=1.0, remeasure=0, sweeps=1)
     (s,) = measure([clock.runner(0, drifting(10.0, 0.5))], protocol, clock=clock)
     assert not s.stable
     assert s.n_runs < 200  # stopped by the 1 s cap, not by max_runs
@@ -99,7 +99,7 @@ def test_time_cap_ends_measurement_with_unstable_flags() -> None:
 def test_timed_warmup_keeps_the_machine_busy_before_timing() -> None:
     clock = FakeClock()
     runners = [clock.runner(0, constant(0.1)), clock.runner(1, constant(0.1))]
-    protocol = Protocol(warmup_runs=2, warmup_s=1.0, min_runs=10, max_runs=10, burst=5, min_span_s=0)
+    protocol = Protocol(warmup_runs=2, warmup_s=1.0, min_runs=10, max_runs=10, burst=5, min_span_s=0, sweeps=1)
     stats = measure(runners, protocol, clock=clock)
     untimed = clock.calls.count(0) - stats[0].n_runs
     assert untimed >= 5000  # 1 s of 0.1 ms runs, shared round robin by the two entries
@@ -116,7 +116,7 @@ def test_paced_rounds_see_past_a_slow_phase() -> None:
     """Ten 0.1 ms entries on a core that alternates 1 s slow (1.4x) and 1 s fast phases: unpaced,
     every entry is timed inside the first slow second and looks stable there; paced over 4 s,
     each entry's p10 is the fast phase's."""
-    quick = Protocol(warmup_runs=0, warmup_s=0, min_runs=50, max_runs=300, burst=5, min_span_s=0)
+    quick = Protocol(warmup_runs=0, warmup_s=0, min_runs=50, max_runs=300, burst=5, min_span_s=0, sweeps=1)
     clock = FakeClock()
     stats = measure([clock.runner(i, phased(clock, 0.1, 0.14, 1.0)) for i in range(10)], quick, clock=clock)
     assert all(s.stable and s.p10_ms == pytest.approx(0.14) for s in stats)
@@ -131,9 +131,25 @@ def test_paced_rounds_see_past_a_slow_phase() -> None:
 
 def test_pacing_stops_when_the_clock_stands_still() -> None:
     runs = []
-    (s,) = measure([lambda: runs.append(1)], Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, min_span_s=4.0),
+    (s,) = measure([lambda: runs.append(1)], Protocol(warmup_runs=0, warmup_s=0, min_runs=10, max_runs=10, min_span_s=4.0, sweeps=1),
                    clock=lambda: 0)
     assert s.n_runs == 10 and len(runs) < 100
+
+
+def test_a_second_sweep_sees_past_a_slow_spell() -> None:
+    """A device 1.3x slow for its first 10 s, then itself: one sweep records the slow spell as the
+    entries' latency; with two, each entry keeps its faster sweep and says how far apart they were."""
+    def spell(clock: FakeClock) -> Iterator[float]:
+        while True:
+            yield 0.13 if clock.now < 10e9 else 0.1
+
+    one = Protocol(warmup_runs=0, warmup_s=0, min_runs=20, max_runs=100, burst=5, min_span_s=8.0, sweeps=1)
+    clock = FakeClock()
+    assert all(s.p10_ms == pytest.approx(0.13) for s in measure([clock.runner(i, spell(clock)) for i in range(4)], one, clock=clock))
+    clock = FakeClock()
+    two = Protocol(**{**one.to_dict(), "sweeps": 2})
+    stats = measure([clock.runner(i, spell(clock)) for i in range(4)], two, clock=clock)
+    assert all(s.p10_ms == pytest.approx(0.1) and s.sweep_spread == pytest.approx(0.3) for s in stats)
 
 
 def test_statistics_and_split_half() -> None:
@@ -145,7 +161,7 @@ def test_statistics_and_split_half() -> None:
     assert s.value("p90") == s.p90_ms
 
 
-@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}, {"min_span_s": -1.0}])
+@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}, {"min_span_s": -1.0}, {"sweeps": 0}])
 def test_bad_protocols_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Protocol(**kwargs)
