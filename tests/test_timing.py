@@ -136,20 +136,24 @@ def test_pacing_stops_when_the_clock_stands_still() -> None:
     assert s.n_runs == 10 and len(runs) < 100
 
 
-def test_a_second_sweep_sees_past_a_slow_spell() -> None:
-    """A device 1.3x slow for its first 10 s, then itself: one sweep records the slow spell as the
-    entries' latency; with two, each entry keeps its faster sweep and says how far apart they were."""
+def test_further_sweeps_see_past_a_slow_spell_and_confirm_the_fast_value() -> None:
+    """A device 1.3x slow for its first 10 s, then itself. One sweep records the slow spell as the
+    entries' latency. Two keep the faster sweep and say how far apart they were; allowed more,
+    the entries whose two sweeps disagreed get a third, which confirms the fast value."""
     def spell(clock: FakeClock) -> Iterator[float]:
         while True:
             yield 0.13 if clock.now < 10e9 else 0.1
 
-    one = Protocol(warmup_runs=0, warmup_s=0, min_runs=20, max_runs=100, burst=5, min_span_s=8.0, sweeps=1)
-    clock = FakeClock()
-    assert all(s.p10_ms == pytest.approx(0.13) for s in measure([clock.runner(i, spell(clock)) for i in range(4)], one, clock=clock))
-    clock = FakeClock()
-    two = Protocol(**{**one.to_dict(), "sweeps": 2})
-    stats = measure([clock.runner(i, spell(clock)) for i in range(4)], two, clock=clock)
-    assert all(s.p10_ms == pytest.approx(0.1) and s.sweep_spread == pytest.approx(0.3) for s in stats)
+    def run(**kwargs: int) -> list:
+        clock = FakeClock()
+        protocol = Protocol(warmup_runs=0, warmup_s=0, min_runs=20, max_runs=100, burst=5, min_span_s=8.0, **kwargs)
+        return measure([clock.runner(i, spell(clock)) for i in range(4)], protocol, clock=clock)
+
+    assert all(s.p10_ms == pytest.approx(0.13) and s.sweeps == 1 for s in run(sweeps=1))
+    assert all(s.p10_ms == pytest.approx(0.1) and s.sweep_spread == pytest.approx(0.3) and s.sweeps == 2
+               for s in run(sweeps=2, max_sweeps=2))
+    assert all(s.p10_ms == pytest.approx(0.1) and s.sweep_spread == pytest.approx(0.0) and s.sweeps == 3
+               for s in run(sweeps=2, max_sweeps=4))
 
 
 def test_statistics_and_split_half() -> None:
@@ -161,7 +165,7 @@ def test_statistics_and_split_half() -> None:
     assert s.value("p90") == s.p90_ms
 
 
-@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}, {"min_span_s": -1.0}, {"sweeps": 0}])
+@pytest.mark.parametrize("kwargs", [{"statistic": "p42"}, {"min_runs": 1}, {"min_runs": 50, "max_runs": 10}, {"rel_tol": 0}, {"min_span_s": -1.0}, {"sweeps": 0}, {"sweeps": 5}, {"sweep_tol": 0}])
 def test_bad_protocols_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Protocol(**kwargs)

@@ -201,6 +201,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"unstable: {len(r['unstable_models'])} of {r['samples']} measurements stayed unstable after "
               f"re-measurement; {len(r['unstable_table_entries'])} table entries are flagged unstable"
               + (f" (e.g. {r['unstable_table_entries'][0]})" if r["unstable_table_entries"] else ""))
+    if r["unconfirmed_models"] or r["unconfirmed_table_entries"] or r["unconfirmed_context_models"]:
+        print(f"changed while measured: {len(r['unconfirmed_models'])} of {r['samples']} models now, and "
+              f"{len(r['unconfirmed_table_entries'])} entries and {len(r['unconfirmed_context_models'])} context models "
+              "of the table, differed by more than the protocol's sweep_tol between their two fastest sweeps")
     if "calibration" in r:
         c = r["calibration"]
         print(f"calibration stored in the table: scale {c['scale']:.4f}, offset {c['offset_ms']:+.4f} ms; in-sample "

@@ -162,6 +162,12 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protoco
     if unstable:
         log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
             f"e.g. {unstable[0]}")
+    entries, models = table.unconfirmed()
+    if entries or models:
+        log(f"warning: {len(entries)} of {len(table.entries)} entries and {len(models)} of {len(table.context['models'])} "
+            f"context models still differed by more than {protocol.sweep_tol:.0%} between their two fastest sweeps: "
+            "the device changed while it was profiled (other work, heat); the table may not hold: re-profile "
+            "(--force) when `hwnas doctor` finds the device quiet")
     log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
         f"{time.perf_counter() - started:.0f} s")
     return table

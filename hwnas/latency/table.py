@@ -139,6 +139,15 @@ class LatencyTable:
         return table
 
     # ----- safety ---------------------------------------------------------------------------
+    def unconfirmed(self) -> tuple[list[str], list[str]]:
+        """Entries and context models whose two fastest sweeps still differed by more than the
+        protocol's ``sweep_tol``: the device changed while it was profiled (tables made before
+        sweeps have none)."""
+        tol = float(self.protocol.get("sweep_tol", 0.05))
+        entries = sorted(k for k, e in self.entries.items() if e.get("stats", {}).get("sweep_spread", 0.0) > tol)
+        models = [m["arch"] for m in self.context.get("models", []) if (m.get("stats") or {}).get("sweep_spread", 0.0) > tol]
+        return entries, models
+
     def mismatches(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None) -> list[str]:
         """Fields that differ from the given fingerprint and space, as 'field: table X, here Y'."""
         out = []

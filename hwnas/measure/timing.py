@@ -20,10 +20,12 @@
    the first half of its samples and that of the second half agree within ``rel_tol``: the same
    test as profiling twice and comparing, done inside one profile. Stable entries stop; the
    others continue until ``max_runs`` samples or ``max_seconds`` in all.
-5. **Sweeps.** All entries are measured in ``sweeps`` passes, one after the other, and each
-   keeps the pass with the lower statistic (``sweep_spread`` records how far apart they were).
-   Slow spells on a shared host also last tens of seconds; a second pass, after every other
-   entry's, is unlikely to meet the same one.
+5. **Sweeps.** Slow spells on a shared host also last tens of seconds, longer than any one
+   entry's runs. So every entry is measured in ``sweeps`` passes, one after the other, and keeps
+   its fastest; an entry whose two fastest sweeps still differ by more than ``sweep_tol`` is
+   measured in further sweeps (with the other such entries), up to ``max_sweeps``. A fast value
+   is then one that a second sweep confirmed. ``sweep_spread`` in the stats is the gap between
+   an entry's two fastest sweeps, and ``sweeps`` how many it took.
 6. **Re-measurement.** Entries that end unstable are measured again from scratch, up to
    ``remeasure`` more times; the attempt with the smaller split-half disagreement is kept. An
    entry still unstable after that keeps its numbers and is flagged ``stable: false``: nothing
@@ -71,6 +73,8 @@ class Protocol:
     statistic: str = "p10"
     min_span_s: float = 4.0  # several of a shared host's ~1 s speed phases (see the module docstring)
     sweeps: int = 2  # passes over every entry; the fastest is kept (see "Sweeps")
+    max_sweeps: int = 4  # for entries whose two fastest sweeps disagree by more than sweep_tol
+    sweep_tol: float = 0.05
 
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
@@ -79,8 +83,8 @@ class Protocol:
             raise ProtocolError("protocol needs burst >= 1, 2 <= min_runs <= max_runs, warmup_runs >= 0")
         if not self.rel_tol > 0 or not self.max_seconds > 0 or self.remeasure < 0 or not 0 <= self.min_span_s < math.inf:
             raise ProtocolError("protocol needs rel_tol > 0, max_seconds > 0, remeasure >= 0 and 0 <= min_span_s")
-        if self.sweeps < 1:
-            raise ProtocolError("protocol needs sweeps >= 1")
+        if not 1 <= self.sweeps <= self.max_sweeps or not self.sweep_tol > 0:
+            raise ProtocolError("protocol needs 1 <= sweeps <= max_sweeps and sweep_tol > 0")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -101,7 +105,8 @@ class Stats:
     stable: bool
     split_half_diff: float  # |stat(first half) - stat(second half)| / stat(all)
     attempts: int = 1
-    sweep_spread: float = 0.0  # slowest sweep's statistic / fastest sweep's - 1
+    sweep_spread: float = 0.0  # second-fastest sweep's statistic / the fastest's - 1
+    sweeps: int = 1
 
     def value(self, statistic: str) -> float:
         return float(getattr(self, f"{statistic}_ms"))
@@ -208,6 +213,31 @@ def _fill(runners: Sequence[Callable[[], object]], order: Sequence[_Entry], burs
             return
 
 
+def _sweep_again(runners: Sequence[Callable[[], object]], stats: dict[int, Stats], protocol: Protocol, clock: Clock,
+                 deadline: int) -> dict[int, Stats]:
+    """Further sweeps (see "Sweeps"): every entry until ``sweeps``, then those whose two fastest
+    sweeps disagree, until ``max_sweeps``. Each entry keeps its fastest sweep."""
+    value = {i: [s.value(protocol.statistic)] for i, s in stats.items()}
+
+    def unconfirmed(i: int) -> bool:  # one sweep (sweeps = 1) has nothing to disagree with
+        a, b = sorted(value[i])[:2] if len(value[i]) > 1 else (1.0, 1.0)
+        return not (a > 0 and b / a - 1 <= protocol.sweep_tol)
+
+    for sweep in range(2, protocol.max_sweeps + 1):
+        todo = list(stats) if sweep <= protocol.sweeps else [i for i in stats if unconfirmed(i)]
+        if not todo or clock() >= deadline:
+            break
+        for i, s in _pass(runners, todo, protocol, clock, deadline, None, warm=True).items():
+            if len(s) < 2:
+                continue
+            new = summarize(s, protocol.statistic, protocol.rel_tol)
+            value[i].append(new.value(protocol.statistic))
+            best = new if value[i][-1] < min(value[i][:-1]) else stats[i]
+            a, b = sorted(value[i])[:2]
+            stats[i] = Stats(**{**best.to_dict(), "sweep_spread": b / a - 1 if a > 0 else 0.0, "sweeps": len(value[i])})
+    return stats
+
+
 def measure(
     runners: Sequence[Callable[[], object]],
     protocol: Protocol = Protocol(),
@@ -231,18 +261,7 @@ def measure(
 
     samples = _pass(runners, range(len(runners)), protocol, clock, deadline, done)
     stats = {i: summarize(s, protocol.statistic, protocol.rel_tol) for i, s in samples.items()}
-    for _ in range(1, protocol.sweeps):
-        if clock() >= deadline:
-            break
-        again = _pass(runners, range(len(runners)), protocol, clock, deadline, None, warm=True)
-        for i, s in again.items():
-            if len(s) < 2:
-                continue
-            new, old = summarize(s, protocol.statistic, protocol.rel_tol), stats[i]
-            a, b = sorted((new.value(protocol.statistic), old.value(protocol.statistic)))
-            spread = max(b / a - 1 if a > 0 else 0.0, old.sweep_spread)
-            best = new if new.value(protocol.statistic) < old.value(protocol.statistic) else old
-            stats[i] = Stats(**{**best.to_dict(), "sweep_spread": spread})
+    stats = _sweep_again(runners, stats, protocol, clock, deadline)
     for attempt in range(2, protocol.remeasure + 2):
         unstable = [i for i, s in stats.items() if not s.stable]
         if not unstable or clock() >= deadline:
@@ -252,5 +271,6 @@ def measure(
             new = summarize(s, protocol.statistic, protocol.rel_tol, attempts=attempt)
             old = stats[i]
             best = new if new.split_half_diff < old.split_half_diff else old
-            stats[i] = Stats(**{**best.to_dict(), "attempts": attempt, "sweep_spread": old.sweep_spread})
+            stats[i] = Stats(**{**best.to_dict(), "attempts": attempt, "sweep_spread": old.sweep_spread,
+                                "sweeps": old.sweeps})
     return [stats[i] for i in range(len(runners))]
