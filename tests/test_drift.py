@@ -52,6 +52,24 @@ def test_the_drift_factor_recovers_a_slow_down_injected_through_the_clock() -> N
     assert drift_factor([1.0, 2.0, 3.0], [1.01, 2.0, 2.98]).warning() is None  # within noise: no warning
 
 
+def test_whole_models_are_corrected_by_their_own_trend_with_size() -> None:
+    """Blocks unchanged, whole models slowed by their size (a neighbour taking the shared cache):
+    the models' trend is fitted and applied at each model's latency, not beyond the sentinels'
+    range; a flat, noisy trend keeps one factor for all models."""
+    rng = np.random.default_rng(0)
+    blocks_ms, models_ms = np.geomspace(0.005, 0.3, 6), np.geomspace(0.3, 2.0, 5)
+    slowed = 1.05 * (models_ms / 0.8) ** 0.12 * (1 + 0.003 * rng.standard_normal(5))
+    table = np.r_[blocks_ms, models_ms]
+    drift = drift_factor(table, table * np.r_[np.ones(6), slowed], [False] * 6 + [True] * 5)
+    assert drift.models is not None and drift.models.slope == pytest.approx(0.12, abs=0.02)
+    np.testing.assert_allclose(drift.at(np.array([0.3, 0.8, 2.0])), 1.05 * (np.array([0.3, 0.8, 2.0]) / 0.8) ** 0.12, rtol=0.01)
+    assert drift.at(10.0) == pytest.approx(drift.at(2.0))  # never extrapolated
+    assert "whole models" in drift.describe() and drift.noticeable and drift.to_dict()["models"]["n"] == 5
+    flat = drift_factor(table, table * np.r_[np.ones(6), 1.02 * (1 + 0.01 * rng.standard_normal(5))], [False] * 6 + [True] * 5)
+    assert flat.models.slope == 0.0 and np.ptp(flat.at(models_ms)) == 0
+    assert drift_factor(blocks_ms, blocks_ms * 1.3).at(np.array([1.0, 2.0])).tolist() == pytest.approx([1.3, 1.3])
+
+
 def test_sentinels_span_the_table_and_include_reference_models(tiny_table) -> None:
     from hwnas.latency.table import open_table
 
@@ -60,8 +78,8 @@ def test_sentinels_span_the_table_and_include_reference_models(tiny_table) -> No
     blocks = [s for s in sentinels if s.job.kind == "block"]
     models = [s for s in sentinels if s.job.kind == "model"]
     context = sorted((m["stats"][f"{table.statistic}_ms"], m["arch"]) for m in table.context["models"])
-    assert [s.job.key for s in models] == [context[len(context) // 2][1], context[len(context) // 4][1],
-                                           context[3 * len(context) // 4][1]]  # the median first, then the quartiles
+    n = len(context)  # the median first, then the 10th, 30th, 70th and 90th percentiles
+    assert [s.job.key for s in models] == [context[int(q * n)][1] for q in (0.5, 0.1, 0.3, 0.7, 0.9)]
     values = sorted(e["stats"][f"{table.statistic}_ms"] for e in table.entries.values())
     assert blocks[0].table_ms == values[0] and blocks[-1].table_ms == values[-1]  # the whole range
     assert choose_sentinels(table, space) == sentinels  # deterministic
@@ -147,8 +165,9 @@ def test_validate_on_a_slowed_device_warns_and_reports_raw_and_corrected_errors(
     for key in ("predictor", "drift_corrected"):
         assert 0 <= stored[key]["mape"] < 5 and "within_10" in stored[key]
     assert stored["drift_corrected"]["mape"] < stored["predictor"]["mape"]  # the slow-down is taken out
-    m = stored["models"][0]
-    assert m["drift_corrected_ms"] == pytest.approx(m["predicted_ms"] * stored["drift"]["factor"])
+    whole = stored["drift"]["models"]  # whole models are corrected by the model sentinels' trend
+    assert whole["n"] >= 3 and whole["factor"] > 1.8
+    assert all(m["drift_corrected_ms"] / m["predicted_ms"] > 1.8 for m in stored["models"])
 
 
 def test_profile_records_conditions_and_predict_now_and_doctor_report_them(tiny_table, tmp_path: Path, capsys) -> None:
@@ -159,7 +178,10 @@ def test_profile_records_conditions_and_predict_now_and_doctor_report_them(tiny_
     arch = get_space("nb201", input_shape="3x8x8", N=1).sample(np.random.default_rng(1), 1)[0]
     assert main(["predict", "--table", str(tiny_table.path), "--arch", arch.string, "--now", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["drift"]["n"] >= 3 and out["latency_ms_now"] == pytest.approx(out["latency_ms"] * out["drift"]["factor"])
+    whole = out["drift"]["models"]  # a whole model: its sentinels' trend at its own latency
+    at = np.clip(out["latency_ms"], *whole["range_ms"])
+    factor = whole["factor"] * np.exp(whole["slope_per_log_ms"] * (np.log(at) - np.log(whole["center_ms"])))
+    assert out["drift"]["n"] >= 3 and out["latency_ms_now"] == pytest.approx(out["latency_ms"] * factor)
     assert main(["predict", "--table", str(tiny_table.path), "--arch", arch.string, "--now"]) == 0
     assert "drift-corrected; device runs" in capsys.readouterr().out
     spec = tmp_path / "d.toml"

@@ -144,7 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         out = {"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
                "drift": drift.to_dict() if drift else None,
-               "latency_ms_now": latency * drift.factor if drift else None,
+               "latency_ms_now": latency * float(drift.at(latency)) if drift else None,
                "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
                "arch": arch.string, "arch_id": arch.id, "table": str(table.path), "device": table.fingerprint.get("device"),
                "calibrated": table.calibration is not None, "accepted_mismatches": accepted,
@@ -158,7 +158,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         line += "  energy unavailable"
     print(line)
     if drift is not None:
-        print(f"now: {latency * drift.factor:.4f} ms drift-corrected; {drift.describe()}")
+        print(f"now: {latency * float(drift.at(latency)):.4f} ms drift-corrected; {drift.describe()}")
     return 0
 
 

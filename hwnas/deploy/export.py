@@ -142,7 +142,7 @@ def export_models(
     exports, stats, energy, now, q_files, q_stats = _export_and_measure(
         space, archs, names, weights, out, target, protocol, seed, atol, progress, sentinels, int8)
     table_int8 = table is not None and table.fingerprint.get("precision", "fp32") == "int8"
-    drift = drift_factor([s.table_ms for s in sentinels], now) if sentinels else None
+    drift = drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels]) if sentinels else None
     if drift is not None and drift.warning():
         log(f"warning: {drift.warning()}")
     batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
@@ -240,8 +240,8 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
         "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
                     "error_pct": _pct_error(pred_ms, measured_ms),
                     "drift": b.drift.to_dict() if b.drift else None,
-                    "drift_corrected_ms": pred_ms * b.drift.factor if b.drift and pred_ms is not None else None,
-                    "error_pct_drift_corrected": (_pct_error(pred_ms * b.drift.factor, measured_ms)
+                    "drift_corrected_ms": pred_ms * float(b.drift.at(pred_ms)) if b.drift and pred_ms is not None else None,
+                    "error_pct_drift_corrected": (_pct_error(pred_ms * float(b.drift.at(pred_ms)), measured_ms)
                                                   if b.drift and pred_ms is not None else None),
                     "stable": st.stable,
                     "predicted_from": str(table.path) if table is not None else None,

@@ -12,6 +12,13 @@ the spread of the sentinels' log-ratios (Student's t).
 
 ``factor > 1`` means the device now runs slower than when profiled. Predictions multiplied by the
 factor are *drift-corrected*; reports give them beside the raw ones, never instead of them.
+
+Whole models are corrected by their own sentinels. A busy neighbour on a shared 2-core host
+left blocks timed alone as they were (1.004x) and slowed whole models by their size: 1.00x
+below 0.4 ms, 1.07x at about 1 ms, 1.18x above 1.5 ms (their working sets leave the core's
+caches). So the model sentinels' log-ratios are fitted against their log-latencies, and a model
+is corrected at its own predicted latency (``Drift.at``); the slope is used only where its 95%
+interval excludes zero, and never extrapolated beyond the sentinels' range.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
 
 SENTINEL_BLOCKS = 6  # seconds of extra measurement per pass
-SENTINEL_MODELS = 3
+SENTINEL_MODELS = 5
 NOTICEABLE = 0.05  # a drift under 5% (or inside its own interval) is reported as none
 FILLERS = 8  # random models timed beside the sentinels by predict --now, then discarded
 
@@ -45,8 +52,8 @@ class Sentinel:
 
 def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENTINEL_BLOCKS,
                      models: int = SENTINEL_MODELS) -> list[Sentinel]:
-    """Stable blocks at evenly spaced ranks of the table's latencies, and the context models at the
-    quartiles of theirs (the median one first). Deterministic: the same table gives the same sentinels."""
+    """Stable blocks at evenly spaced ranks of the table's latencies, and context models spread
+    over theirs (the median one first, then the 10th, 30th, 70th and 90th percentiles). Deterministic: the same table gives the same sentinels."""
     stat = f"{table.statistic}_ms"
     catalog = {b.key: b for b in space.catalog()}
     stable = sorted(((e["stats"][stat], key) for key, e in table.entries.items()
@@ -55,7 +62,7 @@ def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENT
     out = [Sentinel(Job("block", stable[i][1], block=catalog[stable[i][1]]), float(stable[i][0])) for i in picks]
     timed = sorted((m["stats"][stat], m["arch"]) for m in table.context.get("models", [])
                    if m.get("stats") and m["stats"].get(stat, 0) > 0)
-    ranks = [0.5, 0.25, 0.75, 0.125, 0.875][:models]
+    ranks = [0.5, 0.1, 0.3, 0.7, 0.9][:models]
     for i in dict.fromkeys(int(q * len(timed)) for q in ranks if timed):  # few models: no repeats
         ms, arch = timed[i]
         out.append(Sentinel(Job("model", arch, arch=space.parse(arch)), float(ms)))
@@ -63,14 +70,54 @@ def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENT
 
 
 @dataclass(frozen=True)
+class ModelTrend:
+    """Whole-model sentinels: log(now / table) = log_factor + slope * (log(ms) - log_center_ms)."""
+
+    log_factor: float
+    slope: float  # 0 where the fitted slope's 95% interval includes zero
+    log_center_ms: float
+    low_ms: float
+    high_ms: float
+    n: int
+
+    def at(self, latency_ms: np.ndarray) -> np.ndarray:
+        x = np.log(np.clip(np.asarray(latency_ms, dtype=float), self.low_ms, self.high_ms))
+        return np.exp(self.log_factor + self.slope * (x - self.log_center_ms))
+
+
+def _model_trend(table_ms: np.ndarray, ratios: np.ndarray) -> ModelTrend | None:
+    from scipy import stats
+
+    if len(ratios) < 3:
+        return None
+    x, y = np.log(table_ms), np.log(ratios)
+    center = float(x.mean())
+    fit = stats.linregress(x - center, y) if np.ptp(x) > 0 else None
+    slope = 0.0
+    if fit is not None and len(x) > 3:  # a slope from three points has one degree of freedom: too loose
+        half = float(stats.t.ppf(0.975, len(x) - 2) * fit.stderr)
+        slope = float(fit.slope) if abs(fit.slope) > half else 0.0
+    return ModelTrend(float(y.mean()), slope, center, float(table_ms.min()), float(table_ms.max()), len(ratios))
+
+
+@dataclass(frozen=True)
 class Drift:
-    """Now / table for the sentinels: the geometric mean and its 95% interval."""
+    """Now / table for the sentinels: the geometric mean and its 95% interval, and the trend of the
+    whole-model sentinels with their size."""
 
     factor: float
     low: float
     high: float
     n: int
     ratios: tuple[float, ...]
+    models: ModelTrend | None = None
+
+    def at(self, latency_ms: np.ndarray | float) -> np.ndarray:
+        """The factor for whole models predicted at ``latency_ms``: the model sentinels' trend
+        where there are three or more, else the overall factor."""
+        if self.models is None:
+            return np.full(np.shape(latency_ms), self.factor)
+        return self.models.at(latency_ms)
 
     @property
     def half_width(self) -> float:
@@ -79,12 +126,21 @@ class Drift:
 
     @property
     def noticeable(self) -> bool:
-        return abs(self.factor - 1) > max(NOTICEABLE, self.half_width)
+        if abs(self.factor - 1) > max(NOTICEABLE, self.half_width):
+            return True
+        ends = self.at(np.array([self.models.low_ms, self.models.high_ms])) if self.models else np.ones(2)
+        return bool(np.any(np.abs(ends - 1) > NOTICEABLE))
 
     def describe(self) -> str:
         how = "slower" if self.factor >= 1 else "faster"
         x = self.factor if self.factor >= 1 else 1 / self.factor
-        return f"device runs {x:.2f}x {how} than when profiled (sentinels +-{100 * self.half_width:.0f}%, n={self.n})"
+        text = f"device runs {x:.2f}x {how} than when profiled (sentinels +-{100 * self.half_width:.0f}%, n={self.n})"
+        m = self.models
+        if m is not None:
+            lo, hi = self.at(np.array([m.low_ms, m.high_ms]))
+            text += (f"; whole models {lo:.2f}x at {m.low_ms:.2f} ms to {hi:.2f}x at {m.high_ms:.2f} ms" if m.slope
+                     else f"; whole models {math.exp(m.log_factor):.2f}x")
+        return text
 
     def warning(self) -> str | None:
         """The one line to print when the device is not in its profiled state, else None."""
@@ -94,22 +150,31 @@ class Drift:
                 "re-profile, or find the load or heat that slows the device")
 
     def to_dict(self) -> dict[str, Any]:
+        m = self.models
+        models = None if m is None else {
+            "factor": math.exp(m.log_factor), "slope_per_log_ms": m.slope, "center_ms": math.exp(m.log_center_ms),
+            "range_ms": [m.low_ms, m.high_ms], "n": m.n}
         return {"factor": self.factor, "ci95": [self.low, self.high], "n": self.n, "ratios": list(self.ratios),
-                "noticeable": self.noticeable, "describe": self.describe()}
+                "models": models, "noticeable": self.noticeable, "describe": self.describe()}
 
 
-def drift_factor(table_ms: Sequence[float], now_ms: Sequence[float]) -> Drift:
-    """The drift factor of sentinels measured now against their table values."""
+def drift_factor(table_ms: Sequence[float], now_ms: Sequence[float], is_model: Sequence[bool] | None = None) -> Drift:
+    """The drift factor of sentinels measured now against their table values; ``is_model`` marks
+    the whole-model sentinels, whose trend with size corrects whole models (see the module docstring)."""
     from scipy import stats
 
-    ratios = np.asarray(now_ms, dtype=float) / np.asarray(table_ms, dtype=float)
-    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    table = np.asarray(table_ms, dtype=float)
+    ratios = np.asarray(now_ms, dtype=float) / table
+    models = np.asarray(is_model if is_model is not None else [False] * len(ratios), dtype=bool)
+    ok = np.isfinite(ratios) & (ratios > 0)
+    table, ratios, models = table[ok], ratios[ok], models[ok]
     if not len(ratios):
         return Drift(1.0, 0.0, math.inf, 0, ())
     logs = np.log(ratios)
     mean = float(logs.mean())
     half = float(stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))) if len(logs) > 1 else math.inf
-    return Drift(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(ratios), tuple(ratios.tolist()))
+    return Drift(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(ratios), tuple(ratios.tolist()),
+                 _model_trend(table[models], ratios[models]))
 
 
 def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, seed: int = 0,
@@ -134,4 +199,4 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
             items = [export_job(j, space, target.spec, Path(tmp), seed) for j in [*extra, *(s.job for s in sentinels)]]
         stats, _ = measure_files(target.spec, protocol, items, seed=seed, target=target)
     now = [st.value(table.statistic) for st in stats[len(extra):]]
-    return drift_factor([s.table_ms for s in sentinels], now), sentinels
+    return drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels]), sentinels

@@ -96,7 +96,8 @@ def validate(
                                      target=target)
     stats, sentinel_stats = all_stats[:samples], all_stats[samples:]
     measured = np.array([s.value(table.statistic) for s in stats])
-    drift = drift_factor([s.table_ms for s in sentinels], [s.value(table.statistic) for s in sentinel_stats])
+    drift = drift_factor([s.table_ms for s in sentinels], [s.value(table.statistic) for s in sentinel_stats],
+                         [s.job.kind == "model" for s in sentinels])
 
     report = _report(table, archs, stats, measured, predicted, uncalibrated, raw, drift, sentinels, seed=seed,
                      accepted=accepted, conditions={**state, "preflight": warnings})
@@ -132,12 +133,12 @@ def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], 
         "drift": {**drift.to_dict(), "sentinels": [s.job.key for s in sentinels],
                   "warning": drift.warning()},
         "predictor": _metrics(predicted, measured),
-        "drift_corrected": _metrics(predicted * drift.factor, measured),
+        "drift_corrected": _metrics(predicted * drift.at(predicted), measured),
         "without_calibration": _metrics(uncalibrated, measured),
         "raw_block_sum": _metrics(raw, measured),
         "models": [{"arch": a.string, "predicted_ms": float(p), "measured_ms": float(m), "raw_sum_ms": float(r),
-                    "drift_corrected_ms": float(p * drift.factor), "stable": bool(s.stable)}
-                   for a, p, m, r, s in zip(archs, predicted, measured, raw, stats)],
+                    "drift_corrected_ms": float(p * f), "stable": bool(s.stable)}
+                   for a, p, m, r, s, f in zip(archs, predicted, measured, raw, stats, drift.at(predicted))],
     }
     return report
 
