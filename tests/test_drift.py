@@ -189,3 +189,19 @@ def test_profile_records_conditions_and_predict_now_and_doctor_report_them(tiny_
     code = main(["doctor", "--device", str(spec), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == (1 if report["warnings"] else 0) and report["conditions"]["usable_cores"]
+
+
+def test_a_table_names_what_changed_while_it_was_profiled(tiny_table) -> None:
+    """Entries and context models whose two fastest sweeps disagree by more than the protocol's
+    sweep_tol are named; tables made before sweeps (no sweep_spread) name none."""
+    import copy
+
+    table = copy.deepcopy(tiny_table)
+    for stats in [e["stats"] for e in table.entries.values()] + [m["stats"] for m in table.context["models"]]:
+        stats.pop("sweep_spread", None)  # as in a table made before sweeps
+    assert table.unconfirmed() == ([], [])
+    key = sorted(table.entries)[3]
+    table.entries[key]["stats"]["sweep_spread"] = 0.2
+    table.entries[sorted(table.entries)[4]]["stats"]["sweep_spread"] = 0.01  # within tolerance
+    table.context["models"][0]["stats"]["sweep_spread"] = 0.08
+    assert table.unconfirmed() == ([key], [table.context["models"][0]["arch"]])
