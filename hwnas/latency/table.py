@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_text, write_atomic
 from hwnas.device.spec import IDENTITY_FIELDS
-from hwnas.measure.timing import STATISTICS
+from hwnas.measure.timing import STATISTICS, Protocol
 from hwnas.spaces.base import SearchSpace, shape_str
 
 FORMAT = "hwnas-latency-table"
@@ -138,16 +138,16 @@ class LatencyTable:
         table.fingerprint.setdefault("precision", "fp32")  # tables from before precisions were fp32
         return table
 
-    # ----- safety ---------------------------------------------------------------------------
     def unconfirmed(self) -> tuple[list[str], list[str]]:
         """Entries and context models whose two fastest sweeps still differed by more than the
         protocol's ``sweep_tol``: the device changed while it was profiled (tables made before
         sweeps have none)."""
-        tol = float(self.protocol.get("sweep_tol", 0.05))
+        tol = float(self.protocol.get("sweep_tol", Protocol().sweep_tol))  # tables before sweeps: the default
         entries = sorted(k for k, e in self.entries.items() if e.get("stats", {}).get("sweep_spread", 0.0) > tol)
         models = [m["arch"] for m in self.context.get("models", []) if (m.get("stats") or {}).get("sweep_spread", 0.0) > tol]
         return entries, models
 
+    # ----- safety ---------------------------------------------------------------------------
     def mismatches(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None) -> list[str]:
         """Fields that differ from the given fingerprint and space, as 'field: table X, here Y'."""
         out = []

@@ -122,13 +122,15 @@ def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], 
             *, seed: int, accepted: list[str], conditions: dict[str, Any]) -> dict[str, Any]:
     """validation.json: the errors raw and drift-corrected, the drift, what stayed unstable."""
     samples = len(archs)
+    tol = Protocol(**table.protocol).sweep_tol
+    changed_entries, changed_models = table.unconfirmed()
     report: dict[str, Any] = {
         "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,
         "accepted_mismatches": accepted, "unstable_measurements": int(sum(not s.stable for s in stats)),
         "unstable_models": [a.string for a, s in zip(archs, stats) if not s.stable],
         "unstable_table_entries": sorted(k for k, e in table.entries.items() if not e["stats"].get("stable", True)),
-        "unconfirmed_models": [a.string for a, s in zip(archs, stats) if s.sweep_spread > Protocol(**table.protocol).sweep_tol],
-        "unconfirmed_table_entries": table.unconfirmed()[0], "unconfirmed_context_models": table.unconfirmed()[1],
+        "unconfirmed_models": [a.string for a, s in zip(archs, stats) if s.sweep_spread > tol],  # sweeps disagreed
+        "unconfirmed_table_entries": changed_entries, "unconfirmed_context_models": changed_models,
         "conditions": conditions, "preflight": conditions["preflight"], "table_conditions": table.conditions,
         "drift": {**drift.to_dict(), "sentinels": [s.job.key for s in sentinels],
                   "warning": drift.warning()},
