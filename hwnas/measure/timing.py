@@ -14,7 +14,7 @@
    entries (the device stays as loaded as when timed). On a shared 2-core x86 virtual machine the
    core alternated between phases about 1.3x apart, each about a second long; a profile of 466
    entries finished most of them within 1.3 s, and a fifth of its entries recorded a slow
-   phase, 1.1-1.5x above a second profile of the same blocks. A minimum split-half test cannot
+   phase, 1.1-1.5x above a second profile of the same blocks. The split-half test (below) cannot
    see this: both halves sit in the same phase.
 4. **Stability.** After ``min_runs`` samples, an entry is *stable* when the chosen statistic of
    the first half of its samples and that of the second half agree within ``rel_tol``: the same
