@@ -226,6 +226,8 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
     elif pred_mj is not None:
         known["energy_mj"] = (pred_mj, "predicted")
     table = b.table
+    # a whole model is drift-corrected at its own predicted latency (hwnas.latency.drift.Drift.at)
+    corrected_ms = pred_ms * float(b.drift.at(pred_ms)) if b.drift and pred_ms is not None else None
     return {
         "name": name, "arch": arch.string, "arch_id": arch.id, "canonical": arch.canonical,
         "space": {"name": b.space.name, "version": b.space.version, "config": b.space.config()},
@@ -240,9 +242,8 @@ def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats
         "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
                     "error_pct": _pct_error(pred_ms, measured_ms),
                     "drift": b.drift.to_dict() if b.drift else None,
-                    "drift_corrected_ms": pred_ms * float(b.drift.at(pred_ms)) if b.drift and pred_ms is not None else None,
-                    "error_pct_drift_corrected": (_pct_error(pred_ms * float(b.drift.at(pred_ms)), measured_ms)
-                                                  if b.drift and pred_ms is not None else None),
+                    "drift_corrected_ms": corrected_ms,
+                    "error_pct_drift_corrected": _pct_error(corrected_ms, measured_ms),
                     "stable": st.stable,
                     "predicted_from": str(table.path) if table is not None else None,
                     "predicted_for_device": table.device.get("name") if table is not None else None,

@@ -159,7 +159,7 @@ def _pass(
     clock: Clock,
     deadline_ns: int,
     on_done: Callable[[int, list[float]], None] | None,
-    warm: bool = False,
+    warm: bool = False,  # the device has just been busy (a later sweep): skip the timed warm-up
 ) -> dict[int, list[float]]:
     entries = [_Entry(i) for i in indices]
     start = clock()
