@@ -88,6 +88,62 @@ def test_cifar_pickles_from_a_local_path(tmp_path: Path) -> None:
         load_dataset(f"cifar10:{tmp_path}")
 
 
+class _RunsCommand:
+    """A pickle that, when loaded by plain ``pickle.load``, calls os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_cifar_batch_runs_nothing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    marker = tmp_path / "pwned"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3]}
+        (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=2))
+    assert len(load_dataset(f"cifar10:{tmp_path}")) == 24  # protocol 2, as the real batches are
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": _RunsCommand(marker), b"labels": [0]}))
+    with pytest.raises(DatasetError, match=r"data_batch_2: not a CIFAR python-pickle batch .*refused global posix\.system"):
+        load_dataset(f"cifar10:{tmp_path}")
+    assert not marker.exists()
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps([1, 2, 3]))  # a batch of the wrong type
+    with pytest.raises(DatasetError, match="data_batch_2: not a CIFAR batch"):
+        load_dataset(f"cifar10:{tmp_path}")
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": "text", b"labels": [0]}))
+    with pytest.raises(DatasetError, match="not an N x 3072 array"):
+        load_dataset(f"cifar10:{tmp_path}")
+
+
+def test_non_regular_and_oversized_inputs_are_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / c / "0.png")
+    os.mkfifo(tmp_path / "b" / "1.png")  # reading it would block forever
+    with pytest.raises(DatasetError, match="1.png: the image is not a regular file"):
+        load_dataset(str(tmp_path))
+    (tmp_path / "b" / "1.png").unlink()
+    # a decompression bomb: a PNG that declares 20000 x 20000 pixels in a few hundred bytes
+    Image.new("1", (20000, 20000)).save(tmp_path / "b" / "1.png")
+    assert (tmp_path / "b" / "1.png").stat().st_size < 100_000
+    with pytest.raises(DatasetError, match="1.png: .*(decompression bomb|more than the)"):
+        load_dataset(str(tmp_path))
+    npz = tmp_path / "cut.npz"
+    buf = __import__("io").BytesIO()
+    np.savez(buf, x=np.zeros((10, 1, 4, 4), np.float32), y=np.arange(10) % 2)
+    npz.write_bytes(buf.getvalue()[:200])  # truncated
+    with pytest.raises(DatasetError, match="cut.npz: not a readable .npz file"):
+        load_dataset(str(npz))
+
+
 def _idx(array: np.ndarray, code: int = 0x08) -> bytes:
     """MNIST's IDX layout, written by hand: 0, 0, type code, dimensions, big-endian sizes, data."""
     return bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()

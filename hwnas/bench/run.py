@@ -142,7 +142,8 @@ def run_bench(
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             results = list(pool.map(_run, jobs, chunksize=1))
     wall_total = time.perf_counter() - t0
 

@@ -217,16 +217,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search.objectives import load_objectives, objectives_from_specs, parse_budget
-    from hwnas.search import SearchError, make_config, search
+    from hwnas.search import make_config, search
+    from hwnas.search.config import ConfigError
 
     if args.resume:
         result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
     else:
         missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
         if missing:
-            raise SearchError(f"--{missing[0].replace('_', '-')} is required (or --resume RUN_DIR)")
+            raise ConfigError(f"--{missing[0].replace('_', '-')} is required (or --resume RUN_DIR)")
         if bool(args.objectives) == bool(args.objective):
-            raise SearchError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
+            raise ConfigError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
         config = make_config(
             space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Any
 
 from hwnas.core.versions import __version__
@@ -46,16 +47,18 @@ def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) 
     p.add_argument("--space", required=True, help="search space: nb201, mobilenet, dppnet or a registered one (hwnas spaces lists them)")
     p.add_argument("--input", required=input_required, default="3x32x32", metavar="CxHxW",
                    help="input shape without batch, e.g. 1x28x28, 3x32x32, 3x224x224")
-    p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
+    p.add_argument("--classes", type=at_least(2, 1_000_000), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
                    help=f"a macro setting of the space (repeatable); keys: {_keys(SPACE_KEYS)}")
 
 
+MAX_EVALUATIONS = 10_000_000  # hwnas.search.config.MAX_EVALUATIONS (not imported: --help stays cheap)
 SEED_MAX = 2**63 - 1  # numpy.random.default_rng takes any non-negative integer; keep it in int64
+MAX_WORKERS = 8 * (os.cpu_count() or 1)  # more local processes than this only thrash the machine
 
 
-def at_least(low: int) -> Any:
-    """An argparse type: an integer >= ``low``, else one line naming the option and the limit."""
+def at_least(low: int, high: int | None = None) -> Any:
+    """An argparse type: an integer in [``low``, ``high``], else one line naming the option and the limit."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -63,9 +66,11 @@ def at_least(low: int) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum {high:,}")
         return value
 
-    parse.__name__ = f"integer >= {low}"
+    parse.__name__ = f"integer >= {low}" if high is None else f"integer in [{low}, {high}]"
     return parse
 
 
@@ -126,7 +131,7 @@ def _spaces_commands(sub: Any) -> None:
 
     p = sub.add_parser("sample", help="print random architectures, one per line")
     _add_space_args(p, input_required=False)
-    p.add_argument("--n", type=at_least(1), default=1, help="how many (default 1)")
+    p.add_argument("--n", type=at_least(1, 1_000_000), default=1, help="how many (default 1)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the run's numpy Generator (default 0)")
     p.set_defaults(func="cmd_sample")
 
@@ -140,10 +145,11 @@ def _spaces_commands(sub: Any) -> None:
     _add_space_args(p)
     p.add_argument("--arch", required=True, help="architecture string (quote it)")
     p.add_argument("--output", required=True, help="path of the .onnx file to write")
-    p.add_argument("--opset", type=at_least(17), default=17, help="ONNX opset, >= 17 (default 17)")
+    p.add_argument("--opset", type=at_least(17, 23), default=17,
+                   help="ONNX opset: 17 to 20 (torchscript exporter), 18 to 23 (dynamo) (default 17)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
-                   help="torch exporter (default torchscript: ~300x faster here, see hwnas/spaces/onnx_io.py)")
+                   help="torch exporter (default torchscript, much faster than dynamo; docs/benchmarks has the timing)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension at 1")
     p.set_defaults(func="cmd_build")
 
@@ -158,7 +164,7 @@ def _device_commands(sub: Any) -> None:  # long: one parser per command, each op
     _add_space_args(p)
     _add_precision_args(p)
     p.add_argument("--out", help="table path (default latency_tables/<device>/<space>[-<option><value>]-<CxHxW>.json)")
-    p.add_argument("--context-models", type=at_least(3), default=None,
+    p.add_argument("--context-models", type=at_least(3, 100_000), default=None,
                    help="whole models timed alongside the blocks to fit the boundary correction "
                         "(default 40; 80 for int8, whose quantize/dequantize boundaries need more)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the context models and weights (default 0)")
@@ -184,7 +190,7 @@ def _device_commands(sub: Any) -> None:  # long: one parser per command, each op
 
     p = sub.add_parser("validate", help="measure random whole models and report the table's prediction error")
     p.add_argument("--table", required=True, help="latency table (JSON)")
-    p.add_argument("--samples", type=at_least(3), default=50, help="random models to measure (default 50)")
+    p.add_argument("--samples", type=at_least(3, 100_000), default=50, help="random models to measure (default 50)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the sampled models (default 0)")
     p.add_argument("--calibrate", action="store_true", help="fit scale and offset on these models and store them in the table")
     p.add_argument("--device", help="device spec to measure with (default: the one stored in the table)")
@@ -196,7 +202,7 @@ def _search_commands(sub: Any) -> None:
     p = sub.add_parser("search", help="multi-objective search under a budget; writes the Pareto front")
     p.add_argument("--space", help="search space: nb201, mobilenet, dppnet or a registered one (hwnas spaces lists them)")
     p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
-    p.add_argument("--classes", type=at_least(2), default=10, help="number of output classes (default 10)")
+    p.add_argument("--classes", type=at_least(2, 1_000_000), default=10, help="number of output classes (default 10)")
     p.add_argument("--space-opt", type=_space_option, action="append", default=[], metavar="KEY=VALUE",
                    help=f"a macro setting of the space (repeatable); keys: {_keys(SPACE_KEYS)}")
     p.add_argument("--objectives", help="objectives preset, e.g. objectives/accuracy-latency.toml")
@@ -207,7 +213,8 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"a strategy option (repeatable); keys: {_keys(STRATEGY_KEYS)}")
-    p.add_argument("--evaluations", type=at_least(1), default=100, help="expensive evaluations to spend (default 100)")
+    p.add_argument("--evaluations", type=at_least(1, MAX_EVALUATIONS), default=100,
+                   help="expensive evaluations to spend (default 100)")
     p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
     p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
@@ -229,10 +236,10 @@ def _search_commands(sub: Any) -> None:
 def _deploy_commands(sub: Any) -> None:
     p = sub.add_parser("retrain", help="retrain a search's front from scratch at full fidelity (val and test accuracy)")
     p.add_argument("run_dir", help="a search's run directory")
-    p.add_argument("--epochs", type=at_least(1), default=15, help="training epochs (default 15)")
+    p.add_argument("--epochs", type=at_least(1, 10_000), default=15, help="training epochs (default 15)")
     p.add_argument("--dataset", help="dataset (default: the one the search used)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the weights and batch order (default 0)")
-    p.add_argument("--limit", type=at_least(1), help="retrain only N front members, spread along the front")
+    p.add_argument("--limit", type=at_least(1, 100_000), help="retrain only N front members, spread along the front")
     p.set_defaults(func="cmd_retrain")
 
     p = sub.add_parser("export", help="export the front as verified ONNX models with cards, re-measured on the device")
@@ -240,12 +247,12 @@ def _deploy_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output folder for <name>.onnx, <name>.json, <name>.md, index.json")
     p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
     p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
-    p.add_argument("--epochs", type=at_least(1), default=15, help="retraining epochs (default 15)")
-    p.add_argument("--limit", type=at_least(1), help="export only N front members, spread along the front")
+    p.add_argument("--epochs", type=at_least(1, 10_000), default=15, help="retraining epochs (default 15)")
+    p.add_argument("--limit", type=at_least(1, 100_000), help="export only N front members, spread along the front")
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
                    help="an extra budget to check the measured models against (repeatable)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of retraining and export inputs (default 0)")
-    p.add_argument("--threads", type=at_least(1), help="torch threads for retraining (default: torch's, one per core)")
+    p.add_argument("--threads", type=at_least(1, 4096), help="torch threads for retraining (default: torch's, one per core)")
     p.add_argument("--int8", action="store_true",
                    help="also write each model statically quantized (<name>.int8.onnx), measured and scored beside "
                         "fp32 (implied when the device's precision is int8)")
@@ -271,11 +278,11 @@ def _bench_commands(sub: Any) -> None:
     p.add_argument("--strategies", default="random,nsga2,rl,evolution,progressive,bo", help="comma-separated (random is always added)")
     p.add_argument("--peers", help="comma-separated peers run the same way, e.g. optuna-tpe,optuna-nsga2 "
                                    "(needs the extra: pip install 'hwnas[peers]')")
-    p.add_argument("--reference-evaluations", type=at_least(1), metavar="N",
+    p.add_argument("--reference-evaluations", type=at_least(1, MAX_EVALUATIONS), metavar="N",
                    help="also run random search with N evaluations (random@N), e.g. 10x --evaluations")
-    p.add_argument("--evaluations", type=at_least(1), default=100, help="expensive evaluations per run (default 100)")
-    p.add_argument("--seeds", type=at_least(1), default=20, help="seeds 0..N-1 per strategy (default 20)")
-    p.add_argument("--workers", type=at_least(1), help="processes (default: one per core)")
+    p.add_argument("--evaluations", type=at_least(1, MAX_EVALUATIONS), default=100, help="expensive evaluations per run (default 100)")
+    p.add_argument("--seeds", type=at_least(1, 100_000), default=20, help="seeds 0..N-1 per strategy (default 20)")
+    p.add_argument("--workers", type=at_least(1, MAX_WORKERS), help="processes (default: one per core)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func="cmd_bench")
 

@@ -9,9 +9,12 @@ A name is looked up, first match wins, in
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
+
+from hwnas.core.errors import UnknownNameError
 
 KINDS = ("devices", "objectives")
 SOURCE_TREE = Path(__file__).resolve().parents[2]
@@ -31,7 +34,7 @@ def preset_dirs(kind: str) -> list[Path]:
 
 def resolve(name_or_path: str | os.PathLike[str], kind: str) -> Path:
     """A path as given when it exists or looks like a path; else the named preset's file. A name
-    that matches nothing comes back as given, for the caller's one-line 'no such' error."""
+    that matches nothing raises UnknownNameError (a usage error) with the closest names."""
     text = os.fspath(name_or_path)
     path = Path(text)
     if path.exists() or os.sep in text or text.endswith(".toml"):
@@ -40,7 +43,12 @@ def resolve(name_or_path: str | os.PathLike[str], kind: str) -> Path:
         candidate = folder / f"{text}.toml"
         if candidate.is_file():
             return candidate
-    return path
+    names = sorted(available(kind))
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    singular = "device" if kind == "devices" else "objectives preset"
+    raise UnknownNameError(f"{text!r}: no such {singular} and no such file ({hint}`hwnas {kind}` lists them: "
+                           f"{', '.join(names) or 'none'})")
 
 
 def available(kind: str) -> dict[str, Path]:

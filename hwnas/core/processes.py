@@ -25,9 +25,11 @@ PREFIX = "hwnas-"
 POLL_S = 1.0
 
 
-def die_with_parent() -> None:
-    """Exit this process when its parent dies (pool initializer; Linux does it in the kernel)."""
-    parent = os.getppid()
+def die_with_parent(parent: int | None = None) -> None:
+    """Exit this process when its parent dies (pool initializer; Linux does it in the kernel).
+    ``parent`` is the pid the parent had when it started this process: a parent killed while the
+    worker was still starting is then noticed too (``getppid`` would already name init)."""
+    parent = os.getppid() if parent is None else parent
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes

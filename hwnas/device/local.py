@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,22 @@ class LocalTarget(Target):
 
     def providers(self) -> list[str]:
         return list(ort.get_available_providers())
+
+    def check_provider(self) -> None:
+        """The provider, and the spec's cores and threads against this machine's (one line each)."""
+        super().check_provider()
+        from hwnas.device.spec import DeviceSpecError
+
+        rt, cores = self.spec.runtime, os.cpu_count() or 1
+        usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(cores))
+        missing = [c for c in rt.affinity or () if c not in usable]
+        if missing:
+            raise DeviceSpecError(f"{self.spec.source}: field 'runtime.affinity': core {missing[0]} is not one this "
+                                  f"process may use on this machine (usable: {', '.join(map(str, usable))})")
+        for key in ("intra_op_threads", "inter_op_threads"):
+            if getattr(rt, key) > cores:
+                raise DeviceSpecError(f"{self.spec.source}: field 'runtime.{key}': {getattr(rt, key)} threads on a "
+                                      f"machine with {cores} cores")
 
     def fingerprint(self) -> dict[str, Any]:
         import onnx

@@ -26,6 +26,7 @@ and measurements on the device are ``hwnas.device.targets``'.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,10 @@ __all__ = ["DeviceSpec", "DeviceSpecError", "EnergySettings", "IDENTITY_FIELDS",
 
 METERS = ("none", "rapl", "nvml", "external")
 PRECISIONS = ("fp32", "int8", "fp16")
+
+
+MAX_THREADS = 4096  # threads and core numbers above this are typos, not machines
+MAX_INT = 2**31 - 1
 
 
 class DeviceSpecError(HwnasError, ValueError):
@@ -135,8 +140,11 @@ def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: 
     name = f"{prefix}{key}"
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise _fail(path, name, f"expected an integer, got {value!r}")
-    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise _fail(path, name, f"expected a number, got {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                          or not math.isfinite(value)):
+        raise _fail(path, name, f"expected a finite number, got {value!r}")
+    if kind is int and not -MAX_INT <= value <= MAX_INT:
+        raise _fail(path, name, f"{value} is out of range")
     if kind in (str, bool, dict, list) and not isinstance(value, kind):
         raise _fail(path, name, f"expected a {kind.__name__ if isinstance(kind, type) else kind}, got {value!r}")
     return float(value) if kind is float else value
@@ -174,8 +182,8 @@ def _parse_runtime(data: dict[str, Any], path: str) -> RuntimeSettings:
     intra = _take(rt, "intra_op_threads", int, path, p, 1)
     inter = _take(rt, "inter_op_threads", int, path, p, 1)
     for key, v in (("intra_op_threads", intra), ("inter_op_threads", inter)):
-        if v < 0:
-            raise _fail(path, p + key, f"must be >= 0 (0 lets onnxruntime choose), got {v}")
+        if not 0 <= v <= MAX_THREADS:
+            raise _fail(path, p + key, f"must be in [0, {MAX_THREADS}] (0 lets onnxruntime choose), got {v}")
     level = _take(rt, "graph_optimization", str, path, p, "all")
     if level not in OPT_LEVELS:
         raise _fail(path, p + "graph_optimization", f"{level!r} is not one of {', '.join(OPT_LEVELS)}")
@@ -185,7 +193,8 @@ def _parse_runtime(data: dict[str, Any], path: str) -> RuntimeSettings:
     spinning = _take(rt, "allow_spinning", bool, path, p, False)
     affinity = _take(rt, "affinity", list, path, p, None)
     if affinity is not None:
-        if not affinity or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity):
+        if not affinity or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_THREADS
+                                   for c in affinity):
             raise _fail(path, p + "affinity", f"expected a non-empty list of core numbers, got {affinity!r}")
         affinity = tuple(affinity)
     options = _take(rt, "provider_options", dict, path, p, {})
@@ -217,6 +226,10 @@ def _parse_energy(data: dict[str, Any], path: str) -> EnergySettings:
         power_column=_take(en, "power_column", str, path, p, "power_w"),
         min_window_s=_take(en, "min_window_s", float, path, p, 0.2),
     )
+    if energy.gpu_index < 0:
+        raise _fail(path, p + "gpu_index", f"must be >= 0, got {energy.gpu_index}")
+    if not 0 < energy.min_window_s <= 3600:
+        raise _fail(path, p + "min_window_s", f"must be in (0, 3600] seconds, got {energy.min_window_s:g}")
     _unknown(en, path, p)
     return energy
 

@@ -20,6 +20,7 @@ from hwnas.spaces.base import SearchSpace
 class AccuracyEstimator:
     """A named way to score candidates, and what it needs of the search around it.
 
+    ``check``: refuses bad options (a usage error) before any data loads or work starts.
     ``artifact``: the file name of something the estimator trains once and reuses (a supernet);
     the search keeps it in the run folder (the ``path`` option), so a resumed run and every worker
     load it instead of training again. ``threads``: it runs torch and takes a ``threads`` option,
@@ -29,6 +30,7 @@ class AccuracyEstimator:
     build: Callable[..., MetricSource]
     artifact: str | None = None
     threads: bool = False
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def __call__(self, space: SearchSpace, **options: Any) -> MetricSource:
         return self.build(space, **options)
@@ -62,6 +64,20 @@ def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
     return SupernetAccuracy(space, **options)
 
 
+def _check_train(options: dict[str, Any]) -> None:
+    from hwnas.evaluation.options import check_options
+    from hwnas.evaluation.training import TRAIN_OPTIONS
+
+    check_options("train", options, TRAIN_OPTIONS)
+
+
+def _check_supernet(options: dict[str, Any]) -> None:
+    from hwnas.evaluation.supernet import check_supernet_options
+
+    check_supernet_options(options)
+
+
 ACCURACY.register("table", AccuracyEstimator(_table_accuracy))
-ACCURACY.register("train", AccuracyEstimator(_train_accuracy, threads=True))
-ACCURACY.register("supernet", AccuracyEstimator(_supernet_accuracy, artifact="supernet.pt", threads=True))
+ACCURACY.register("train", AccuracyEstimator(_train_accuracy, threads=True, check=_check_train))
+ACCURACY.register("supernet", AccuracyEstimator(_supernet_accuracy, artifact="supernet.pt", threads=True,
+                                                check=_check_supernet))

@@ -32,6 +32,9 @@ from hwnas.core.errors import HwnasError
 from hwnas.spaces.base import Architecture, SearchSpace
 
 
+MAX_VALUE = 1e12  # larger benchmark values are corrupt: they overflow hypervolumes and surrogates
+
+
 class BenchmarkError(HwnasError, KeyError):
     """A benchmark file that is missing or malformed, or lacks an architecture or column."""
 
@@ -171,18 +174,25 @@ class BenchmarkMetrics(MetricSource):
         self.n_rows = len(rows)
 
     def check_values(self, metrics: Iterable[str], costs: Iterable[str] = ()) -> None:
-        """Refuse the table if a column the run uses holds a non-finite value, or a cost column (a
-        cheap objective or a budget) a value <= 0; one line naming the file, row and column."""
+        """Refuse the table if a column the run uses holds a non-finite or absurdly large value, a
+        cost column (a cheap objective or a budget) a value <= 0, or an accuracy column a value
+        outside [0, 100]; one line naming the file, row and column."""
         costs = set(costs)
         for metric in metrics:
             col = self.mapping.get(metric, metric)
             if col not in self.columns:
                 continue
             values = self._raw[:, self.columns.index(col)]
-            bad = ~np.isfinite(values) | ((values <= 0) if metric in costs else False)
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values) | (np.abs(values) > MAX_VALUE)
+                if metric in costs:
+                    need, bad = f"a finite number in (0, {MAX_VALUE:g}] (a cost)", bad | (values <= 0)
+                elif "accuracy" in metric:
+                    need, bad = "an accuracy in [0, 100] (percent)", bad | (values < 0) | (values > 100)
+                else:
+                    need = f"a finite number of magnitude <= {MAX_VALUE:g}"
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                need = "a finite number > 0 (a cost)" if metric in costs else "a finite number"
                 raise BenchmarkError(f"{self.path}: row {i + 2}, column {col!r}: {values[i]:g} is not {need}")
 
     def column(self, metric: str) -> np.ndarray:

@@ -60,7 +60,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,35 @@ from hwnas.measure.conditions import threads_now
 from hwnas.spaces.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
+from hwnas.evaluation.options import POSITIVE, EstimatorOptionError, Option, check_options, schema
 from hwnas.evaluation.sources import MetricSource
 from hwnas.evaluation.training import accuracy_on, nhwc
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm
 
 __all__ = ["SHARING_VERSION", "Supernet", "SupernetAccuracy", "SupernetEnsemble", "SupernetSettings", "fair_paths",
            "member_path"]
+
+
+SEED_RANGE = (0, 2**63 - 1)
+SUPERNET_OPTIONS = schema(
+    SupernetSettings,
+    {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "lr": POSITIVE, "momentum": (0.0, 0.999),
+     "weight_decay": (0.0, 1.0), "seed": SEED_RANGE, "split_seed": SEED_RANGE, "calib_batches": (0, 10_000),
+     "paths": (1, 1_000)},
+    {"sampling": SAMPLINGS, "uniform_over": UNIFORM_OVER, "score": SCORES},
+    dataset=Option(str), path=Option(str), threads=Option(int, (1, 4096)), ensemble=Option(int, (1, 1_000)))
+
+
+def check_supernet_options(options: Mapping[str, Any]) -> None:
+    """Refuse an unknown supernet option or a value out of range (EstimatorOptionError, exit 2)."""
+    if "quantized" in options:  # each sub-network would need its own calibration and export: minutes, not ms
+        raise EstimatorOptionError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
+                                   "use --accuracy train --accuracy-opt quantized=1, or export with --int8 to measure it")
+    check_options("supernet", options, SUPERNET_OPTIONS)
+    path = options.get("path")
+    if path is not None and Path(path).exists() and not Path(path).is_file():
+        raise EstimatorOptionError(f"supernet: option path={path}: is a folder or special file; give the path of "
+                                   "a weights file (it is written after training, or read if it exists)")
 
 
 class SupernetAccuracy(MetricSource):
@@ -92,28 +116,15 @@ class SupernetAccuracy(MetricSource):
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
                  threads: int | None = None, log: Any = say, **settings: Any) -> None:
-        unknown = set(settings) - set(SupernetSettings.__dataclass_fields__)
-        if "quantized" in unknown:  # each sub-network would need its own calibration and export: minutes, not ms
-            raise HwnasError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
-                             "use --accuracy train --accuracy-opt quantized=1, or export with --int8 to measure it")
-        if unknown:
-            raise HwnasError(f"supernet: unknown option {sorted(unknown)[0]!r} "
-                             f"(options: dataset, path, threads, ensemble, {', '.join(SupernetSettings.__dataclass_fields__)})")
+        given = {"dataset": dataset, "path": path, "threads": threads, **settings}
+        check_supernet_options({k: v for k, v in given.items() if v is not None})
         self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
-        if self.settings.sampling not in SAMPLINGS:
-            raise HwnasError(f"supernet: sampling must be one of {', '.join(SAMPLINGS)}, not {self.settings.sampling!r}")
         if self.settings.sampling == "sandwich" and space.sandwich() is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
         checked_split(space, self.settings.split)  # before the data loads
         check_share_convs(space, self.settings.share_convs)  # likewise
-        if self.settings.uniform_over not in UNIFORM_OVER:
-            raise HwnasError(f"supernet: uniform_over must be one of {', '.join(UNIFORM_OVER)}, not {self.settings.uniform_over!r}")
         if self.settings.uniform_over != "genes" and self.settings.sampling == "fair":
             raise HwnasError("supernet: uniform_over applies to random paths (sampling=uniform or sandwich), not to sampling=fair")
-        if self.settings.score not in SCORES:
-            raise HwnasError(f"supernet: score must be one of {', '.join(SCORES)}, not {self.settings.score!r}")
-        if self.settings.paths < 1:
-            raise HwnasError(f"supernet: paths must be at least 1, not {self.settings.paths}")
         self.ds: Dataset = load_for_space(dataset, space, who="supernet")
         self.splits = make_splits(self.ds, self.settings.split_seed)
         mean, std = standardize(self.ds, self.splits.train)
@@ -225,7 +236,9 @@ def load_weights(path: Path, what: str) -> dict[str, Any]:
     """A dict saved with ``torch.save``, read as tensors and plain data only (``weights_only``): a
     crafted file cannot run code. Anything else is a one-line error naming the file."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign file's protocol before refusing it
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # the restricted unpickler raises many types on foreign or garbled files
         raise HwnasError(f"{path}: not a {what} file saved by hwnas (it is not a torch file, or it holds objects "
                          "other than tensors and plain data, which are never loaded)") from None
@@ -250,8 +263,7 @@ class SupernetEnsemble(MetricSource):
 
     def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = say,
                  **options: Any) -> None:
-        if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
-            raise HwnasError(f"supernet: ensemble must be a whole number of supernets >= 1, not {ensemble!r}")
+        check_supernet_options({"ensemble": ensemble, **({"path": path} if path else {}), **options})
         seed = int(options.pop("seed", 0))
         # each member is trained (or loaded) in turn; a crash keeps the members already saved
         self.members = [SupernetAccuracy(space, path=str(p) if (p := member_path(path, seed, k)) else None,

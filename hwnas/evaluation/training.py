@@ -11,6 +11,7 @@ evaluation with its reason. Only the training and validation splits are ever rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_json, write_json
 from hwnas.core.threads import torch_threads
 from hwnas.core.processes import scratch_folder
+from hwnas.evaluation.options import POSITIVE, Option, as_flag, check_options, schema
 from hwnas.measure.conditions import threads_now
 from hwnas.spaces.data import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
@@ -65,8 +67,20 @@ class TrainSettings:
     split_seed: int = 0  # the train/validation/test split
     max_loss: float = 1e3  # above this (or NaN) the run has diverged
 
+    def __post_init__(self) -> None:
+        check_options("train", dataclasses.asdict(self), TRAIN_OPTIONS)
+
     def key(self) -> str:
         return settings_key(self, TRAIN_DEFAULTS)
+
+
+SEED_RANGE = (0, 2**63 - 1)
+TRAIN_OPTIONS = schema(
+    TrainSettings,
+    {"epochs": (1, 10_000), "subset": (POSITIVE[0], 1.0), "batch_size": (1, 1_000_000), "lr": POSITIVE,
+     "momentum": (0.0, 0.999), "weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 0.99), "seed": SEED_RANGE,
+     "split_seed": SEED_RANGE, "max_loss": POSITIVE},
+    dataset=Option(str), cache=Option(str), threads=Option(int, (1, 4096)), quantized=Option(bool))
 
 
 def normalised(ds: Dataset, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,13 +161,9 @@ class TrainAccuracy(MetricSource):
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", cache: str | None = None,
                  threads: int | None = None, quantized: bool | int = False, **settings: Any) -> None:
-        unknown = set(settings) - set(TrainSettings.__dataclass_fields__)
-        if unknown:
-            raise HwnasError(f"train: unknown option {sorted(unknown)[0]!r} (options: dataset, cache, threads, "
-                             f"quantized, {', '.join(TrainSettings.__dataclass_fields__)})")
-        if quantized not in (0, 1, True, False):
-            raise HwnasError(f"train: option quantized={quantized!r}: give 0 or 1")
-        self.quantized = bool(quantized)
+        given = {"dataset": dataset, "cache": cache, "threads": threads, "quantized": quantized, **settings}
+        check_options("train", {k: v for k, v in given.items() if v is not None}, TRAIN_OPTIONS)
+        self.quantized = as_flag(quantized)
         self.space = space
         self.settings = TrainSettings(**settings)
         self.dataset_name = dataset

@@ -37,6 +37,9 @@ FORMAT = "hwnas-latency-table"
 FORMAT_VERSION = 1
 
 
+MAX_LATENCY_MS = 3.6e6  # an hour (or as many mJ) for one block: a larger value is corrupt, and overflows sums
+
+
 class TableError(HwnasError, ValueError):
     """A table file that is missing or malformed."""
 
@@ -183,14 +186,15 @@ def _check_values(path: Path, table: LatencyTable) -> None:
         if not isinstance(entry, dict):
             raise TableError(f"{path}: entries[{key!r}]: not an object")
         latency = entry.get("latency_ms")
-        if not _is_number(latency) or not (0 < latency < math.inf):
-            raise TableError(f"{path}: entries[{key!r}].latency_ms: {latency!r} is not a finite positive number")
+        if not _is_number(latency) or not (0 < latency <= MAX_LATENCY_MS):
+            raise TableError(f"{path}: entries[{key!r}].latency_ms: {latency!r} is not a finite positive number "
+                             f"<= {MAX_LATENCY_MS:g}")
         stats = entry.get("stats") or {}
         for name, value in stats.items():
-            if name.endswith("_ms") and (not _is_number(value) or not (0 <= value < math.inf)):
+            if name.endswith("_ms") and (not _is_number(value) or not (0 <= value <= MAX_LATENCY_MS)):
                 raise TableError(f"{path}: entries[{key!r}].stats.{name}: {value!r} is not a finite non-negative number")
         energy = entry.get("energy_mj")
-        if energy is not None and (not _is_number(energy) or not (0 <= energy < math.inf)):
+        if energy is not None and (not _is_number(energy) or not (0 <= energy <= MAX_LATENCY_MS)):
             raise TableError(f"{path}: entries[{key!r}].energy_mj: {energy!r} is not a finite non-negative number")
 
 

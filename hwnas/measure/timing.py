@@ -85,6 +85,11 @@ class Protocol:
             raise ProtocolError("protocol needs rel_tol > 0, max_seconds > 0, remeasure >= 0 and 0 <= min_span_s")
         if not 1 <= self.sweeps <= self.max_sweeps or not self.sweep_tol > 0:
             raise ProtocolError("protocol needs 1 <= sweeps <= max_sweeps and sweep_tol > 0")
+        limits = {"max_seconds": 86_400.0, "warmup_s": 3_600.0, "min_span_s": 3_600.0, "max_runs": 10_000_000,
+                  "warmup_runs": 1_000_000, "max_sweeps": 1_000, "remeasure": 1_000, "burst": 1_000_000}
+        for key, most in limits.items():
+            if not getattr(self, key) <= most:
+                raise ProtocolError(f"protocol needs {key} <= {most:g}, got {getattr(self, key)!r}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -19,6 +19,9 @@ from hwnas.search.objectives import Constraint, ObjectiveError, ObjectiveSet
 from hwnas.spaces import SearchSpace, get_space
 
 
+MAX_EVALUATIONS = 10_000_000  # beyond any search's patience; a larger count is a typo
+
+
 class SearchError(HwnasError, RuntimeError):
     """A search that cannot be set up or resumed."""
 
@@ -49,7 +52,7 @@ class RunConfig:
     allow_mismatch: bool = False
 
     def __post_init__(self) -> None:
-        from hwnas.evaluation.accuracy import ACCURACY
+        from hwnas.evaluation.accuracy import estimator
         from hwnas.search.strategies import STRATEGIES
 
         for name in ("space_options", "strategy_options", "columns", "accuracy_options"):
@@ -61,8 +64,8 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"run config: {name} must be an integer, got {value!r}")
-        if self.evaluations < 1:
-            raise ConfigError(f"evaluations must be >= 1, got {self.evaluations}")
+        if not 1 <= self.evaluations <= MAX_EVALUATIONS:
+            raise ConfigError(f"evaluations must be in [1, {MAX_EVALUATIONS:,}], got {self.evaluations}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.time_limit_s is not None and not (isinstance(self.time_limit_s, (int, float))
@@ -71,7 +74,9 @@ class RunConfig:
         # an unknown name, option or value fails here, before any work
         STRATEGIES.get(self.strategy).check_options(dict(self.strategy_options))
         if self.accuracy is not None:
-            ACCURACY.get(self.accuracy)
+            check = estimator(self.accuracy).check
+            if check is not None:
+                check(dict(self.accuracy_options))
         if self.accuracy == "table" and not self.benchmark:
             raise ConfigError("--accuracy table needs --benchmark TABLE.csv")
         if self.accuracy == "table" and self.accuracy_options:

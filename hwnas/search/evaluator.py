@@ -15,9 +15,10 @@ import numpy as np
 
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.accuracy import ACCURACY
+from hwnas.evaluation.options import as_flag
 from hwnas.evaluation.sources import (BenchmarkMetrics, FactsMetrics, MetricSource, MissingArchitectureError,
                                       TableMetrics)
-from hwnas.search.config import RunConfig, SearchError
+from hwnas.search.config import ConfigError, RunConfig, SearchError
 from hwnas.search.objectives import ObjectiveSet
 from hwnas.spaces import SearchSpace
 from hwnas.spaces.architecture import Architecture
@@ -36,7 +37,7 @@ class CandidateEvaluator:
             source = next((s for s in sources if metric in s.provides), None)
             if source is None:
                 have = sorted({m for s in sources for m in s.provides})
-                raise SearchError(f"no source provides metric {metric!r} (available: {', '.join(have) or 'none'}; "
+                raise ConfigError(f"no source provides metric {metric!r} (available: {', '.join(have) or 'none'}; "
                                   "give --table for latency_ms/energy_mj, --benchmark for benchmark columns)")
             self.route[metric] = source
         self.cheap_metrics = [m for m in objectives.metrics if objectives.is_cheap(m)]
@@ -119,7 +120,7 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
         if table_space.config() != space.config() or table_space.name != space.name:
             raise SearchError(f"{config.table} was profiled for {table_space!r}, not {space!r}")
         precision = table.fingerprint.get("precision", "fp32")
-        if bool(config.accuracy_options.get("quantized")) != (precision == "int8") and config.accuracy == "train":
+        if as_flag(config.accuracy_options.get("quantized", False)) != (precision == "int8") and config.accuracy == "train":
             raise SearchError(f"{config.table}: a {precision} table; an int8 search needs an int8 table and "
                               "--accuracy-opt quantized=1, an fp32 search neither (profile with --precision int8)")
         sources.append(TableMetrics(Predictor(table, space)))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hwnas.core.processes import die_with_parent
-from hwnas.core.errors import HwnasError
+from hwnas.core.errors import HwnasError, UsageError
 from hwnas.measure.conditions import threads_now
 from hwnas.evaluation.accuracy import estimator
 from hwnas.search.config import RunConfig
@@ -41,8 +41,11 @@ MAX_RETRIES = 3
 DASK_HINT = "install the extra: pip install 'hwnas[dask]'"
 
 
-class ExecutorError(HwnasError, ValueError):
-    """A bad --executor value, or a Dask executor without the extra installed."""
+class ExecutorError(UsageError, ValueError):
+    """A bad --executor value, or a Dask executor without the extra installed (exit 2)."""
+
+
+MAX_LOCAL_WORKERS_PER_CORE = 8  # more local workers than this many per core only thrash the machine
 
 
 # ----- worker side ------------------------------------------------------------------------------
@@ -137,7 +140,8 @@ class ProcessExecutor(Executor):
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=die_with_parent)  # no orphan outlives a kill -9
+                                                initializer=die_with_parent,  # no orphan outlives a kill -9
+                                                initargs=(os.getpid(),))
         return self._pool
 
     def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
@@ -262,6 +266,10 @@ def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None)
             n = 0
         if n < 1:
             raise ExecutorError(f"--executor {text!r}: give the number of workers, e.g. {kind}:2")
+        most = MAX_LOCAL_WORKERS_PER_CORE * (os.cpu_count() or 1)
+        if n > most:
+            raise ExecutorError(f"--executor {text!r}: {n} workers on {os.cpu_count()} cores; at most {most} "
+                                f"({MAX_LOCAL_WORKERS_PER_CORE} per core)")
         if kind == "processes":
             return ProcessExecutor(n)
         return DaskExecutor(workers=n)

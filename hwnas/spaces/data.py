@@ -30,9 +30,14 @@ and validation; test is for the final models.
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+import stat
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +49,8 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's datase
 IDX_PARTS = ("train", "t10k")
 # IDX type codes (the third magic byte) and their big-endian numpy dtypes
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # one image of a dataset folder: larger is refused, not decoded
+MAX_DATA_BYTES = 8 * 1024**3  # one decompressed array file: bounds a decompression bomb
 SUBSAMPLE_SEED = 0  # the permutation behind NAME@N: fixed, so NAME@N names one set of images
 
 
@@ -74,6 +81,26 @@ class Splits:
     test: np.ndarray
     seed: int
     fractions: tuple[float, float, float]
+
+
+def _regular(path: Path, what: str) -> None:
+    """Refuse anything but a regular file (a FIFO would block the read forever, a device never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise DatasetError(f"{path}: the {what} is not a regular file (a pipe, device or folder); not read")
+
+
+def _byte_limit() -> int:
+    """The most one decompressed file may hold: MAX_DATA_BYTES, or half the memory free now."""
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return MAX_DATA_BYTES
+    return min(MAX_DATA_BYTES, free // 2)
 
 
 def _validated(name: str, x: np.ndarray, y: np.ndarray, source: str) -> Dataset:
@@ -136,13 +163,19 @@ def _digits() -> Dataset:
 
 
 def _npz(path: Path) -> Dataset:
+    _regular(path, ".npz file")
     try:
+        with zipfile.ZipFile(path) as z:  # the sizes the archive declares; reading enforces them
+            declared = sum(i.file_size for i in z.infolist())
+        if declared > _byte_limit():
+            raise DatasetError(f"{path}: declares {declared / 2**30:.1f} GiB of arrays, more than the "
+                               f"{_byte_limit() / 2**30:.1f} GiB hwnas reads from one file")
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
                 raise DatasetError(f"{path}: no array {missing[0]!r} (arrays: {', '.join(f.files)})")
             x, y = f["x"], f["y"]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
     return _validated(path.stem, x, y, str(path))
 
@@ -159,10 +192,18 @@ def _image_folder(path: Path) -> Dataset:
         if not files:
             raise DatasetError(f"{folder}: empty class (no images)")
         for f in files:
+            _regular(f, "image")
             try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert("L" if im.mode in ("L", "1", "P", "I;16") else "RGB"))
-            except (UnidentifiedImageError, OSError) as exc:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(f) as im:
+                        if im.width * im.height > MAX_IMAGE_PIXELS:
+                            raise DatasetError(f"{f}: {im.width}x{im.height} pixels, more than the "
+                                               f"{MAX_IMAGE_PIXELS:,} hwnas decodes from one image")
+                        arr = np.asarray(im.convert("L" if im.mode in ("L", "1", "P", "I;16") else "RGB"))
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise DatasetError(f"{f}: refused as a decompression bomb ({exc})") from None
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
                 raise DatasetError(f"{f}: not a readable image ({exc})") from None
             if shape is None:
                 shape = arr.shape
@@ -173,31 +214,72 @@ def _image_folder(path: Path) -> Dataset:
     return _validated(path.name, np.stack(xs), np.array(ys), str(path))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR batch holds (dicts, lists, bytes, strings, numbers and numpy
+    arrays of numbers): any other global a pickle names is refused, so a crafted batch runs nothing."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR batch holds only arrays and lists)")
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode  # protocol 2 writes bytes as _codecs.encode(text, 'latin1')
+        return super().find_class(module, name)
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _cifar_batch(f: Path, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR batch: ``data`` (N x 3072 uint8) and the labels under ``key``."""
+    _regular(f, "CIFAR batch")
+    with f.open("rb") as fh:
+        batch = _CifarUnpickler(fh, encoding="bytes").load()
+    if not isinstance(batch, dict) or b"data" not in batch or key not in batch:
+        raise DatasetError(f"{f}: not a CIFAR batch (expected a dict with {b'data'!r} and {key!r})")
+    data, labels = batch[b"data"], batch[key]
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "ui" or data.ndim != 2 or data.shape[1] != 3072:
+        raise DatasetError(f"{f}: {b'data'!r} is not an N x 3072 array of integers")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "ui":
+        raise DatasetError(f"{f}: {key!r} is not a list of integer labels")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels
+
+
 def _cifar(path: Path, fine: bool) -> Dataset:
     names = ["train", "test"] if fine else [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     key = b"fine_labels" if fine else b"labels"
     xs, ys = [], []
     for n in names:
         f = path / n
-        if not f.is_file():
+        if not f.exists():
             raise DatasetError(f"{f}: missing CIFAR batch (expected the python-pickle batches in {path})")
         try:
-            with f.open("rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[key]))
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+            x, y = _cifar_batch(f, key)
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError, IndexError) as exc:
             raise DatasetError(f"{f}: not a CIFAR python-pickle batch ({type(exc).__name__}: {exc})") from None
+        xs.append(x)
+        ys.append(y)
     return _validated("cifar100" if fine else "cifar10", np.concatenate(xs), np.concatenate(ys), str(path))
 
 
 def _idx_file(path: Path) -> np.ndarray:
     """One IDX array (MNIST's format: 0, 0, a type code, the number of dimensions, big-endian
     uint32 sizes, then the data), gzipped or not."""
+    _regular(path, "IDX file")
+    limit = _byte_limit()
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+            raw = f.read(limit + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DatasetError(f"{path}: not readable ({exc})") from None
+    if len(raw) > limit:
+        raise DatasetError(f"{path}: holds more than the {limit / 2**30:.1f} GiB hwnas reads from one file")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
         raise DatasetError(f"{path}: not an IDX file (magic bytes {raw[:4].hex() or 'missing'})")
     ndim, dtype = raw[3], np.dtype(IDX_DTYPES[raw[2]])
@@ -220,7 +302,7 @@ def _idx_folder(path: Path, name: str) -> Dataset:
         arrays = []
         for kind, dims in (("images", 3), ("labels", 1)):
             stem = f"{part}-{kind}-idx{dims}-ubyte"
-            found = [f for f in (path / stem, path / f"{stem}.gz") if f.is_file()]
+            found = [f for f in (path / stem, path / f"{stem}.gz") if f.exists()]
             if not found:
                 raise DatasetError(f"{path / stem}: missing (also looked for {stem}.gz)")
             arr = _idx_file(found[0])

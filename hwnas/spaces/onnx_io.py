@@ -31,7 +31,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError
+from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError, UsageError
 from hwnas.core.files import atomic_path, check_target
 
 DEFAULT_OPSET = 17
@@ -163,8 +163,11 @@ def export_onnx(
     absolute difference <= ``atol`` from torch on ``parity_inputs`` random inputs of the
     example's shapes (drawn from ``seed``). Raises ExportError or UnwritableOutputError.
     """
-    if opset < DEFAULT_OPSET:
-        raise ExportError(f"opset {opset} is below the supported minimum {DEFAULT_OPSET}")
+    from torch.onnx import _constants
+
+    top = _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET if exporter == "torchscript" else _constants.ONNX_MAX_OPSET
+    if not DEFAULT_OPSET <= opset <= top:
+        raise UsageError(f"--opset {opset}: the {exporter} exporter writes opsets {DEFAULT_OPSET} to {top}")
     out = check_writable(path)
     example = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     model = model.eval()

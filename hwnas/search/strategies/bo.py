@@ -41,7 +41,7 @@ from hwnas.core.pareto import non_dominated
 from hwnas.evaluation.sources import Evaluation
 from hwnas.search.objectives import ObjectiveSet
 from hwnas.search.strategies.acquisition import expected_hv_improvement, expected_improvement
-from hwnas.search.strategies.base import FAILED_VALUE, Strategy
+from hwnas.search.strategies.base import FAILED_VALUE, Strategy, StrategyError
 from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -53,7 +53,7 @@ REF = 1.1  # reference point of the normalised objectives, as in `hwnas bench`
 class BayesianOptimization(Strategy):
     name = "bo"
     description = "model-based: surrogate (GP or trees) + expected hypervolume improvement over a feasible pool"
-    option_choices = {"acquisition": ACQUISITIONS}
+    option_choices = {"acquisition": ACQUISITIONS, "surrogate": tuple(SURROGATES.names())}
     needs_cheap: ClassVar[bool] = True
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator, *,
@@ -66,11 +66,11 @@ class BayesianOptimization(Strategy):
         for key, value, low in (("batch", batch, 1), ("initial", initial, 1), ("pool", pool, 10),
                                 ("enumerate_limit", enumerate_limit, 0)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise HwnasError(f"bo: {key} must be an integer >= {low}, got {value!r}")
+                raise StrategyError(f"bo: {key} must be an integer >= {low}, got {value!r}")
         if surrogate not in SURROGATES:
-            raise HwnasError(f"bo: unknown surrogate {surrogate!r} (known: {', '.join(SURROGATES.names())})")
+            raise StrategyError(f"bo: unknown surrogate {surrogate!r} (known: {', '.join(SURROGATES.names())})")
         if acquisition not in ACQUISITIONS:
-            raise HwnasError(f"bo: unknown acquisition {acquisition!r} (known: {', '.join(ACQUISITIONS)})")
+            raise StrategyError(f"bo: unknown acquisition {acquisition!r} (known: {', '.join(ACQUISITIONS)})")
         self.cheap = cheap
         self.batch, self.initial, self.pool_size = int(batch), int(initial), int(pool)
         self.surrogate_name = surrogate
