@@ -300,6 +300,8 @@ def export_front(
     table = _open_run_table(config)
     spec = _device_of(device, table, run_dir)
     members = front["front"]
+    if front.get("partial"):
+        log(f"warning: {front['note']}")
     chosen = [members[i] for i in spread(len(members), limit)]
     if not chosen:
         raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")

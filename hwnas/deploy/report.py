@@ -207,7 +207,7 @@ def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], head: str, r
 <p>Run <code>{html.escape(str(run_dir))}</code>: space <b>{html.escape(cfg['space'])}</b> at {html.escape(cfg['input_shape'])},
 strategy <b>{html.escape(cfg['strategy'])}</b>, accuracy <b>{html.escape(str(cfg.get('accuracy')))}</b>,
 {front['evaluations_used']} evaluations, seed {cfg['seed']}; budgets: {html.escape(', '.join(budgets) or 'none')}.
-{'' if front['feasible'] else '<b>No candidate met the budget: the front below is least-violating.</b>'}</p>
+{'<b>' + html.escape(front['note']) + '.</b>' if front.get('partial') else '' if front['feasible'] else '<b>No candidate met the budget: the front below is least-violating.</b>'}</p>
 <p>Table device: {html.escape(str(fp.get('device', '-')))} ({html.escape(str(fp.get('cpu_model', '-')))},
 onnxruntime {html.escape(str(fp.get('onnxruntime_version', '-')))}); search versions:
 {html.escape(', '.join(f'{k} {v}' for k, v in (front.get('versions') or {}).items()))}.</p>

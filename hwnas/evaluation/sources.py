@@ -186,7 +186,7 @@ class BenchmarkMetrics(MetricSource):
             with np.errstate(invalid="ignore"):
                 bad = ~np.isfinite(values) | (np.abs(values) > MAX_VALUE)
                 if metric in costs:
-                    need, bad = f"a finite number in (0, {MAX_VALUE:g}] (a cost)", bad | (values <= 0)
+                    need, bad = f"a finite number > 0 (a cost, at most {MAX_VALUE:g})", bad | (values <= 0)
                 elif "accuracy" in metric:
                     need, bad = "an accuracy in [0, 100] (percent)", bad | (values < 0) | (values > 100)
                 else:

@@ -3,8 +3,10 @@
 Every evaluation is committed the moment it completes: architecture string and id, metrics, the
 status (``complete``, ``failed`` with its reason, or ``infeasible`` when a hard budget kept it
 from the expensive evaluation), whether it counted against the evaluation budget, wall time,
-strategy, seed and timestamps. The run's config, seeds, package versions and device fingerprint
-sit beside them in ``run``. A killed search loses at most the evaluation in flight.
+strategy, seed and timestamps. An evaluation that finishes before an earlier candidate of its
+batch is committed at once to ``finished_early``, whole, and moves to ``evaluation`` when its turn
+in the trace comes. The run's config, seeds, package versions and device fingerprint sit beside
+them in ``run``. A killed search loses only the evaluations in flight.
 
 Integrity: each row carries a checksum of its content, checked whenever rows are read, so an
 edited or corrupted row is refused instead of producing a front. Beside the database,
@@ -27,7 +29,7 @@ from typing import Any
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import write_atomic
-from hwnas.evaluation.sources import Evaluation
+from hwnas.evaluation.sources import Evaluation, Status
 from hwnas.spaces.base import SearchSpace
 
 SCHEMA = """
@@ -173,15 +175,19 @@ class Archive:
 
     # ----- evaluations ----------------------------------------------------------------------
     def add(self, e: Evaluation, *, strategy: str, seed: int, started: float) -> int:
-        """Commit one evaluation; returns its sequence number (1-based, in completion order)."""
+        """Commit one evaluation (and drop its copy in ``finished_early``, if any); returns its
+        sequence number (1-based, in trace order)."""
         values = (e.arch.string, e.arch.id, e.status.value, e.reason, _json_metrics(e.metrics), float(e.violation),
                   float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
                   datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now())
-        cur = self.db.execute(
-            "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
-            "wall_s, strategy, seed, started, finished, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, _checksum(values)),
-        )
+        with self.db:  # one transaction: the row arrives and its early copy goes, or neither
+            self.db.execute("BEGIN")
+            cur = self.db.execute(
+                "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
+                "wall_s, strategy, seed, started, finished, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, _checksum(values)),
+            )
+            self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (e.arch.id,))
         seq = int(cur.lastrowid or 0)
         write_atomic(self.seal_path, json.dumps({"rows": seq}) + "\n", durable=False)
         return seq
@@ -205,21 +211,46 @@ class Archive:
         return [Evaluation(space.parse(r.arch), r.metrics, r.status, r.reason, r.violation, r.soft_violation,
                            r.expensive, r.wall_s) for r in self.records()]
 
-    def stash(self, arch_id: str, metrics: dict[str, float], reason: str | None, wall_s: float) -> None:
-        """Keep an expensive result that cannot be recorded in order yet."""
+    def stash(self, e: Evaluation) -> None:
+        """Commit a finished expensive evaluation that cannot be recorded in trace order yet."""
+        row = {"arch": e.arch.string, "metrics": json.loads(_json_metrics(e.metrics)), "status": e.status.value,
+               "reason": e.reason, "violation": float(e.violation), "soft_violation": float(e.soft_violation),
+               "wall_s": float(e.wall_s), "finished": _now()}
+        row["checksum"] = _checksum(tuple(row.values()))
         self.db.execute("INSERT OR REPLACE INTO finished_early (arch_id, result) VALUES (?, ?)",
-                        (arch_id, json.dumps({"metrics": json.loads(_json_metrics(metrics)), "reason": reason,
-                                              "wall_s": wall_s})))
+                        (e.arch.id, json.dumps(row)))
+
+    def _pending_row(self, arch_id: str, text: str) -> dict[str, Any]:
+        try:
+            row = json.loads(text)
+        except ValueError:
+            raise ArchiveError(f"{self.path}: finished evaluation {arch_id}: unreadable") from None
+        if "checksum" in row:  # hwnas 0.1 kept only metrics, reason and wall time, unchecked
+            check = row.pop("checksum")
+            if check != _checksum(tuple(row.values())):
+                raise ArchiveError(f"{self.path}: finished evaluation {arch_id} fails its checksum: the row was "
+                                   "edited or corrupted; the run cannot be trusted or resumed")
+        row["metrics"] = {k: (float("nan") if v is None else v) for k, v in row["metrics"].items()}
+        return row
 
     def stashed(self, arch_id: str) -> tuple[dict[str, float], str | None, float] | None:
-        row = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (arch_id,)).fetchone()
-        if row is None:
+        """A finished evaluation's (metrics, failure reason, seconds), or None."""
+        found = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (arch_id,)).fetchone()
+        if found is None:
             return None
-        r = json.loads(row[0])
-        return ({k: (float("nan") if v is None else v) for k, v in r["metrics"].items()}, r["reason"], r["wall_s"])
+        row = self._pending_row(arch_id, found[0])
+        return row["metrics"], row["reason"], row["wall_s"]
 
-    def unstash(self, arch_id: str) -> None:
-        self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (arch_id,))
+    def pending(self, space: SearchSpace | type[SearchSpace]) -> list[Evaluation]:
+        """Finished evaluations not yet in trace order (a running or interrupted batch), oldest first."""
+        out = []
+        for arch_id, text in self.db.execute("SELECT arch_id, result FROM finished_early"):
+            row = self._pending_row(arch_id, text)
+            if "arch" in row:
+                out.append((row["finished"], Evaluation(space.parse(row["arch"]), row["metrics"], Status(row["status"]),
+                                                        row["reason"], row["violation"], row["soft_violation"], True,
+                                                        row["wall_s"])))
+        return [e for _, e in sorted(out, key=lambda pair: pair[0])]
 
     def count(self, *, expensive_only: bool = True) -> int:
         q = "SELECT COUNT(*) FROM evaluation" + (" WHERE expensive = 1" if expensive_only else "")

@@ -41,8 +41,12 @@ MAX_RETRIES = 3
 DASK_HINT = "install the extra: pip install 'hwnas[dask]'"
 
 
-class ExecutorError(UsageError, ValueError):
-    """A bad --executor value, or a Dask executor without the extra installed (exit 2)."""
+class ExecutorError(HwnasError, ValueError):
+    """An executor that cannot start: the Dask extra missing, a scheduler out of reach (exit 1)."""
+
+
+class ExecutorUsageError(ExecutorError, UsageError):
+    """A malformed --executor value, or more workers than the machine has room for (exit 2)."""
 
 
 MAX_LOCAL_WORKERS_PER_CORE = 8  # more local workers than this many per core only thrash the machine
@@ -248,7 +252,7 @@ def parse_resources(text: str) -> dict[str, float]:
         try:
             out[name] = float(value)
         except ValueError:
-            raise ExecutorError(f"--executor: resource {item!r} is not NAME=NUMBER, e.g. GPU=1") from None
+            raise ExecutorUsageError(f"--executor: resource {item!r} is not NAME=NUMBER, e.g. GPU=1") from None
     return out
 
 
@@ -265,10 +269,10 @@ def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None)
         except ValueError:
             n = 0
         if n < 1:
-            raise ExecutorError(f"--executor {text!r}: give the number of workers, e.g. {kind}:2")
+            raise ExecutorUsageError(f"--executor {text!r}: give the number of workers, e.g. {kind}:2")
         most = MAX_LOCAL_WORKERS_PER_CORE * (os.cpu_count() or 1)
         if n > most:
-            raise ExecutorError(f"--executor {text!r}: {n} workers on {os.cpu_count()} cores; at most {most} "
+            raise ExecutorUsageError(f"--executor {text!r}: {n} workers on {os.cpu_count()} cores; at most {most} "
                                 f"({MAX_LOCAL_WORKERS_PER_CORE} per core)")
         if kind == "processes":
             return ProcessExecutor(n)
@@ -277,7 +281,7 @@ def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None)
         address, _, query = rest[2:].partition("?")
         resources = parse_resources(query.removeprefix("resources=")) if query else None
         if not address:
-            raise ExecutorError(f"--executor {text!r}: give the scheduler address, e.g. dask://127.0.0.1:8786")
+            raise ExecutorUsageError(f"--executor {text!r}: give the scheduler address, e.g. dask://127.0.0.1:8786")
         return DaskExecutor(address=f"tcp://{address}", resources=resources)
-    raise ExecutorError(f"--executor {text!r} is not one of: local, processes:N, dask-local:N, dask://HOST:PORT")
+    raise ExecutorUsageError(f"--executor {text!r} is not one of: local, processes:N, dask-local:N, dask://HOST:PORT")
 

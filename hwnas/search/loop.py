@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -100,18 +101,26 @@ class Replay:
 
 
 class StashedExecution:
-    """Runs a batch's expensive evaluations on an executor. Each result is stashed in the archive
-    as it arrives, so results finished before a crash are not redone on resume."""
+    """Runs a batch's expensive evaluations on an executor. Each is committed to the archive, whole
+    (cheap metrics and budget included), the moment it finishes, so that a crash loses none of
+    them, resume does not redo them and ``export``/``report`` see them before the batch is over."""
 
-    def __init__(self, archive: Archive, pool: Any, setup: dict[str, Any]) -> None:
-        self.archive, self.pool, self.setup = archive, pool, setup
+    def __init__(self, archive: Archive, pool: Any, setup: dict[str, Any], evaluator: CandidateEvaluator,
+                 on_finished: Callable[[Evaluation], None] | None = None) -> None:
+        self.archive, self.pool, self.setup, self.evaluator = archive, pool, setup, evaluator
+        self.on_finished = on_finished
 
     def __call__(self, archs: list[Architecture]) -> list[Result]:
         done = {i: self.archive.stashed(a.id) for i, a in enumerate(archs)}
         todo = [i for i, r in done.items() if r is None]
 
         def keep(j: int, result: Result) -> None:
-            self.archive.stash(archs[todo[j]].id, *result)
+            arch = archs[todo[j]]
+            cheap = {m: float(v[0]) for m, v in self.evaluator.cheap([arch]).items()} if self.evaluator.cheap_metrics else {}
+            e = _complete(arch, cheap, *result, self.evaluator.objectives)
+            self.archive.stash(e)
+            if self.on_finished:
+                self.on_finished(e)
 
         fresh = self.pool.run(self.setup, [archs[i].string for i in todo], on_result=keep) if todo else []
         for i, r in zip(todo, fresh):
@@ -151,10 +160,10 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
 
     def record(e: Evaluation) -> None:
         archive.add(e, strategy=config.strategy, seed=config.seed, started=time.time() - e.wall_s)
-        archive.unstash(e.arch.id)
 
     pool = make_executor(executor, evaluator=evaluator, space=space)
-    execute = StashedExecution(archive, pool, worker_setup(config, pool.threads_per_worker()))
+    finished = _finished_line(config, archive.count() + len(archive.pending(space))) if progress and not sys.stderr.isatty() else None
+    execute = StashedExecution(archive, pool, worker_setup(config, pool.threads_per_worker()), evaluator, finished)
     with Progress(TextColumn(f"[bold]{config.strategy}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
         task = bar.add_task("search", total=config.evaluations, info="")
@@ -178,6 +187,21 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
     members = [FrontMember(m["arch"], m["arch_id"], {k: m[k] for k in config.objectives.metrics}, bool(m["feasible"]),
                            float(m["violation"])) for m in front]
     return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives))
+
+
+def _finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
+    """Where no progress bar can be drawn (a log file, a pipe): one line per finished evaluation."""
+    count = [done]
+    started = time.monotonic()
+
+    def line(e: Evaluation) -> None:
+        count[0] += 1
+        values = "  ".join(f"{m}={e.metrics[m]:.4g}" for m in config.objectives.names if m in e.metrics)
+        outcome = values if e.ok else f"failed: {e.reason}"
+        say(f"evaluation {count[0]}/{config.evaluations} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
+            f"since start): {outcome}  {e.arch.string}")
+
+    return line
 
 
 class _Kind(enum.Enum):

@@ -69,11 +69,41 @@ class RunDir:
         return RunConfig.from_dict(stored, source=str(self.archive_path))
 
     def front(self) -> dict[str, Any]:
-        """front.json: the members, the objectives, the run's config and provenance."""
+        """front.json: the members, the objectives, the run's config and provenance. While a search
+        runs, or after it was interrupted, the archive holds more than front.json (or there is no
+        front.json yet): then the front of every evaluation finished so far, marked ``partial``."""
         path = self.path / self.FRONT_JSON
-        if not path.is_file():
-            raise RunDirError(f"{self.path}: no {self.FRONT_JSON} (run hwnas search first)")
-        return read_json(path, RunDirError, "front")
+        saved = read_json(path, RunDirError, "front") if path.is_file() else None
+        if self.archive_path.is_file() and self.archive_path.stat().st_size:
+            live = self._partial_front(saved)
+            if live is not None:
+                return live
+        if saved is None:
+            raise RunDirError(f"{self.path}: no {self.FRONT_JSON} and no finished evaluation (run hwnas search first)")
+        return saved
+
+    def _partial_front(self, saved: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The front of the archive's finished evaluations, or None when front.json has them all."""
+        from hwnas.search.outputs import front_members, front_of
+
+        with self.archive() as a:
+            meta = a.all_meta()
+            if "config" not in meta:
+                return None
+            config = RunConfig.from_dict(meta["config"], source=str(self.archive_path))
+            space = config.build_space()
+            trace = [*a.evaluations(space), *a.pending(space)]
+        used = sum(e.expensive for e in trace)
+        if not used or (saved is not None and saved.get("evaluations_used") == used):
+            return None
+        front, feasible = front_of(trace, config.objectives)
+        return {"run_dir": str(self.path), "feasible": feasible, "least_violating": False, "partial": True,
+                "note": f"partial: the front of the {used} evaluations finished so far (the search is running "
+                        "or was interrupted; hwnas search --resume finishes it)",
+                "objectives": config.objectives.to_dict(), "evaluations_used": used,
+                "front": front_members(front, config.objectives), "config": config.to_dict(),
+                "versions": meta.get("versions"), "fingerprint": meta.get("fingerprint"), "sources": meta.get("sources"),
+                "seed": config.seed}
 
     def history(self) -> list[tuple[int, float]]:
         """history.csv: (expensive evaluation, run-relative hypervolume) pairs; empty if absent."""
