@@ -219,3 +219,49 @@ def test_scratch_folders_of_killed_runs_are_swept(tmp_path: Path) -> None:
     with scratch_folder("test") as path:
         assert Path(path).name.startswith(f"hwnas-test-p{os.getpid()}-")
     assert not Path(path).exists()
+
+
+def test_a_kill_in_the_middle_of_a_bo_batch_keeps_every_finished_evaluation(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    from hwnas.search import RunDir
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--space", "nb201", "--input", "1x8x8", "--space-opt", "N=1",
+           "--space-opt", "C=4", "--objective", "accuracy:max", "--objective", "params:min", "--accuracy", "train",
+           "--accuracy-opt", "dataset=digits", "--accuracy-opt", "epochs=1", "--strategy", "bo", "--strategy-opt",
+           "initial=8", "--evaluations", "12", "--run-dir", str(run)]  # progress on, stderr a pipe: one line each
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    early = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and early < 3:
+        try:
+            early = sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM finished_early").fetchone()[0]
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGKILL)
+    err = proc.communicate()[1]
+    db = sqlite3.connect(run / "archive.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM evaluation").fetchone()[0] == 0  # the first batch (8) never ended
+    kept = dict(db.execute("SELECT arch_id, result FROM finished_early").fetchall())
+    assert len(kept) >= 3
+    assert sum("evaluation " in line and "/12 (" in line for line in err.splitlines()) >= 3  # a line per finished one
+    front = RunDir(run).front()  # what `hwnas export` and `hwnas report` read: the partial front
+    assert front["partial"] and front["evaluations_used"] == len(kept) and front["front"]
+    assert {m["arch_id"] for m in front["front"]} <= set(kept)
+    done = subprocess.run([sys.executable, "-m", "hwnas.cli", "search", "--resume", str(run), "--no-progress"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    rows = {a: (json.loads(m), w) for a, m, w in db.execute("SELECT arch_id, metrics, wall_s FROM evaluation")}
+    for arch_id, text in kept.items():  # recorded as they were, not trained again
+        stashed = json.loads(text)
+        assert rows[arch_id][0]["accuracy"] == stashed["metrics"]["accuracy"]
+        assert rows[arch_id][1] == stashed["wall_s"]
+    assert db.execute("SELECT COUNT(*) FROM finished_early").fetchone()[0] == 0
+    assert not RunDir(run).front().get("partial")

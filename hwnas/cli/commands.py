@@ -221,7 +221,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search.config import ConfigError
 
     if args.resume:
-        result = search({}, args.resume, resume=True, progress=not args.no_progress, executor=args.executor)
+        result = search(_resume_changes(args), args.resume, resume=True, progress=not args.no_progress,
+                        executor=args.executor)
     else:
         missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
         if missing:
@@ -244,6 +245,31 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
     print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")
     return 0
+
+
+# options a resumed search compares with the run's stored value (equal: fine; else refused, but
+# --evaluations, which extends or shortens the run); the rest of the run's options cannot be given
+RESUME_COMPARED = {"--seed": "seed", "--strategy": "strategy", "--space": "space", "--input": "input_shape",
+                   "--classes": "num_classes", "--time-limit": "time_limit_s", "--evaluations": "evaluations"}
+RESUME_FREE = {"--resume", "--executor", "--no-progress", "-q", "--quiet", "-v", "--verbose"}
+
+
+def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The settings a ``--resume`` command line gives explicitly: compared with the run's by the
+    search; an option the run fixed at its start (objectives, budgets, sources) is refused here."""
+    from hwnas.search.config import ConfigError
+
+    given = [a.split("=", 1)[0] for a in args.argv if a.startswith("-")]
+    changes: dict[str, object] = {}
+    for flag in given:
+        if flag in RESUME_COMPARED:
+            field = RESUME_COMPARED[flag]
+            changes[field] = getattr(args, {"input_shape": "input", "num_classes": "classes",
+                                            "time_limit_s": "time_limit"}.get(field, field))
+        elif flag not in RESUME_FREE:
+            raise ConfigError(f"{flag}: a resumed run keeps the settings it was started with; give only --evaluations, "
+                              "--executor or --no-progress with --resume (or start a new --run-dir)")
+    return changes
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

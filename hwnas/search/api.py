@@ -53,14 +53,16 @@ def search(config: RunConfig | Mapping[str, Any] | None = None, run_dir: PathLik
         such as ``{"dataset": "mnist5k", "epochs": 3}`` (``quantized=1``: int8 accuracy).
     :param strategy: ``bo`` (default), ``nsga2``, ``rl``, ``evolution``, ``progressive`` or ``random``.
     :param executor: ``local`` (default), ``processes:N``, ``dask-local:N`` or ``dask://HOST:PORT``.
-    :param resume: continue the search stored in ``run_dir`` (the other settings are read from it).
+    :param resume: continue the search stored in ``run_dir`` (the other settings are read from it;
+        ``config={"evaluations": N}`` extends or shortens it, any other differing setting is refused).
     :raises SearchError: a search that cannot be set up or resumed (its subclass ``ConfigError``: a
         setting out of range). :raises LockedError: another process writes ``run_dir``.
     """
     if run_dir is None:
         raise ConfigError("search needs run_dir: the folder for its archive and front")
-    if resume:
-        return _search({}, run_dir, resume=True, progress=progress, executor=executor, log=log)
+    if resume:  # a mapping given with resume holds changes to the stored run: only evaluations may differ
+        changes = dict(config) if isinstance(config, Mapping) else {}
+        return _search(changes, run_dir, resume=True, progress=progress, executor=executor, log=log)
     if config is not None:
         return _search(config, run_dir, progress=progress, executor=executor, log=log)
     if space is None:

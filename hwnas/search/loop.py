@@ -34,7 +34,7 @@ from hwnas.core.versions import versions
 from hwnas.evaluation.accuracy import estimator
 from hwnas.evaluation.sources import Evaluation, Status
 from hwnas.search.archive import Archive, ArchiveError, Record
-from hwnas.search.config import RunConfig, SearchError, make_config
+from hwnas.search.config import ConfigError, RunConfig, SearchError, make_config
 from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
 from hwnas.search.objectives import ObjectiveSet
 from hwnas.search.outputs import (front_members, front_of, front_title, history, plot_front, progress_info,
@@ -56,7 +56,7 @@ def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -
     if resume:
         if not run.archive_path.is_file():
             raise SearchError(f"{run.path}: no archive.sqlite to resume")
-        config = run.config()
+        config = _extended(run.config(), config if isinstance(config, dict) else {}, run)
     elif run.has_search():
         raise SearchError(f"{run.path} already holds a search; use --resume {run.path} or another --run-dir")
     if not isinstance(config, RunConfig):
@@ -65,6 +65,24 @@ def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -
     if artifact and not config.accuracy_options.get("path"):
         config = config.replace(accuracy_options={**config.accuracy_options, "path": str((run / artifact).resolve())})
     return config
+
+
+def _extended(stored: RunConfig, changes: dict[str, Any], run: RunDir) -> RunConfig:
+    """The stored config of a resumed run, with ``evaluations`` raised or lowered if asked; any
+    other change is refused (the trace so far was made with the stored settings)."""
+    other = sorted(k for k, v in changes.items() if k != "evaluations" and getattr(stored, k, v) != v)
+    if other:
+        key = other[0]
+        raise ConfigError(f"{key} {changes[key]!r} differs from the run's {key} {getattr(stored, key, None)!r}: a "
+                          "resumed run keeps the settings it was started with; start a new run folder to change it")
+    evaluations = changes.get("evaluations", stored.evaluations)
+    if evaluations == stored.evaluations:
+        return stored
+    with Archive(run.archive_path, readonly=True) as archive:
+        used = archive.count() + len(archive.pending(stored.build_space()))
+    if evaluations < used:
+        raise ConfigError(f"--evaluations {evaluations}: the run has already spent {used}")
+    return stored.replace(evaluations=evaluations)
 
 
 def _make_strategy(config: RunConfig, space: SearchSpace, evaluator: CandidateEvaluator) -> Strategy:
@@ -152,7 +170,9 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
     evaluator, sources, fingerprint = make_evaluator(config, space)
     strategy = _make_strategy(config, space, evaluator)
     archive = Archive(run.archive_path)
-    if not resume:
+    if resume:
+        archive.set_meta("config", config.to_dict())  # --evaluations may have extended it
+    else:
         for key, value in (("config", config.to_dict()), ("versions", versions()), ("fingerprint", fingerprint),
                            ("sources", [s.describe() for s in sources]), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))):
             archive.set_meta(key, value)
