@@ -23,6 +23,9 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_con
 SEARCH = ["search", "--space", "nb201", "--benchmark", str(BENCH), "--objective", "accuracy:max",
           "--objective", "pi5_onnx_latency_ms:min", "--evaluations", "6", "--no-progress"]
 
+TRAIN = ["search", "--space", "nb201", "--input", "1x8x8", "--objective", "accuracy:max", "--objective", "params:min",
+         "--accuracy", "train", "--accuracy-opt", "dataset=digits", "--no-progress", "--run-dir", "x"]
+
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The one error line on stderr (log lines of the work done before it may precede it)."""
@@ -98,6 +101,27 @@ USAGE: list[tuple[list[str], str]] = [
     (["export", "run", "--out", "o", "--limit", "0"], "--limit: 0"),
     (["bench", "--space", "nb201", "--table", str(BENCH), "--workers", "0", "--out", "o"], "--workers: 0"),
     (["nonsense"], "invalid choice"),
+    (["search", "--space", "nb201", "--objectives", "accuracy-latncy", "--run-dir", "x"],
+     "did you mean 'accuracy-latency'? `hwnas objectives` lists them"),
+    (["profile", "--device", "local-cpo", "--space", "nb201", "--input", "3x8x8"], "did you mean 'local-cpu'?"),
+    ([*SEARCH, "--executor", "processes:0", "--run-dir", "x"], "give the number of workers"),
+    ([*SEARCH, "--executor", "processes:100000", "--run-dir", "x"], "100000 workers on"),
+    ([*SEARCH, "--strategy", "bo", "--strategy-opt", "surrogate=xyz", "--run-dir", "x"], "surrogate 'xyz' is not one of"),
+    ([*SEARCH, "--objective", "foo:min", "--run-dir", "x"], "no source provides metric 'foo'"),
+    ([*SEARCH, "--budget", "foo<=1", "--run-dir", "x"], "no source provides metric 'foo'"),
+    ([*SEARCH, "--objectives", "accuracy-latency", "--run-dir", "x"], "give either --objectives"),
+    ([*TRAIN, "--accuracy-opt", "colour=red"], "train: unknown option 'colour'"),
+    ([*TRAIN, "--accuracy-opt", "epochs=-1"], "train: option epochs=-1: must be in [1, 10000]"),
+    ([*TRAIN, "--accuracy-opt", "lr=nan"], "train: option lr=nan: not a finite number"),
+    ([*TRAIN, "--accuracy-opt", "quantized=maybe"], "give 1 or 0"),
+    (["search", "--space", "mobilenet", "--input", "1x8x8", "--objective", "accuracy:max", "--objective", "params:min",
+      "--accuracy", "supernet", "--accuracy-opt", "path=.", "--run-dir", "x"],
+     "supernet: option path=.: is a folder"),
+    (["build", "--space", "nb201", "--input", "3x8x8", "--arch", ARCH, "--opset", "999", "--output", "m.onnx"],
+     "999 is above the maximum 23"),
+    (["build", "--space", "nb201", "--input", "3x8x8", "--arch", ARCH, "--opset", "22", "--output", "m.onnx"],
+     "--opset 22: the torchscript exporter writes opsets 17 to 20"),
+    ([*SEARCH, "--evaluations", "99999999999999999999999", "--run-dir", "x"], "above the maximum 10,000,000"),
 ]
 
 

@@ -37,7 +37,7 @@ def test_a_crafted_weights_file_runs_nothing_and_is_refused_in_one_line(tmp_path
 
 
 def test_a_second_writer_gets_one_line_naming_the_holder(tmp_path: Path) -> None:
-    lock = tmp_path / "run" / ".hwnas.lock"
+    lock = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from hwnas.core.locks import exclusive\n"
         f"with exclusive(Path({str(lock)!r}), 'run folder'):\n    print('held', flush=True); time.sleep(30)")],
@@ -53,6 +53,7 @@ def test_a_second_writer_gets_one_line_naming_the_holder(tmp_path: Path) -> None
         holder.wait()
     with exclusive(lock, "run folder"):  # released by the holder's death: a crash leaves no stale lock
         pass
+    assert not list(lock.iterdir())  # and no lock file: the folder itself is locked
 
 
 def _hold(lock: Path) -> subprocess.Popen:
@@ -73,7 +74,7 @@ def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tm
     bench = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
     cfg = make_config(space="nb201", input_shape="3x32x32", objectives=objectives_from_specs(
         ["accuracy:max", "pi5_onnx_latency_ms:min"]), strategy="random", evaluations=4, benchmark=str(bench))
-    holder = _hold(tmp_path / "run" / ".hwnas.lock")
+    holder = _hold(tmp_path / "run")
     try:
         with pytest.raises(LockedError, match=f"run folder .*run is in use by pid {holder.pid}"):
             search(cfg, tmp_path / "run", progress=False)
@@ -84,9 +85,9 @@ def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tm
         holder.wait()
     assert search(cfg, tmp_path / "run", progress=False).used == 4  # free again
     table = tmp_path / "t.json"
-    holder = _hold(tmp_path / ".t.json.lock")
+    holder = _hold(tmp_path)
     try:
-        with pytest.raises(LockedError, match="latency table .*t.json is in use"):
+        with pytest.raises(LockedError, match=r"latency table .*t.json \(its folder\) is in use by pid"):
             profile(quick_spec, get_space("nb201", input_shape="3x8x8", N=1), out=table, progress=False)
     finally:
         holder.kill()

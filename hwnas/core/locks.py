@@ -1,16 +1,15 @@
-"""One writer at a time: an exclusive lock on a run folder or a latency table.
+"""One writer at a time: an exclusive lock on a run folder, or on the folder a table is written to.
 
-The lock is ``fcntl.flock`` on a small lock file that names its holder (pid, host, start time).
-The kernel releases it when the holder exits, however it exits, so a crash never leaves a stale
-lock behind; a second writer gets one line naming the holder instead of corrupting the first's work.
+The lock is ``fcntl.flock`` on the folder itself, so nothing is created for it: the kernel
+releases it when the holder exits, however it exits (a ``kill -9`` included), and no lock file
+is left behind. A second writer gets one line naming the holder's pid (read from the kernel's
+``/proc/locks`` where there is one) instead of corrupting the first's work.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,30 +21,49 @@ class LockedError(HwnasError, RuntimeError):
     """Another process is writing the same run folder or table."""
 
 
+def holder(folder: Path) -> int | None:
+    """The pid holding a flock on ``folder``, from /proc/locks (Linux); None where unknown."""
+    try:
+        st = os.stat(folder)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters carry a "->" first)
+        if len(parts) < 6 or parts[1] != "FLOCK" or "->" in parts:
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            if int(inode) == st.st_ino and (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
+                return int(parts[4])
+        except ValueError:
+            continue
+    return None
+
+
 @contextlib.contextmanager
-def exclusive(lock_path: Path, what: str) -> Iterator[None]:
-    """Hold the lock at ``lock_path`` for the block; raise LockedError if another process has it.
-    ``what`` names the locked thing in the error ("run folder runs/a"). Not re-entrant: a process
-    that takes the same lock twice is refused like any other."""
+def exclusive(folder: Path, what: str) -> Iterator[None]:
+    """Hold the lock on ``folder`` (created if missing) for the block; raise LockedError if another
+    process holds it. ``what`` names the locked thing in the error ("run folder runs/a"). Not
+    re-entrant: a process that takes the same lock twice is refused like any other."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): one writer is the user's to ensure
         yield
         return
-    output_folder(lock_path.parent)
-    try:  # O_NOFOLLOW: a planted link must not make the lock write elsewhere
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    output_folder(folder)
+    try:  # O_NOFOLLOW: a planted link must not make the lock land elsewhere
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise LockedError(f"{lock_path}: cannot open the lock of the {what} ({exc.strerror or exc})") from None
+        raise LockedError(f"{folder}: cannot open the {what} to lock it ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "another process"
-            raise LockedError(f"{what} is in use by {holder}; wait for it to finish or stop it") from None
-        note = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, note.encode(), 0)
+            pid = holder(folder)
+            by = f"pid {pid}" if pid is not None else "another process"
+            raise LockedError(f"{what} is in use by {by}; wait for it to finish or stop it") from None
         yield
     finally:
         os.close(fd)  # closing releases the lock

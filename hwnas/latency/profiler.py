@@ -85,7 +85,8 @@ def profile(
     if context_models < 3:  # checked before any block is measured: the fit needs three models
         raise UsageError(f"--context-models must be at least 3 (the boundary fit needs them), got {context_models}")
     path = Path(out) if out else default_table_path(spec.name, space, precision=spec.runtime.precision)
-    with exclusive(path.parent / f".{path.name}.lock", f"latency table {path}"):  # one profile writes a table
+    # one profile at a time writes into a table folder (and times the device)
+    with exclusive(path.parent, f"latency table {path} (its folder)"):
         return _profile(spec, space, path, protocol, context_models, seed, energy_model, force, progress,
                         save_every_s, log)
 

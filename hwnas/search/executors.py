@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as cf
+import dataclasses
 import functools
 import json
 import multiprocessing
@@ -256,12 +257,22 @@ def parse_resources(text: str) -> dict[str, float]:
     return out
 
 
-def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None) -> Executor:
-    """Parse ``--executor`` (see the module docstring); ``dask://host:port?resources=GPU=1``
-    asks for that resource on every task."""
+@dataclasses.dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed ``--executor``: its kind, worker count, scheduler address and task resources."""
+
+    kind: str  # local, processes, dask-local or dask
+    workers: int = 1
+    address: str | None = None
+    resources: dict[str, float] | None = None
+
+
+def parse_executor(text: str | None) -> ExecutorSpec:
+    """Parse ``--executor`` (see the module docstring) without starting anything; raises
+    ExecutorUsageError for a malformed value or too many local workers."""
     text = (text or "local").strip()
     if text == "local":
-        return LocalExecutor(evaluator, space)
+        return ExecutorSpec("local")
     kind, _, rest = text.partition(":")
     if kind == "processes" or kind == "dask-local":
         try:
@@ -273,15 +284,25 @@ def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None)
         most = MAX_LOCAL_WORKERS_PER_CORE * (os.cpu_count() or 1)
         if n > most:
             raise ExecutorUsageError(f"--executor {text!r}: {n} workers on {os.cpu_count()} cores; at most {most} "
-                                f"({MAX_LOCAL_WORKERS_PER_CORE} per core)")
-        if kind == "processes":
-            return ProcessExecutor(n)
-        return DaskExecutor(workers=n)
+                                     f"({MAX_LOCAL_WORKERS_PER_CORE} per core)")
+        return ExecutorSpec(kind, n)
     if kind == "dask" and rest.startswith("//"):
         address, _, query = rest[2:].partition("?")
         resources = parse_resources(query.removeprefix("resources=")) if query else None
         if not address:
             raise ExecutorUsageError(f"--executor {text!r}: give the scheduler address, e.g. dask://127.0.0.1:8786")
-        return DaskExecutor(address=f"tcp://{address}", resources=resources)
+        return ExecutorSpec("dask", address=f"tcp://{address}", resources=resources)
     raise ExecutorUsageError(f"--executor {text!r} is not one of: local, processes:N, dask-local:N, dask://HOST:PORT")
 
+
+def make_executor(text: str | None, *, evaluator: Any = None, space: Any = None) -> Executor:
+    """Start the executor ``--executor`` names; ``dask://host:port?resources=GPU=1`` asks for that
+    resource on every task."""
+    spec = parse_executor(text)
+    if spec.kind == "local":
+        return LocalExecutor(evaluator, space)
+    if spec.kind == "processes":
+        return ProcessExecutor(spec.workers)
+    if spec.kind == "dask-local":
+        return DaskExecutor(workers=spec.workers)
+    return DaskExecutor(address=spec.address, resources=spec.resources)

@@ -17,6 +17,7 @@ expensive evaluation -> archive -> tell, until the evaluation budget is spent.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.core.errors import UsageError
 from hwnas.core.log import say
 from hwnas.core.locks import exclusive
 from hwnas.core.versions import versions
@@ -41,12 +43,14 @@ from hwnas.search.outputs import (front_members, front_of, front_title, history,
                                   write_front, write_history)
 from hwnas.search.result import FrontMember, SearchResult
 from hwnas.search.rundir import RunDir
+from hwnas.search.sanity import budget_warnings
 from hwnas.search.strategies import STRATEGIES, Strategy
 from hwnas.spaces import SearchSpace
 from hwnas.spaces.architecture import Architecture
 
 __all__ = ["FrontMember", "SearchError", "SearchResult", "make_config", "run_strategy", "search"]
 
+BUDGET_CHECK_STREAM = 1  # the budget check draws from its own stream of the run's seed, not the strategy's
 MAX_CANDIDATES_PER_EVALUATION = 50  # stop asking when a budget filters out nearly everything
 
 
@@ -154,9 +158,19 @@ def search(config: RunConfig | dict[str, Any], run_dir: str | Path, *, resume: b
     processes:N, dask-local:N, dask://HOST:PORT); it is not part of the run: the trace is the
     same whatever runs it, and a run may be resumed with another executor.
     """
+    from hwnas.search.executors import parse_executor
+
+    parse_executor(executor)  # a malformed --executor is refused before the run folder is touched
     run = RunDir(run_dir)
-    with exclusive(run / ".hwnas.lock", f"run folder {run.path}"):  # one writer: a second search is refused
-        return _search(config, run, resume, progress, log, executor)
+    created = not run.path.exists()
+    try:
+        with exclusive(run.path, f"run folder {run.path}"):  # one writer: a second search is refused
+            return _search(config, run, resume, progress, log, executor)
+    except UsageError:
+        if created:  # refused before anything was written: leave no empty folder behind
+            with contextlib.suppress(OSError):
+                run.path.rmdir()
+        raise
 
 
 def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progress: bool, log: Any,
@@ -176,6 +190,9 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         for key, value in (("config", config.to_dict()), ("versions", versions()), ("fingerprint", fingerprint),
                            ("sources", [s.describe() for s in sources]), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))):
             archive.set_meta(key, value)
+        for line in budget_warnings(config.objectives.constraints, space, evaluator,
+                                    np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
+            log(f"warning: {line}")
     replay = Replay(archive)
 
     def record(e: Evaluation) -> None:
