@@ -130,7 +130,7 @@ def test_a_killed_process_pool_worker_is_replaced_and_its_candidate_rerun(tmp_pa
     assert again[0][:2] == first[0][:2] and again[1][1] is None
 
 
-def test_executor_errors_and_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_executor_errors_and_the_missing_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for bad in ("processes", "processes:0", "dask-local:x", "ray://x", "dask://"):
         with pytest.raises(ExecutorError):
             make_executor(bad)
@@ -141,4 +141,5 @@ def test_executor_errors_and_the_missing_extra(monkeypatch: pytest.MonkeyPatch) 
 
     assert main(["search", "--space", "dppnet", "--input", "1x8x8", "--objective", "accuracy:max",
                  "--objective", "params:min", "--accuracy", "train", "--accuracy-opt", "dataset=digits",
-                 "--executor", "dask-local:2", "--run-dir", "/tmp/hwnas-no-dask", "--no-progress"]) == 1
+                 "--executor", "dask-local:2", "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert not (tmp_path / "r").exists()  # refused before the run folder was made

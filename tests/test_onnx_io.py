@@ -56,10 +56,17 @@ def test_multi_input_block_exports(tmp_path) -> None:
     assert len(ort_session(tmp_path / "sum.onnx").get_inputs()) == block.n_inputs
 
 
-def test_dynamo_exporter_also_verifies(tmp_path) -> None:
+def test_dynamo_exporter_also_verifies(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # torch's compile caches would land here
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
     report = export_onnx(model, torch.randn(1, 3, 8, 8), tmp_path / "d.onnx", exporter="dynamo", opset=18)
     assert report.exporter == "dynamo" and report.opset >= 18 and report.max_abs_diff <= 1e-4
+    assert not list(scratch.iterdir())  # no torchinductor_<user> cache or scratch folder left behind
 
 
 def test_corrupt_missing_and_unsupported_files(tmp_path) -> None:

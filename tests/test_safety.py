@@ -142,6 +142,13 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -168,6 +175,8 @@ def test_kill_9_at_random_moments_with_two_workers_loses_nothing_and_leaves_noth
     run = tmp_path / "killed"
     rng = np.random.default_rng(7)  # the kill moments, reproducible
     kills = 0
+    semaphores = set(Path("/dev/shm").glob("sem.mp-*"))  # multiprocessing's named semaphores
+    trackers: set[int] = set()
     for _ in range(2):
         cmd = [*python, *args, *(["--resume", str(run)] if kills else ["--run-dir", str(run)]),
                "--executor", "processes:2"]
@@ -179,6 +188,7 @@ def test_kill_9_at_random_moments_with_two_workers_loses_nothing_and_leaves_noth
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             workers |= _children(proc.pid)
+            trackers |= {w for w in workers if "resource_tracker" in _cmdline(w)}
             try:
                 rows = sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM evaluation").fetchone()[0]
             except sqlite3.Error:
@@ -195,7 +205,12 @@ def test_kill_9_at_random_moments_with_two_workers_loses_nothing_and_leaves_noth
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.1)
         assert workers and not [w for w in workers if _alive(w)], "workers outlived a kill -9 of their parent"
+        # the resource tracker (one of the children) is gone too, and it removed the pool's semaphores
+        while time.monotonic() < deadline and set(Path("/dev/shm").glob("sem.mp-*")) - semaphores:
+            time.sleep(0.1)
+        assert not set(Path("/dev/shm").glob("sem.mp-*")) - semaphores, "a killed pool left its semaphores"
     assert kills >= 1
+    assert trackers and not [t for t in trackers if _alive(t)]  # multiprocessing's resource tracker included
     done = subprocess.run([*python, "search", "--resume", str(run), "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     db = sqlite3.connect(run / "archive.sqlite")
@@ -266,3 +281,22 @@ def test_a_kill_in_the_middle_of_a_bo_batch_keeps_every_finished_evaluation(tmp_
         assert rows[arch_id][1] == stashed["wall_s"]
     assert db.execute("SELECT COUNT(*) FROM finished_early").fetchone()[0] == 0
     assert not RunDir(run).front().get("partial")
+
+
+def test_a_sigterm_while_the_interpreter_shuts_down_is_one_line_and_143(tmp_path: Path) -> None:
+    import signal
+
+    code = ("import atexit, sys, time\n"
+            "atexit.register(time.sleep, 30)  # a slow shutdown, as torch's and pools' exit handlers can be\n"
+            "sys.argv = ['hwnas', 'spaces']\n"
+            "from hwnas.cli import _entry\n"
+            "_entry()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("space")  # main() has printed (flushed at its end): it is returning
+    import time
+
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines() == ["hwnas: terminated; finished work is saved (search: --resume; profile: run it again)"]

@@ -108,5 +108,16 @@ def _on_sigterm() -> Any:
         return None
 
 
+def _terminated_late(_signum: int, _frame: Any) -> None:
+    """SIGTERM after the command's work (while the interpreter shuts down): the same line and status."""
+    with contextlib.suppress(OSError):
+        os.write(2, b"hwnas: terminated; finished work is saved (search: --resume; profile: run it again)\n")
+    os._exit(128 + signal.SIGTERM)
+
+
 def _entry() -> None:  # console script
+    # installed first, so that main() restores it when it returns: a SIGTERM at any moment of the
+    # process's life, shutdown included, is one line and exit 143
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _terminated_late)
     sys.exit(main())

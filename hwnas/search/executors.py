@@ -267,6 +267,13 @@ class ExecutorSpec:
     resources: dict[str, float] | None = None
 
 
+def _require_dask() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ExecutorError(f"the Dask executors need dask.distributed: {DASK_HINT}") from None
+
+
 def parse_executor(text: str | None) -> ExecutorSpec:
     """Parse ``--executor`` (see the module docstring) without starting anything; raises
     ExecutorUsageError for a malformed value or too many local workers."""
@@ -285,8 +292,11 @@ def parse_executor(text: str | None) -> ExecutorSpec:
         if n > most:
             raise ExecutorUsageError(f"--executor {text!r}: {n} workers on {os.cpu_count()} cores; at most {most} "
                                      f"({MAX_LOCAL_WORKERS_PER_CORE} per core)")
+        if kind == "dask-local":
+            _require_dask()
         return ExecutorSpec(kind, n)
     if kind == "dask" and rest.startswith("//"):
+        _require_dask()
         address, _, query = rest[2:].partition("?")
         resources = parse_resources(query.removeprefix("resources=")) if query else None
         if not address:

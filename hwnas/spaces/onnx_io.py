@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,38 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def _compile_caches_in_scratch() -> Iterator[None]:
+    """torch.export writes compile caches (``torchinductor_<user>``) to the temporary folder and
+    keeps them; here they go to a scratch folder of this process, removed afterwards."""
+    from hwnas.core.processes import scratch_folder
+
+    keys = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+    before = {k: os.environ.get(k) for k in keys}
+    with scratch_folder("compile") as folder:
+        os.environ.update({k: os.path.join(folder, k.split("_")[0].lower()) for k in keys})
+        try:
+            yield
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Silence a library logger's warnings (torch.onnx names each optional package it lacks)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _export_to(
     model: nn.Module, example: tuple[torch.Tensor, ...], target: str, *, opset: int, dynamic_batch: bool, exporter: str
 ) -> None:
@@ -84,7 +117,8 @@ def _export_to(
         if dynamic_batch:
             batch = torch.export.Dim("batch")
             shapes = tuple({0: batch} for _ in example)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _compile_caches_in_scratch(), \
+                _quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, example, target, opset_version=opset, dynamo=True, input_names=input_names,
