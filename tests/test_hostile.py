@@ -157,7 +157,7 @@ def test_bad_input_files_are_one_line_exit_1(tmp_path: Path, tiny_table, bench_r
         (_bench_with(tmp_path, lambda d: _set(d, float("nan"))), "nan is not a finite number > 0"),
         (_bench_with(tmp_path, _duplicate), "repeats the architecture of row 7"),
         (_bench_with(tmp_path, _ragged), "row 5 has more fields than the header"),
-        ([*SEARCH[:4], str(truncated), *SEARCH[5:], "--run-dir", str(tmp_path / "tr")], "not a readable CSV"),
+        ([*SEARCH[:4], str(truncated), *SEARCH[5:], "--run-dir", str(tmp_path / "tr")], "cannot read the benchmark table"),
         (["report", str(front_cut)], "front.json: the front is not valid JSON"),
         ([*SEARCH, "--run-dir", str(latin)], "names an existing file, not a folder"),
     ]
@@ -282,3 +282,75 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path: Path, monk
     assert out.is_dir() and not list(out.iterdir())  # no half-written file, no temporary left
     assert main(["bench-import", "--input", str(BENCH), "--output", str(out / "y.csv")]) == 1
     assert "no index column 'index'" in one_line(capsys)  # a gzipped table is read, not a traceback
+
+
+def test_files_with_values_out_of_range_are_refused(tmp_path: Path, tiny_table, capsys: pytest.CaptureFixture[str]) -> None:
+    cases: list[tuple[list[str], str]] = [
+        (["predict", "--table", _table_with(tiny_table, tmp_path, lambda d: _first_entry(d).update(latency_ms=1e308)),
+          "--arch", ARCH], "latency_ms: 1e+308 is not a finite positive number <= 3.6e+06"),
+        (_bench_with(tmp_path, lambda d: _set_accuracy(d, 1e308)), "1e+308 is not an accuracy in [0, 100]"),
+        (_bench_with(tmp_path, lambda d: _set_accuracy(d, -1.0)), "-1 is not an accuracy in [0, 100]"),
+        (_bench_with(tmp_path, lambda d: _set_accuracy(d, 100.5)), "100.5 is not an accuracy in [0, 100]"),
+    ]
+    for extra, message in (("[runtime]\naffinity = [999]", "field 'runtime.affinity': core 999 is not one"),
+                           ("[runtime]\nintra_op_threads = 1000000000", "must be in [0, 4096]"),
+                           (f"[runtime]\nintra_op_threads = {(os.cpu_count() or 1) + 1}", "threads on a machine with"),
+                           ("[protocol]\nwarmup_s = inf", "field 'protocol.warmup_s': expected a finite number"),
+                           ("[protocol]\nmax_seconds = 1e300", "max_seconds <= 86400")):
+        spec = tmp_path / f"spec{len(cases)}.toml"
+        spec.write_text(f'name = "x"\n{extra}\n')
+        cases.append((["doctor", "--device", str(spec)], message))
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        assert message in one_line(capsys), argv
+
+
+def _set_accuracy(df: pd.DataFrame, value: float) -> pd.DataFrame:
+    df.loc[3, "accuracy"] = value
+    return df
+
+
+def test_a_header_with_a_byte_order_mark_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + gzip.decompress(BENCH.read_bytes()))
+    assert main([*SEARCH[:4], str(bom), *SEARCH[5:], "--strategy", "random", "--run-dir", str(tmp_path / "r")]) == 0
+
+
+def test_an_archive_behind_a_link_is_refused(tmp_path: Path, bench_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(bench_run, run)
+    (run / "archive.sqlite").unlink()
+    (run / "archive.sqlite").symlink_to(bench_run / "archive.sqlite")
+    before = (bench_run / "archive.sqlite").read_bytes()
+    assert main(["search", "--resume", str(run), "--no-progress", "--evaluations", "9"]) == 1
+    assert "archive.sqlite: is a symbolic link" in one_line(capsys)
+    assert (bench_run / "archive.sqlite").read_bytes() == before
+
+
+def test_resume_extends_with_evaluations_and_refuses_other_changes(tmp_path: Path, bench_run: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from hwnas.search import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(bench_run, run)
+    for flags, message in ((["--seed", "99"], "seed 99 differs from the run's seed 0"),
+                           (["--strategy", "rl"], "strategy 'rl' differs from the run's strategy 'random'"),
+                           (["--budget", "accuracy>=3"], "--budget: a resumed run keeps the settings"),
+                           (["--evaluations", "2"], "--evaluations 2: the run has already spent 6")):
+        assert main(["search", "--resume", str(run), "--no-progress", *flags]) == 2, flags
+        assert message in one_line(capsys)
+    assert main(["search", "--resume", str(run), "--no-progress", "--seed", "0", "--strategy", "random"]) == 0
+    assert main(["search", "--resume", str(run), "--no-progress", "--evaluations", "9"]) == 0
+    assert "random: 9 evaluations" in capsys.readouterr().out
+    assert RunDir(run).config().evaluations == 9  # stored: a later plain --resume keeps the new count
+
+
+def test_a_budget_that_excludes_every_model_or_binds_none_is_said_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for budget, message in (("pi5_onnx_latency_ms<=0.001", "excludes all the 1,000 models sampled, whose "
+                                                           "pi5_onnx_latency_ms spans 1.0"),
+                            ("pi5_onnx_latency_ms<=60", "binds none of the 1,000 models sampled")):
+        assert main([*SEARCH, "--strategy", "random", "--budget", budget, "--run-dir", str(tmp_path / budget)]) == 0
+        assert message in capsys.readouterr().err

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from pathlib import Path
 
-from hwnas.core.files import output_folder, write_csv
+from hwnas.core.files import output_folder, read_bounded, write_csv
 from hwnas.bench.problem import BenchError
 
 
@@ -21,13 +19,13 @@ def import_nb201(src: str | Path, dst: str | Path, *, index_column: str = "index
     if not src.is_file():
         raise BenchError(f"{src}: no such table")
     order = benchmark_order()
-    raw = src.read_bytes()
+    raw = read_bounded(src, BenchError, "table")
     try:
-        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
         reader = csv.DictReader(io.StringIO(text, newline=""))
         cols = list(reader.fieldnames or [])
         rows = list(reader)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise BenchError(f"{src}: not a readable CSV ({exc or type(exc).__name__})") from None
     if index_column not in cols:
         raise BenchError(f"{src}: no index column {index_column!r} (columns: {', '.join(cols)})")

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import io
 import json
 import os
 import secrets
 import stat
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError, UnwritableOutputError
 
-__all__ = ["atomic_path", "check_target", "output_folder", "read_json", "read_text", "write_atomic", "write_csv", "write_json"]
+__all__ = ["atomic_path", "check_target", "output_folder", "read_bounded", "read_json", "read_limit", "read_text", "write_atomic", "write_csv", "write_json"]
 
 
 def output_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
@@ -108,6 +110,40 @@ def read_text(path: str | os.PathLike[str], error: type[HwnasError] = HwnasError
         raise error(f"{p}: the {what} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(f"{p}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+MAX_READ_BYTES = 8 * 1024**3  # one input file, decompressed: bounds a decompression bomb
+
+
+def read_limit() -> int:
+    """The most hwnas reads from one file: MAX_READ_BYTES, or half the memory free now."""
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return MAX_READ_BYTES
+    return min(MAX_READ_BYTES, free // 2)
+
+
+def read_bounded(path: str | os.PathLike[str], error: type[HwnasError] = HwnasError, what: str = "file") -> bytes:
+    """The bytes of a regular file, gunzipped if it is gzip, refused past ``read_limit()``: a
+    pipe, a device or a decompression bomb is one ``error`` line naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise error(f"{p}: no such {what}")
+    if not p.is_file():
+        raise error(f"{p}: the {what} is not a regular file")
+    limit = read_limit()
+    try:
+        with open(p, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(p, "rb") if gz else open(p, "rb")) as f:
+            data = f.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise error(f"{p}: cannot read the {what} ({exc})") from None
+    if len(data) > limit:
+        raise error(f"{p}: the {what} holds more than the {limit / 2**30:.1f} GiB hwnas reads from one file")
+    return data
 
 
 def read_json(path: str | os.PathLike[str], error: type[HwnasError] = HwnasError, what: str = "file") -> Any:

@@ -65,7 +65,7 @@ def _check(where: str, value: Any, option: Option) -> None:
         raise EstimatorOptionError(f"{where}: not a finite number")
     low, high = option.bounds or POSITIVE
     if not low <= value <= high:
-        limit = f"> 0" if (low, high) == POSITIVE else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        limit = "> 0" if (low, high) == POSITIVE else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
         raise EstimatorOptionError(f"{where}: must be {limit}")
 
 

@@ -19,8 +19,7 @@ import abc
 import csv
 import enum
 import functools
-import gzip
-import zlib
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_bounded
 from hwnas.spaces.base import Architecture, SearchSpace
 
 
@@ -238,11 +238,10 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         names = table.column_names
         cols = {n: table.column(n).to_pylist() for n in names}
         return names, [{n: ("" if cols[n][i] is None else str(cols[n][i])) for n in names} for i in range(table.num_rows)]
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        reader = csv.DictReader(io.StringIO(read_bounded(path, BenchmarkError, "benchmark table").decode("utf-8-sig"),
+                                            newline=""))
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise BenchmarkError(f"{path}: not a readable CSV ({exc or type(exc).__name__})") from None

@@ -107,6 +107,8 @@ class Archive:
             self.checksums = self.meta("checksums", False)
             self._check_seal()
             return
+        if self.path.is_symlink():  # as every other output: never written through a link
+            raise ArchiveError(f"{self.path}: is a symbolic link; hwnas writes only regular files, not through links")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import UsageError
+from hwnas.core.files import check_target
 from hwnas.core.log import say
 from hwnas.core.locks import exclusive
 from hwnas.core.versions import versions
@@ -179,6 +180,8 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
 
     from hwnas.search.executors import make_executor, worker_setup
 
+    for name in (RunDir.FRONT_JSON, RunDir.FRONT_CSV, RunDir.FRONT_PNG, RunDir.HISTORY):
+        check_target(run / name)  # a planted link or device is refused before any work, not after it
     config = _run_config(config, run, resume)
     space = config.build_space()
     evaluator, sources, fingerprint = make_evaluator(config, space)
