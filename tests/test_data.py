@@ -257,3 +257,13 @@ def test_splits_are_disjoint_stratified_and_fixed_by_seed() -> None:
     assert not np.array_equal(a.val, c.val)
     share = np.bincount(ds.y[a.val], minlength=10) / np.bincount(ds.y, minlength=10)
     assert np.allclose(share, 0.15, atol=0.03)  # every class in proportion
+
+
+def test_an_npz_holding_pickled_objects_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    x = np.empty(2, dtype=object)
+    x[0], x[1] = _RunsCommand(marker), _RunsCommand(marker)
+    np.savez(tmp_path / "evil.npz", x=x, y=np.array([0, 1]))
+    with pytest.raises(DatasetError, match="evil.npz: not a readable .npz file"):
+        load_dataset(str(tmp_path / "evil.npz"))
+    assert not marker.exists()

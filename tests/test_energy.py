@@ -105,7 +105,7 @@ def test_external_csv_errors(tmp_path: Path) -> None:
     meter.start()
     with pytest.raises(EnergyMeterError, match="not the window"):
         meter.stop()
-    with pytest.raises(EnergyMeterError, match="cannot read"):
+    with pytest.raises(EnergyMeterError, match="no such power CSV"):
         ExternalMeter(tmp_path / "missing.csv")
 
 
@@ -125,3 +125,11 @@ def test_no_meter_and_the_stated_estimate() -> None:
     assert open_meter(parse_device({"name": "n"})) is None
     assert estimate_energy_mj(10**9, 0) == pytest.approx(4.6)  # 1 GMAC at 4.6 pJ
     assert estimate_energy_mj(0, 10**6) == pytest.approx(0.16)
+
+
+def test_an_external_power_csv_that_is_a_pipe_is_refused(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "power.csv")  # reading it would block forever
+    with pytest.raises(EnergyMeterError, match="power.csv: the power CSV is not a regular file"):
+        ExternalMeter(tmp_path / "power.csv")

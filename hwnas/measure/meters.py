@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import abc
 import csv
+import io
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import read_text
 
 
 class EnergyMeterError(HwnasError, RuntimeError):
@@ -125,17 +128,17 @@ class ExternalMeter(EnergyMeter):
         self._load()
 
     def _load(self) -> tuple[np.ndarray, np.ndarray]:
+        text = read_text(self.path, EnergyMeterError, "power CSV").removeprefix("\ufeff")  # a pipe is refused
         try:
-            with self.path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                cols = reader.fieldnames or []
-                for c in (self.time_column, self.power_column):
-                    if c not in cols:
-                        raise EnergyMeterError(f"{self.path}: no column {c!r} (columns: {', '.join(cols)})")
-                rows = [(float(r[self.time_column]), float(r[self.power_column])) for r in reader]
-        except OSError as exc:
-            raise EnergyMeterError(f"{self.path}: cannot read the power CSV ({exc.strerror})") from None
-        except ValueError as exc:
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            cols = reader.fieldnames or []
+            for c in (self.time_column, self.power_column):
+                if c not in cols:
+                    raise EnergyMeterError(f"{self.path}: no column {c!r} (columns: {', '.join(cols)})")
+            rows = [(float(r[self.time_column]), float(r[self.power_column])) for r in reader]
+            if not all(math.isfinite(t) and math.isfinite(w) for t, w in rows):
+                raise ValueError("a time or power value is NaN or infinite")
+        except (ValueError, TypeError, csv.Error) as exc:
             raise EnergyMeterError(f"{self.path}: a value is not a number ({exc})") from None
         if len(rows) < 2:
             raise EnergyMeterError(f"{self.path}: needs at least two power samples")

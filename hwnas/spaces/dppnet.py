@@ -99,8 +99,8 @@ class DPPNetSpace(SearchSpace):
         groups: int = 4,
     ) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
-        if min(growth, N, stem_channels, groups) < 1:
-            raise InvalidInputShapeError("dppnet: growth, N, stem_channels and groups must be >= 1")
+        if min(growth, N, stem_channels, groups) < 1 or max(growth, stem_channels, groups) > 4096 or N > 100:
+            raise InvalidInputShapeError("dppnet: growth, stem_channels and groups must be in [1, 4096], N in [1, 100]")
         if growth % groups or stem_channels % groups:
             raise InvalidInputShapeError(f"dppnet: growth ({growth}) and stem_channels ({stem_channels}) must be multiples of groups ({groups})")
         self.growth, self.N, self.stem_channels, self.groups = int(growth), int(N), int(stem_channels), int(groups)

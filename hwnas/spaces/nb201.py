@@ -113,8 +113,8 @@ class NB201Space(SearchSpace):
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10, C: int = 16, N: int = 5) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
-        if C < 1 or N < 1:
-            raise InvalidInputShapeError(f"nb201: C and N must be >= 1, got C={C}, N={N}")
+        if not (1 <= C <= 4096 and 1 <= N <= 100) or C != int(C) or N != int(N):
+            raise InvalidInputShapeError(f"nb201: C must be a whole number in [1, 4096] and N in [1, 100], got C={C}, N={N}")
         self.C, self.N = int(C), int(N)
 
     # ----- genotype -----
