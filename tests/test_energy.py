@@ -131,5 +131,5 @@ def test_an_external_power_csv_that_is_a_pipe_is_refused(tmp_path: Path) -> None
     import os
 
     os.mkfifo(tmp_path / "power.csv")  # reading it would block forever
-    with pytest.raises(EnergyMeterError, match="power.csv: the power CSV is not a regular file"):
+    with pytest.raises(EnergyMeterError, match="power.csv: no such power CSV, or not a regular file"):
         ExternalMeter(tmp_path / "power.csv")

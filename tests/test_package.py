@@ -72,8 +72,8 @@ def test_presets_are_found_by_name_and_listed(tmp_path: Path, monkeypatch: pytes
     (tmp_path / "devices").mkdir()  # a user's own preset beside their work comes first
     (tmp_path / "devices" / "local-cpu.toml").write_text('name = "my-cpu"\n')
     assert load_device("local-cpu").name == "my-cpu"
-    assert main(["profile", "--device", "no-such-device", "--space", "nb201", "--input", "3x8x8"]) == 1
-    assert "no-such-device: no such device spec file" in capsys.readouterr().err
+    assert main(["profile", "--device", "no-such-device", "--space", "nb201", "--input", "3x8x8"]) == 2  # a usage error: a name that names nothing
+    assert "'no-such-device': no such device and no such file" in capsys.readouterr().err
 
 
 def test_the_python_api_returns_typed_results_and_never_prints(tmp_path: Path,

@@ -28,7 +28,7 @@ from typing import Any
 
 from hwnas.core.errors import HwnasError, UnwritableOutputError
 
-__all__ = ["atomic_path", "check_target", "output_folder", "read_bounded", "read_json", "read_limit", "read_text", "write_atomic", "write_csv", "write_json"]
+__all__ = ["atomic_path", "check_regular", "check_target", "output_folder", "read_bounded", "read_json", "read_limit", "read_text", "write_atomic", "write_csv", "write_json"]
 
 
 def output_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
@@ -123,6 +123,16 @@ def read_limit() -> int:
     except (OSError, StopIteration, ValueError):
         return MAX_READ_BYTES
     return min(MAX_READ_BYTES, free // 2)
+
+
+def check_regular(path: str | os.PathLike[str], error: type[HwnasError] = HwnasError, what: str = "file") -> None:
+    """Refuse anything but an existing regular file (a FIFO would block a read forever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: the {what} is not a regular file (a pipe, device or folder); not read")
 
 
 def read_bounded(path: str | os.PathLike[str], error: type[HwnasError] = HwnasError, what: str = "file") -> bytes:

@@ -68,7 +68,8 @@ class TrainSettings:
     max_loss: float = 1e3  # above this (or NaN) the run has diverged
 
     def __post_init__(self) -> None:
-        check_options("train", dataclasses.asdict(self), TRAIN_OPTIONS)
+        # the options hwnas knows (a subclass may add its own, checked by itself)
+        check_options("train", {k: v for k, v in dataclasses.asdict(self).items() if k in TRAIN_OPTIONS}, TRAIN_OPTIONS)
 
     def key(self) -> str:
         return settings_key(self, TRAIN_DEFAULTS)

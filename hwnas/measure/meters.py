@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
-from hwnas.core.files import read_text
 
 
 class EnergyMeterError(HwnasError, RuntimeError):
@@ -128,7 +127,12 @@ class ExternalMeter(EnergyMeter):
         self._load()
 
     def _load(self) -> tuple[np.ndarray, np.ndarray]:
-        text = read_text(self.path, EnergyMeterError, "power CSV").removeprefix("\ufeff")  # a pipe is refused
+        if not self.path.is_file():  # a pipe would block the read forever
+            raise EnergyMeterError(f"{self.path}: no such power CSV, or not a regular file")
+        try:
+            text = self.path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EnergyMeterError(f"{self.path}: cannot read the power CSV ({exc})") from None
         try:
             reader = csv.DictReader(io.StringIO(text, newline=""))
             cols = reader.fieldnames or []

@@ -22,7 +22,7 @@ import enum
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,14 @@ from hwnas.core.locks import exclusive
 from hwnas.core.versions import versions
 from hwnas.evaluation.accuracy import estimator
 from hwnas.evaluation.sources import Evaluation, Status
-from hwnas.search.archive import Archive, ArchiveError, Record
+from hwnas.search.archive import Archive
 from hwnas.search.config import ConfigError, RunConfig, SearchError, make_config
 from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
 from hwnas.search.objectives import ObjectiveSet
 from hwnas.search.outputs import (front_members, front_of, front_title, history, plot_front, progress_info,
                                   write_front, write_history)
 from hwnas.search.result import FrontMember, SearchResult
+from hwnas.search.persist import Replay, StashedExecution, completed, finished_line
 from hwnas.search.rundir import RunDir
 from hwnas.search.sanity import budget_warnings
 from hwnas.search.strategies import STRATEGIES, Strategy
@@ -101,56 +102,6 @@ def _make_strategy(config: RunConfig, space: SearchSpace, evaluator: CandidateEv
         raise SearchError(f"strategy {config.strategy!r}: {exc}") from None
 
 
-class Replay:
-    """Answers candidates from an archive, in the order it recorded them (resume by replay)."""
-
-    def __init__(self, archive: Archive) -> None:
-        self.path = archive.path
-        self._records: Iterator[Record] = iter(list(archive.records()))
-        self._next: Record | None = next(self._records, None)
-        self.count = 0
-
-    def __call__(self, arch: Architecture) -> Evaluation | None:
-        record = self._next
-        if record is None:
-            return None
-        if record.arch_id != arch.id:
-            raise ArchiveError(f"{self.path}: replay diverged at evaluation {record.seq} (archived {record.arch}, "
-                               f"strategy asked {arch.string}); the archive belongs to another configuration or hwnas version")
-        self._next = next(self._records, None)
-        self.count += 1
-        return Evaluation(arch, record.metrics, record.status, record.reason, record.violation,
-                          record.soft_violation, record.expensive, record.wall_s)
-
-
-class StashedExecution:
-    """Runs a batch's expensive evaluations on an executor. Each is committed to the archive, whole
-    (cheap metrics and budget included), the moment it finishes, so that a crash loses none of
-    them, resume does not redo them and ``export``/``report`` see them before the batch is over."""
-
-    def __init__(self, archive: Archive, pool: Any, setup: dict[str, Any], evaluator: CandidateEvaluator,
-                 on_finished: Callable[[Evaluation], None] | None = None) -> None:
-        self.archive, self.pool, self.setup, self.evaluator = archive, pool, setup, evaluator
-        self.on_finished = on_finished
-
-    def __call__(self, archs: list[Architecture]) -> list[Result]:
-        done = {i: self.archive.stashed(a.id) for i, a in enumerate(archs)}
-        todo = [i for i, r in done.items() if r is None]
-
-        def keep(j: int, result: Result) -> None:
-            arch = archs[todo[j]]
-            cheap = {m: float(v[0]) for m, v in self.evaluator.cheap([arch]).items()} if self.evaluator.cheap_metrics else {}
-            e = _complete(arch, cheap, *result, self.evaluator.objectives)
-            self.archive.stash(e)
-            if self.on_finished:
-                self.on_finished(e)
-
-        fresh = self.pool.run(self.setup, [archs[i].string for i in todo], on_result=keep) if todo else []
-        for i, r in zip(todo, fresh):
-            done[i] = r
-        return [done[i] for i in range(len(archs))]  # type: ignore[misc]
-
-
 def search(config: RunConfig | dict[str, Any], run_dir: str | Path, *, resume: bool = False, progress: bool = True,
            log: Any = say, executor: str | None = None) -> SearchResult:
     """Run (or resume) a search described by ``make_config``; see the module docstring.
@@ -202,7 +153,7 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         archive.add(e, strategy=config.strategy, seed=config.seed, started=time.time() - e.wall_s)
 
     pool = make_executor(executor, evaluator=evaluator, space=space)
-    finished = _finished_line(config, archive.count() + len(archive.pending(space))) if progress and not sys.stderr.isatty() else None
+    finished = finished_line(config, archive.count() + len(archive.pending(space))) if progress and not sys.stderr.isatty() else None
     execute = StashedExecution(archive, pool, worker_setup(config, pool.threads_per_worker()), evaluator, finished)
     with Progress(TextColumn(f"[bold]{config.strategy}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
@@ -227,21 +178,6 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
     members = [FrontMember(m["arch"], m["arch_id"], {k: m[k] for k in config.objectives.metrics}, bool(m["feasible"]),
                            float(m["violation"])) for m in front]
     return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives))
-
-
-def _finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
-    """Where no progress bar can be drawn (a log file, a pipe): one line per finished evaluation."""
-    count = [done]
-    started = time.monotonic()
-
-    def line(e: Evaluation) -> None:
-        count[0] += 1
-        values = "  ".join(f"{m}={e.metrics[m]:.4g}" for m in config.objectives.names if m in e.metrics)
-        outcome = values if e.ok else f"failed: {e.reason}"
-        say(f"evaluation {count[0]}/{config.evaluations} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
-            f"since start): {outcome}  {e.arch.string}")
-
-    return line
 
 
 class _Kind(enum.Enum):
@@ -346,7 +282,7 @@ def run_strategy(
                 continue
             if step.kind is _Kind.EVALUATE:
                 metrics, reason, wall_s = results[step.index]
-                e = _complete(step.arch, step.cheap, metrics, reason, wall_s, objectives)  # type: ignore[arg-type]
+                e = completed(step.arch, step.cheap, metrics, reason, wall_s, objectives)  # type: ignore[arg-type]
             else:
                 e = step.evaluation  # type: ignore[assignment]
             if step.kind is not _Kind.REPLAYED and record:
@@ -378,16 +314,6 @@ def _infeasible(arch: Architecture, cheap: dict[str, float], objectives: Objecti
     return Evaluation(arch, dict(cheap), Status.INFEASIBLE, "breaks a hard budget: " +
                       ", ".join(c.text for c in hard_cheap if c.violation(arrays[c.name])[0] > 0),
                       violation, 0.0, False, 0.0)
-
-
-def _complete(arch: Architecture, cheap: dict[str, float], values: dict[str, float], reason: str | None, wall_s: float,
-              objectives: ObjectiveSet) -> Evaluation:
-    metrics = {**cheap, **values}
-    arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
-    hard = [c for c in objectives.constraints if c.hard and c.name not in cheap]
-    violation = float(sum(c.violation(arrays[c.name])[0] for c in hard)) if reason is None else 0.0
-    soft = float(sum(c.violation(arrays[c.name])[0] for c in objectives.constraints if not c.hard)) if reason is None else 0.0
-    return Evaluation(arch, metrics, Status.FAILED if reason else Status.COMPLETE, reason, violation, soft, True, wall_s)
 
 
 def _least_violating(trace: list[Evaluation], evaluator: CandidateEvaluator, objectives: ObjectiveSet) -> list[Evaluation]:

@@ -30,9 +30,7 @@ and validation; test is for the final models.
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
-import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.core.files import check_regular, read_limit
 from hwnas.spaces.base import SearchSpace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -50,7 +49,6 @@ IDX_PARTS = ("train", "t10k")
 # IDX type codes (the third magic byte) and their big-endian numpy dtypes
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # one image of a dataset folder: larger is refused, not decoded
-MAX_DATA_BYTES = 8 * 1024**3  # one decompressed array file: bounds a decompression bomb
 SUBSAMPLE_SEED = 0  # the permutation behind NAME@N: fixed, so NAME@N names one set of images
 
 
@@ -84,23 +82,7 @@ class Splits:
 
 
 def _regular(path: Path, what: str) -> None:
-    """Refuse anything but a regular file (a FIFO would block the read forever, a device never end)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(mode):
-        raise DatasetError(f"{path}: the {what} is not a regular file (a pipe, device or folder); not read")
-
-
-def _byte_limit() -> int:
-    """The most one decompressed file may hold: MAX_DATA_BYTES, or half the memory free now."""
-    try:
-        with open("/proc/meminfo") as f:
-            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        return MAX_DATA_BYTES
-    return min(MAX_DATA_BYTES, free // 2)
+    check_regular(path, DatasetError, what)
 
 
 def _validated(name: str, x: np.ndarray, y: np.ndarray, source: str) -> Dataset:
@@ -167,9 +149,9 @@ def _npz(path: Path) -> Dataset:
     try:
         with zipfile.ZipFile(path) as z:  # the sizes the archive declares; reading enforces them
             declared = sum(i.file_size for i in z.infolist())
-        if declared > _byte_limit():
+        if declared > read_limit():
             raise DatasetError(f"{path}: declares {declared / 2**30:.1f} GiB of arrays, more than the "
-                               f"{_byte_limit() / 2**30:.1f} GiB hwnas reads from one file")
+                               f"{read_limit() / 2**30:.1f} GiB hwnas reads from one file")
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
@@ -272,7 +254,7 @@ def _idx_file(path: Path) -> np.ndarray:
     """One IDX array (MNIST's format: 0, 0, a type code, the number of dimensions, big-endian
     uint32 sizes, then the data), gzipped or not."""
     _regular(path, "IDX file")
-    limit = _byte_limit()
+    limit = read_limit()
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
             raw = f.read(limit + 1)
