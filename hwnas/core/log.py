@@ -8,8 +8,10 @@ rich's handler on a terminal, plain lines otherwise, ``-q`` for warnings only, `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 LOGGER = logging.getLogger("hwnas")
 WARNING_PREFIX = "warning: "
@@ -57,3 +59,16 @@ def unconfigure(handler: logging.Handler) -> None:
     if not LOGGER.handlers:
         LOGGER.propagate = True
         LOGGER.setLevel(logging.NOTSET)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence a library's logger below errors for the block (fvcore names every op it does not
+    count, torch.onnx every optional package it lacks)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -8,32 +8,19 @@ every space (the tests check it), so a pool of 10,000 candidates costs one matri
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from fvcore.nn import FlopCountAnalysis
 
+from hwnas.core.log import quiet_logger
 from hwnas.spaces.base import Architecture, Block, SearchSpace
 
 
-@contextlib.contextmanager
-def _quiet_fvcore() -> Iterator[None]:
-    """fvcore logs every op it does not count (add, relu, ...); mute it here and only here."""
-    log = logging.getLogger("fvcore")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _macs(module: torch.nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> FlopCountAnalysis:
-    with _quiet_fvcore(), torch.no_grad():
+    with quiet_logger("fvcore"), torch.no_grad():
         analysis = FlopCountAnalysis(module, inputs)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         analysis.total()  # runs the trace inside the quiet block

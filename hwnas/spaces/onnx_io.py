@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import time
 import warnings
@@ -34,6 +33,7 @@ from torch import nn
 
 from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError, UsageError
 from hwnas.core.files import atomic_path, check_target
+from hwnas.core.log import quiet_logger
 
 DEFAULT_OPSET = 17
 PARITY_ATOL = 1e-4
@@ -87,18 +87,6 @@ def _compile_caches_in_scratch() -> Iterator[None]:
                     os.environ[k] = v
 
 
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """Silence a library logger's warnings (torch.onnx names each optional package it lacks)."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _export_to(
     model: nn.Module, example: tuple[torch.Tensor, ...], target: str, *, opset: int, dynamic_batch: bool, exporter: str
 ) -> None:
@@ -118,7 +106,7 @@ def _export_to(
             batch = torch.export.Dim("batch")
             shapes = tuple({0: batch} for _ in example)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _compile_caches_in_scratch(), \
-                _quiet_logger("torch.onnx"):
+                quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, example, target, opset_version=opset, dynamo=True, input_names=input_names,
