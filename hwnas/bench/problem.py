@@ -61,7 +61,7 @@ def load_problem(space: str, input_shape: str, table: str | Path, objective_spec
         raise BenchError("bench needs an expensive max objective (accuracy) and a cheap min objective (a cost)")
     cols = {m: bench.column(m) for m in objs.metrics}  # one value per distinct architecture: its class mean
     F = objs.F({m: cols[m] for m in objs.names})
-    feasible = objs.violation(cols, hard=True) <= 0
+    feasible = objs.feasible(cols)
     ideal, nadir = F.min(0), F.max(0)
     scale = np.where(nadir > ideal, nadir - ideal, 1.0)
     Ff = (F[feasible] - ideal) / scale

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hwnas.core.log import say
@@ -68,7 +67,7 @@ def _budget_checks(constraints: Sequence[Constraint], values: dict[str, tuple[fl
     checks = []
     for c in constraints:
         value, source = values.get(c.name, (None, "unknown"))
-        ok = None if value is None else bool(c.violation(np.array([value]))[0] == 0)
+        ok = None if value is None else c.met(value)
         checks.append({"budget": c.text, "hard": c.hard, "value": value, "source": source, "ok": ok})
     broken = [ch["budget"] for ch in checks if ch["ok"] is False]
     return {"ok": not broken, "broken": broken, "checks": checks}

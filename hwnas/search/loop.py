@@ -306,13 +306,11 @@ def _again(e: Evaluation) -> Evaluation:
 
 def _infeasible(arch: Architecture, cheap: dict[str, float], objectives: ObjectiveSet) -> Evaluation | None:
     """The candidate's record if its cheap metrics break a hard budget (it is then never trained)."""
-    arrays = {m: np.array([v]) for m, v in cheap.items()}
-    hard_cheap = [c for c in objectives.constraints if c.hard and c.name in cheap]
-    violation = float(sum(c.violation(arrays[c.name])[0] for c in hard_cheap))
-    if violation <= 0:
+    broken = objectives.broken(cheap, hard=True)
+    if not broken:
         return None
-    return Evaluation(arch, dict(cheap), Status.INFEASIBLE, "breaks a hard budget: " +
-                      ", ".join(c.text for c in hard_cheap if c.violation(arrays[c.name])[0] > 0),
+    violation = float(objectives.violation(cheap, hard=True, among=cheap)[0])
+    return Evaluation(arch, dict(cheap), Status.INFEASIBLE, "breaks a hard budget: " + ", ".join(c.text for c in broken),
                       violation, 0.0, False, 0.0)
 
 

@@ -30,12 +30,14 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from hwnas.core.errors import HwnasError, UsageError
 from hwnas.core.presets import resolve
+from hwnas.evaluation.sources import Evaluation
 from hwnas.core.tomlfile import read_toml
 
 
@@ -101,6 +103,14 @@ class Constraint:
                 out = np.where(excess >= 0, np.maximum(out, 1e-12), 0.0)
         return np.where(np.isnan(values), np.inf, out)
 
+    def within(self, values: np.ndarray) -> np.ndarray:
+        """Whether each value is within the budget."""
+        return self.violation(values) == 0
+
+    def met(self, value: float) -> bool:
+        """Whether one value is within the budget."""
+        return bool(self.within(np.array([value]))[0])
+
 
 def parse_budget(text: str, *, hard: bool = True, where: str = "--budget") -> Constraint:
     """Parse ``latency_ms<=5`` (operators <=, <, >=, >); raises ObjectiveError."""
@@ -164,14 +174,29 @@ class ObjectiveSet:
         """(n, n_objectives) matrix to minimise."""
         return np.stack([o.to_min(np.asarray(metrics[o.name], dtype=float)) for o in self.objectives], 1)
 
-    def violation(self, metrics: dict[str, np.ndarray], *, hard: bool | None = None) -> np.ndarray:
-        """Summed violation of the (hard, soft or all) constraints per candidate."""
-        n = len(next(iter(metrics.values()))) if metrics else 0
-        total = np.zeros(n)
-        for c in self.constraints:
-            if hard is None or c.hard == hard:
-                total = total + c.violation(metrics[c.name])
-        return total
+    def constraints_on(self, metrics: Iterable[str], *, hard: bool | None = None) -> list[Constraint]:
+        """The (hard, soft or all) constraints on any of ``metrics``."""
+        names = set(metrics)
+        return [c for c in self.constraints if c.name in names and (hard is None or c.hard == hard)]
+
+    def violation(self, metrics: Mapping[str, Any], *, hard: bool | None = None,
+                  among: Iterable[str] | None = None) -> np.ndarray:
+        """Summed relative violation per candidate of the (hard, soft or all) constraints, over
+        those whose metric is in ``among`` (default: every constrained metric, which ``metrics``
+        must then hold). 0 means within every one of them; a NaN value violates infinitely.
+        This, with ``Constraint.violation``, is the one place feasibility is computed."""
+        chosen = self.constraints_on(self.metrics if among is None else among, hard=hard)
+        arrays = {c.name: np.atleast_1d(np.asarray(metrics[c.name], dtype=float)) for c in chosen}
+        n = len(next(iter(arrays.values()))) if arrays else len(np.atleast_1d(next(iter(metrics.values()), [])))
+        return sum((c.violation(arrays[c.name]) for c in chosen), np.zeros(n))
+
+    def feasible(self, metrics: Mapping[str, Any], *, among: Iterable[str] | None = None) -> np.ndarray:
+        """Whether each candidate meets every hard budget (over ``among``, as ``violation``)."""
+        return self.violation(metrics, hard=True, among=among) <= 0
+
+    def broken(self, values: Mapping[str, float], *, hard: bool | None = None) -> list[Constraint]:
+        """The (hard, soft or all) constraints that the values at hand (one candidate) break."""
+        return [c for c in self.constraints_on(values, hard=hard) if not c.met(values[c.name])]
 
     def to_dict(self) -> dict[str, Any]:
         return {"objectives": [{"name": o.name, "direction": o.direction.value, "cheap": o.cheap} for o in self.objectives],
@@ -254,3 +279,8 @@ def _load_objectives(p: Path) -> ObjectiveSet:
             raise ObjectiveError(f"{where}.hard': expected true or false, got {hard!r}")
         cons.append(parse_budget(c["budget"], hard=hard, where=f"{where}.budget'"))
     return ObjectiveSet(tuple(objs), tuple(cons), str(p))
+
+
+def is_feasible(e: Evaluation) -> bool:
+    """Whether an evaluation completed within every hard budget (its recorded violation is 0)."""
+    return e.ok and e.violation == 0

@@ -13,7 +13,7 @@ from hwnas.core.files import output_folder, write_csv, write_json
 from hwnas.core.pareto import constrained_front, scaled_hypervolume
 from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
 from hwnas.evaluation.sources import Evaluation
-from hwnas.search.objectives import ObjectiveSet
+from hwnas.search.objectives import ObjectiveSet, is_feasible
 
 
 def front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[list[Evaluation], bool]:
@@ -34,7 +34,7 @@ def history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[
     """Run-relative hypervolume after each expensive evaluation (objectives scaled by the run's
     own ideal and nadir of feasible complete evaluations; reference point 1.1 in each), as a
     fraction of the reference box."""
-    done = [e for e in trace if e.ok and e.violation == 0]
+    done = [e for e in trace if is_feasible(e)]
     if not done:
         return []
     F_all = _objective_matrix(done, objectives)
@@ -44,7 +44,7 @@ def history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[
         if not e.expensive:
             continue
         k += 1
-        if e.ok and e.violation == 0:
+        if is_feasible(e):
             seen.append(e)
         hv = scaled_hypervolume(_objective_matrix(seen, objectives), ideal, nadir) if seen else 0.0
         rows.append({"eval": k, "hypervolume": hv})
@@ -57,7 +57,7 @@ def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
     acc = next((o for o in objectives.objectives if not o.cheap and o.direction == "max"), None)
     best = max((e.metrics[acc.name] for e in front), default=float("nan")) if acc and feasible else float("nan")
     hv = float("nan")
-    done = [e for e in trace if e.ok and e.violation == 0]
+    done = [e for e in trace if is_feasible(e)]
     if feasible and done:
         F = _objective_matrix(done, objectives)
         hv = scaled_hypervolume(F, F.min(0), F.max(0))
@@ -68,7 +68,7 @@ def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
 def front_members(front: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, Any]]:
     """front.json's rows, listed from the cheapest (e.g. fastest) member up by the first cheap objective."""
     members = [{"arch": e.arch.string, "arch_id": e.arch.id, **{m: e.metrics.get(m) for m in objectives.metrics},
-                "violation": e.violation, "feasible": e.violation == 0} for e in front]
+                "violation": e.violation, "feasible": bool(e.violation == 0)} for e in front]
     order = next((o for o in objectives.objectives if o.cheap), objectives.objectives[0])
     members.sort(key=lambda r: float(order.to_min(np.asarray(r[order.name], dtype=float))))
     return members

@@ -73,9 +73,9 @@ def completed(arch: Architecture, cheap: dict[str, float], values: dict[str, flo
               objectives: ObjectiveSet) -> Evaluation:
     metrics = {**cheap, **values}
     arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
-    hard = [c for c in objectives.constraints if c.hard and c.name not in cheap]
-    violation = float(sum(c.violation(arrays[c.name])[0] for c in hard)) if reason is None else 0.0
-    soft = float(sum(c.violation(arrays[c.name])[0] for c in objectives.constraints if not c.hard)) if reason is None else 0.0
+    expensive = [m for m in objectives.metrics if m not in cheap]  # cheap budgets were checked before it ran
+    violation = float(objectives.violation(arrays, hard=True, among=expensive)[0]) if reason is None else 0.0
+    soft = float(objectives.violation(arrays, hard=False)[0]) if reason is None else 0.0
     return Evaluation(arch, metrics, Status.FAILED if reason else Status.COMPLETE, reason, violation, soft, True, wall_s)
 
 

@@ -35,7 +35,7 @@ def budget_warnings(constraints: tuple[Constraint, ...], space: SearchSpace, eva
         if not len(v):
             continue
         low, high = float(v.min()), float(v.max())
-        meets = c.violation(v) == 0
+        meets = c.within(v)
         span = f"the {len(archs):,} models sampled, whose {c.name} spans {low:.4g} to {high:.4g}"
         if not meets.any():
             out.append(f"budget {c.text} excludes all {span} (is the budget in the metric's unit?); if nothing "

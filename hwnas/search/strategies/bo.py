@@ -39,7 +39,7 @@ import numpy as np
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import non_dominated
 from hwnas.evaluation.sources import Evaluation
-from hwnas.search.objectives import ObjectiveSet
+from hwnas.search.objectives import ObjectiveSet, is_feasible
 from hwnas.search.strategies.acquisition import expected_hv_improvement, expected_improvement
 from hwnas.search.strategies.base import FAILED_VALUE, Strategy, StrategyError
 from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
@@ -78,9 +78,10 @@ class BayesianOptimization(Strategy):
         objs = objectives.objectives
         self.exp_idx = [j for j, o in enumerate(objs) if not o.cheap]
         self.cheap_idx = [j for j, o in enumerate(objs) if o.cheap]
-        self.hard = [c for c in objectives.constraints if c.hard and objectives.is_cheap(c.name)]
+        self.cheap_metrics = [m for m in objectives.metrics if objectives.is_cheap(m)]
+        self.hard = objectives.constraints_on(self.cheap_metrics, hard=True)
         self.feature_metrics = sorted(m for m in objectives.metrics if objectives.is_cheap(m))
-        self.soft = [c for c in objectives.constraints if not c.hard and objectives.is_cheap(c.name)]
+
         if acquisition == "auto":
             acquisition = "ei" if self.hard and len(self.exp_idx) == 1 else "ehvi"
         self.acquisition = acquisition
@@ -97,8 +98,8 @@ class BayesianOptimization(Strategy):
         """Cheap metrics, objective columns and the feasibility of a list of candidates."""
         metrics = self.cheap(archs) if archs else {}
         n = len(archs)
-        viol = sum((c.violation(metrics[c.name]) for c in self.hard), np.zeros(n))
-        soft = sum((c.violation(metrics[c.name]) for c in self.soft), np.zeros(n))
+        viol = self.objectives.violation(metrics, hard=True, among=self.cheap_metrics) if n else np.zeros(0)
+        soft = self.objectives.violation(metrics, hard=False, among=self.cheap_metrics) if n else np.zeros(0)
         F = np.zeros((n, len(self.cheap_idx)))
         for k, j in enumerate(self.cheap_idx):
             o = self.objectives.objectives[j]
@@ -185,7 +186,7 @@ class BayesianOptimization(Strategy):
             self.obs_arch.append(e.arch)
             self.obs_F.append(f)
             self.obs_cheap.append({m: v for m, v in e.metrics.items() if self.objectives.is_cheap(m)})
-            self.obs_feasible.append(bool(e.ok and e.violation == 0))
+            self.obs_feasible.append(is_feasible(e))
 
     def _front_rows(self) -> list[int]:
         rows = [i for i, ok in enumerate(self.obs_feasible) if ok]

@@ -16,7 +16,7 @@ import numpy as np
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from hwnas.evaluation.sources import Evaluation
-from hwnas.search.objectives import ObjectiveSet
+from hwnas.search.objectives import ObjectiveSet, is_feasible
 from hwnas.search.strategies.base import Strategy
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -62,7 +62,7 @@ class RegularizedEvolution(Strategy):
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
         F = self.objective_matrix(evaluations)
         for e, f in zip(evaluations, F):
-            if e.ok and e.violation == 0:
+            if is_feasible(e):
                 self.members.append((e.arch, f))
                 if len(self.members) > self.size:
                     self.members.popleft()  # aging: the oldest dies, not the worst

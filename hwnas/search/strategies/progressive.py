@@ -22,7 +22,7 @@ from torch import nn
 
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.sources import Evaluation
-from hwnas.search.objectives import ObjectiveSet
+from hwnas.search.objectives import ObjectiveSet, is_feasible
 from hwnas.search.strategies.base import FAILED_VALUE, Strategy
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -128,8 +128,7 @@ class ProgressiveSearch(Strategy):
         F = np.empty((len(candidates), len(self.objectives.objectives)))
         for j, o in enumerate(self.objectives.objectives):
             F[:, j] = pred[:, self.exp_idx.index(j)] if j in self.exp_idx else o.to_min(metrics[o.name])
-        hard = [c for c in self.objectives.constraints if c.hard and c.name in metrics]
-        viol = sum((c.violation(metrics[c.name]) for c in hard), np.zeros(len(candidates)))
+        viol = self.objectives.violation(metrics, hard=True, among=metrics)
         chosen: list[int] = []
         for feasible in (True, False):  # feasible children first, then the least violating
             pool = np.flatnonzero((viol == 0) == feasible)
@@ -160,7 +159,7 @@ class ProgressiveSearch(Strategy):
 
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
         F = self.objective_matrix(evaluations)
-        feasible = [e.ok and e.violation == 0 for e in evaluations]
+        feasible = [is_feasible(e) for e in evaluations]
         self.history += list(zip((e.arch for e in evaluations), F, feasible))
         if self.step < len(self.steps):
             keep = [i for i, ok in enumerate(feasible) if ok] or list(range(len(evaluations)))

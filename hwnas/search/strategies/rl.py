@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hwnas.evaluation.sources import Evaluation
-from hwnas.search.objectives import ObjectiveSet
+from hwnas.search.objectives import ObjectiveSet, is_feasible
 from hwnas.search.strategies.base import Strategy, StrategyError
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -136,7 +136,7 @@ class RLController(Strategy):
                 r = acc * ratio ** -0.07
             else:
                 r = acc * np.where(ratio <= 1, 1.0, ratio ** -1.0)
-        ok = np.array([e.ok and e.violation == 0 for e in evaluations])
+        ok = np.array([is_feasible(e) for e in evaluations])
         return np.where(ok & np.isfinite(r), r, 0.0)
 
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
