@@ -216,13 +216,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.search.objectives import load_objectives, objectives_from_specs, parse_budget
-    from hwnas.search import make_config, search
     from hwnas.search.config import ConfigError
+    from hwnas.search.objectives import load_objectives, objectives_from_specs
+    from hwnas.search.problem import Problem, minimize, resume
 
     if args.resume:
-        result = search(_resume_changes(args), args.resume, resume=True, progress=not args.no_progress,
-                        executor=args.executor)
+        result = resume(args.resume, changes=list(_resume_changes(args).items()), executor=args.executor,
+                        progress=not args.no_progress)
     else:
         missing = [f for f in ("space", "run_dir") if not getattr(args, f)]
         if missing:
@@ -230,14 +230,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bool(args.objectives) == bool(args.objective):
             raise ConfigError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
-        config = make_config(
+        problem = Problem.build(
             space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),
-            objectives=objectives, budgets=[parse_budget(b) for b in args.budget], strategy=args.strategy,
-            strategy_options=dict(args.strategy_opt), evaluations=args.evaluations, seed=args.seed,
-            table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
-            accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch,
-        )
-        result = search(config, args.run_dir, progress=not args.no_progress, executor=args.executor)
+            objectives=objectives, budgets=args.budget, table=args.table, benchmark=args.benchmark,
+            columns=dict(args.metric), accuracy=args.accuracy, accuracy_options=dict(args.accuracy_opt),
+            time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch)
+        result = minimize(problem, args.strategy, evaluations=args.evaluations, run_dir=args.run_dir, seed=args.seed,
+                          strategy_options=dict(args.strategy_opt), executor=args.executor,
+                          progress=not args.no_progress)
     names = result.config.objectives.names
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
     print(f"{result.config.strategy}: {result.used} evaluations, front of {len(result.front)} ({state})")

@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hwnas.core.log import say
-from hwnas.search.config import ConfigError, RunConfig, make_config
+from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.loop import search as _search
-from hwnas.search.objectives import ObjectiveSet, load_objectives, objectives_from_specs, parse_budget
+from hwnas.search.objectives import ObjectiveSet, load_objectives, objectives_from_specs
+from hwnas.search.problem import Problem, minimize
+from hwnas.search.problem import resume as _resume
 from hwnas.search.result import SearchResult
 
 __all__ = ["search"]
@@ -62,16 +64,15 @@ def search(config: RunConfig | Mapping[str, Any] | None = None, run_dir: PathLik
         raise ConfigError("search needs run_dir: the folder for its archive and front")
     if resume:  # a mapping given with resume holds changes to the stored run: only evaluations may differ
         changes = dict(config) if isinstance(config, Mapping) else {}
-        return _search(changes, run_dir, resume=True, progress=progress, executor=executor, log=log)
+        return _resume(run_dir, changes=list(changes.items()), executor=executor, progress=progress, log=log)
     if config is not None:
         return _search(config, run_dir, progress=progress, executor=executor, log=log)
     if space is None:
         raise ConfigError("search needs space= (or a config, or resume=True)")
-    config = make_config(space=space, input_shape=input_shape, num_classes=num_classes,
-                         space_options=dict(space_options or {}), objectives=_objectives(objectives),
-                         budgets=[parse_budget(b) for b in budgets], strategy=strategy,
-                         strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed,
-                         table=os.fspath(table) if table else None, benchmark=os.fspath(benchmark) if benchmark else None,
-                         columns=dict(columns or {}), accuracy=accuracy, accuracy_options=dict(accuracy_options or {}),
-                         time_limit_s=time_limit_s)
-    return _search(config, run_dir, progress=progress, executor=executor, log=log)
+    problem = Problem.build(space=space, input_shape=input_shape, num_classes=num_classes,
+                            space_options=space_options, objectives=_objectives(objectives), budgets=budgets,
+                            table=os.fspath(table) if table else None,
+                            benchmark=os.fspath(benchmark) if benchmark else None, columns=dict(columns or {}),
+                            accuracy=accuracy, accuracy_options=dict(accuracy_options or {}), time_limit_s=time_limit_s)
+    return minimize(problem, strategy, evaluations=evaluations, run_dir=run_dir, seed=seed,
+                    strategy_options=strategy_options, executor=executor, progress=progress)

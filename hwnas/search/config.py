@@ -11,12 +11,12 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError, UsageError
 from hwnas.search.objectives import Constraint, ObjectiveError, ObjectiveSet
-from hwnas.spaces import SearchSpace, get_space
+from hwnas.search.problem import Problem, Sources
+from hwnas.spaces import SearchSpace
 
 
 MAX_EVALUATIONS = 10_000_000  # beyond any search's patience; a larger count is a typo
@@ -83,10 +83,29 @@ class RunConfig:
             raise ConfigError(f"accuracy 'table' takes no options (got {', '.join(sorted(self.accuracy_options))}); "
                               "map a column with --metric accuracy=COLUMN")
 
-    # ----- derived values ------------------------------------------------------------------------
+    # ----- the problem and how it is searched ----------------------------------------------------
+    @classmethod
+    def of(cls, problem: Problem, *, strategy: str = "bo", strategy_options: Mapping[str, Any] | None = None,
+           evaluations: int = 100, seed: int = 0) -> RunConfig:
+        """The run of ``problem`` with a strategy, an evaluation count and a seed."""
+        src = problem.sources
+        return cls(space=problem.space, input_shape=problem.input_shape, objectives=problem.objectives,
+                   num_classes=problem.num_classes, space_options=dict(problem.space_options), strategy=strategy,
+                   strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed, table=src.table,
+                   benchmark=src.benchmark, columns=dict(src.columns), accuracy=src.accuracy,
+                   accuracy_options=dict(src.accuracy_options), time_limit_s=src.time_limit_s,
+                   allow_mismatch=src.allow_mismatch)
+
+    @property
+    def problem(self) -> Problem:
+        """What the run optimises (everything but the strategy, evaluation count and seed)."""
+        return Problem(self.space, self.input_shape, self.objectives, self.num_classes, dict(self.space_options),
+                       Sources(self.table, self.benchmark, dict(self.columns), self.accuracy, dict(self.accuracy_options),
+                               self.time_limit_s, self.allow_mismatch))
+
     def build_space(self) -> SearchSpace:
         """The run's space: the one way every stage rebuilds it from a config."""
-        return get_space(self.space, input_shape=self.input_shape, num_classes=self.num_classes, **self.space_options)
+        return self.problem.build_space()
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -118,23 +137,11 @@ class RunConfig:
         return cls(objectives=objectives, **{k: v for k, v in data.items() if k != "objectives"})
 
 
-def make_config(
-    *, space: str, input_shape: str, num_classes: int = 10, space_options: dict[str, float] | None = None,
-    objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "bo",
-    strategy_options: dict[str, Any] | None = None, evaluations: int = 100, seed: int = 0,
-    table: str | None = None, benchmark: str | None = None, columns: dict[str, str] | None = None,
-    accuracy: str | None = None, accuracy_options: dict[str, Any] | None = None,
-    time_limit_s: float | None = None, allow_mismatch: bool = False,
-) -> RunConfig:
-    """A search's complete description: stored in the archive, enough to resume. Paths are made
-    absolute; ``accuracy`` defaults to ``table`` when a benchmark is given."""
-    if accuracy is None and benchmark:
-        accuracy = "table"
-    return RunConfig(
-        space=space, input_shape=input_shape, num_classes=num_classes, space_options=dict(space_options or {}),
-        objectives=objectives.with_budgets(list(budgets)), strategy=strategy,
-        strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed,
-        table=str(Path(table).resolve()) if table else None,
-        benchmark=str(Path(benchmark).resolve()) if benchmark else None, columns=dict(columns or {}),
-        accuracy=accuracy, accuracy_options=dict(accuracy_options or {}), time_limit_s=time_limit_s,
-        allow_mismatch=allow_mismatch)
+def make_config(*, space: str, objectives: ObjectiveSet, budgets: Sequence[Constraint] = (), strategy: str = "bo",
+                strategy_options: dict[str, Any] | None = None, evaluations: int = 100, seed: int = 0,
+                **problem: Any) -> RunConfig:
+    """A search's complete description, stored in the archive and enough to resume:
+    ``Problem.build`` (space, objectives, budgets, sources; paths made absolute, ``accuracy``
+    ``table`` when a benchmark is given) run with a strategy, an evaluation count and a seed."""
+    built = Problem.build(space=space, objectives=objectives, budgets=budgets, **problem)
+    return RunConfig.of(built, strategy=strategy, strategy_options=strategy_options, evaluations=evaluations, seed=seed)
