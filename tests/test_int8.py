@@ -85,7 +85,7 @@ def test_a_table_of_the_other_precision_is_refused(int8_table, tmp_path: Path,
     assert main(["validate", "--table", str(int8_table.path), "--device", str(fp32), "--samples", "3",
                  "--no-progress"]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "precision: table 'int8', here 'fp32'" in err
+    assert len(err.splitlines()) == 1 and "precision: table 'int8', now 'fp32'" in err
     # an int8 (quantized) search refuses an fp32 table, before any training
     from hwnas.latency.profiler import profile
 

@@ -1,27 +1,14 @@
 """``hwnas bench``: the field's evaluation checklist as one command.
 
 Every strategy runs on the same tabular benchmark, with random search beside it, for several
-seeds (0..seeds-1, listed in the output), and is measured over time (after 10, 25, 50, 100, ...
-expensive evaluations). Only expensive objectives count as evaluations: columns marked cheap are
-free, as they would be from a latency table. By default every column but the first ``max``
-objective is cheap.
+seeds (0..seeds-1), and is measured over time (after 10, 25, 50, 100, ... expensive
+evaluations). Only expensive objectives count as evaluations; by default every column but the
+first ``max`` objective is cheap. Writes, under ``--out``, each run's trace, ``summary.json``
+(mean and 95% interval per strategy and checkpoint, tests against random, versions) and the
+plots. Raises BenchError for a request that cannot run (an unknown strategy or peer, a missing
+column).
 
-Writes, under ``--out D``:
-
-* ``D/traces/<strategy>/seed<k>.csv``: one row per expensive evaluation, in query order, with
-  ``eval`` (1-based), ``arch``, ``status`` and the objective values;
-* ``D/summary.json``: per strategy and checkpoint, the mean and 95% confidence interval over seeds
-  of the normalised hypervolume (the table's true front = 1.0; objectives scaled by the table's
-  ideal and nadir, reference point 1.1 in each), IGD (in the same scaled space) and the budget
-  regret (the table's best accuracy within a cost budget minus the best found within it, averaged
-  over budgets at the 10/25/50/75% cost quantiles); per strategy, a two-sided Mann-Whitney U test
-  against random on the final hypervolume and regret, wall time, the seeds and package versions;
-* ``D/hv.png`` (hypervolume against evaluations, mean and 95% band per strategy) and
-  ``D/front.png`` (the true front and each strategy's final front, from its median seed);
-* a short table on the terminal.
-
-The same command gives identical traces: each (strategy, seed) run depends only on its seed and
-the table, whichever worker process runs it.
+How it works, and why: ``docs/design.md`` (hwnas.bench.run).
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """The ``hwnas`` command line.
 
-Every subcommand has ``--help``. Whatever goes wrong is one line on stderr that names what is
-wrong (``hwnas: error: ...``), never a traceback, and the exit status says which kind:
-
-====  =================================================================================
-0     done
-1     a runtime failure: an unreadable or invalid input file, a device that fails, a run
-      folder in use, a disk that is full
-2     a usage error: an unknown command, option, name or value (as argparse does)
-130   interrupted (Ctrl-C); finished work is kept
-143   terminated (SIGTERM); finished work is kept
-====  =================================================================================
+Every subcommand has ``--help``. Whatever goes wrong is one line on stderr (``hwnas: error:
+...``), never a traceback, and the exit status says which kind: 0 done; 1 a runtime failure (an
+unreadable or invalid input file, a device that fails, a run folder in use, a full disk); 2 a
+usage error (an unknown command, option, name or value, as argparse does); 130 interrupted
+(Ctrl-C) and 143 terminated (SIGTERM), finished work kept in both.
 
 Set ``HWNAS_DEBUG=1`` to see the traceback behind an error line.
 """

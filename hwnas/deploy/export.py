@@ -1,19 +1,7 @@
 """``hwnas export RUN_DIR --out D``: the search's front as verified ONNX models with model cards,
 re-measured on the device.
 
-For each front member (all of them, or ``limit`` spread along the front):
-1. optionally retrain it from scratch at full fidelity (``hwnas.deploy.retrain``; weights from an
-   earlier ``hwnas retrain`` of the same run are reused);
-2. export it to ONNX and verify it: ``onnx.checker``, an onnxruntime session with the device's
-   provider, and output parity with torch (``hwnas.spaces.onnx_io.export_onnx``);
-3. measure it with the profiling protocol, on the device's pinned cores, and its energy where
-   the device has a meter;
-4. write ``D/<name>.onnx`` and its card ``D/<name>.json`` + ``D/<name>.md``.
-
-The models are measured together, interleaved, like table entries, so that they meet the same
-machine. A member whose measured latency (or energy) breaks a budget of the run is flagged in its
-card and in ``D/index.json``. The file written is exactly the file measured: static batch
-(the device's batch size), opset 17.
+How it works, and why: ``docs/design.md`` (hwnas.deploy.export).
 """
 
 from __future__ import annotations

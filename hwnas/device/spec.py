@@ -1,26 +1,11 @@
-"""Device specs (``devices/*.toml``): what a device is profiled and deployed with.
+"""Device specs (``devices/*.toml``): the runtime settings a device is profiled and deployed with.
 
-A spec names the runtime settings a device is profiled and deployed with::
+A spec names the device, the onnxruntime provider and its settings (threads, optimisation level,
+execution mode, spinning, pinned cores, precision), the energy meter, the timing protocol and,
+for a remote device, its SSH connection. ``load_device`` reads one by path or preset name;
+every problem is a DeviceSpecError naming the file and the field.
 
-    name = "local-cpu"
-    batch_size = 1
-
-    [runtime]
-    provider = "CPUExecutionProvider"
-    intra_op_threads = 1
-    inter_op_threads = 1
-    graph_optimization = "all"      # disable | basic | extended | all
-    execution_mode = "sequential"   # sequential | parallel
-    allow_spinning = false
-    affinity = [1]                  # cores pinned while measuring (Linux); omit for none
-    precision = "fp32"              # fp32 | int8 (static QDQ, per-channel) | fp16 (GPU providers)
-    calibration_data = "mnist5k"    # int8: calibrate whole models on this dataset's train split
-
-    [energy]
-    meter = "none"                  # rapl | nvml | external | none
-
-Every problem is one line naming the file and the field (DeviceSpecError). Sessions, fingerprints
-and measurements on the device are ``hwnas.device.targets``'.
+How it works, and why: ``docs/design.md`` (hwnas.device.spec).
 """
 
 from __future__ import annotations

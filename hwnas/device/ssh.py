@@ -1,16 +1,11 @@
 """The host side of remote profiling: the system ``ssh``/``scp`` (OpenSSH), nothing home-made.
 
-A device spec with ``connection = "ssh://user@host:port"`` is measured on that host. hwnas
-copies the measurement stack (``hwnas/measure`` and ``hwnas/core/errors.py``: the very modules the
-host measures with) into ``workdir`` there, reads the fingerprint on the target, then sends ONNX files in batches of ``remote_batch`` and gets their
-statistics back as JSON. The profiler saves the table after every batch, so a dropped connection
-loses at most the batch in flight: running the same command again continues the table without
-re-measuring finished entries.
-
 Host keys are checked (``StrictHostKeyChecking=yes``, against ``known_hosts``); a host never
 seen before is refused unless the spec says ``accept_new_host_key = true`` (OpenSSH's
 ``accept-new``: a *changed* key is still refused). ``BatchMode`` forbids password prompts.
 Every failure is one line saying which, and what to do.
+
+How it works, and why: ``docs/design.md`` (hwnas.device.ssh).
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
-"""Where a search's metrics come from.
+"""Where a search's metrics come from: ``TableMetrics`` (latency and energy predicted from a
+device's table), ``BenchmarkMetrics`` (columns of a tabular benchmark), ``FactsMetrics`` (params,
+MACs and FLOPs of the architecture) and the accuracy estimators. Each is a ``MetricSource``
+naming the metrics it ``provides``; ``Evaluation`` is one candidate's outcome.
 
-* ``TableMetrics``: ``latency_ms`` and ``energy_mj`` predicted from a device's latency table (cheap).
-* ``FactsMetrics``: ``params``, ``macs`` (multiply-accumulates, counted by fvcore) and ``flops``
-  (2 x MACs, as the model cards count them) of the built model (cheap:
-  sums over per-block counts, each block counted once).
-* ``BenchmarkMetrics``: columns of a tabular benchmark, a CSV (optionally gzipped) or Parquet file with an ``arch``
-  column in the space's string form. Isomorphic architectures resolve to one entry: rows are
-  keyed by architecture id, and a class takes the mean of its rows' values (NaN cells left out),
-  so a result does not depend on which of several measured copies is the canonical one. An
-  architecture missing from the table is an error that names it.
-
-Accuracy estimators are registered by name in ``hwnas.evaluation.accuracy``.
+How it works, and why: ``docs/design.md`` (hwnas.evaluation.sources).
 """
 
 from __future__ import annotations

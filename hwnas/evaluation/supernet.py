@@ -1,58 +1,13 @@
 """``--accuracy supernet``: one-shot weight sharing (SPOS, Guo et al. 2020) for ``mobilenet``
 and ``dppnet``.
 
-The supernet holds, for every *sharing slot* a block can occupy (``config["share"]`` of its
-blocks: a stage/slot/choice for MBConv, a stage/cell/layer/op for dense layers, the stem, the
-head...), one tensor per parameter at the largest shape any architecture needs there. A subnet
-is the space's own model in which every parameter is replaced by a slice, a *view*, of the
-supernet's tensor: the leading channels, and the centre of larger kernels. Widths, expansion
-ratios and growing input channels therefore share their first channels, and kernel sizes their
-centres (Once-for-All's elastic kernel, without its transformation matrices). A block whose input
-channels sit further into the shared tensor says so (``config["share_shift"]``): a dppnet
-transition after a shorter cell reads the longest cell's kernel from its first existing layer on.
-Gradients flow into the supernet, and an exported subnet is exactly the model `space.build` makes.
+One supernet holds a shared tensor per sharing slot; a subnet is the space's own model whose
+parameters are views of those tensors. It is trained once per search (``sampling``: uniform
+single paths, sandwich or fair; optionally ``split`` into sub-supernets), saved to ``path`` and
+reused; a subnet's score is its mean true-class probability on the validation split after its
+BatchNorm statistics are recalibrated. ``ensemble=K`` averages K supernets of consecutive seeds.
 
-Training, ``sampling="uniform"`` (the default): single-path sampling (SPOS). Every step draws
-``paths`` architectures uniformly (per gene, from the run's Generator; one by default), builds their
-view-subnets, accumulates their gradients on one training batch and takes one SGD step.
-``sampling="sandwich"`` (BigNAS, Yu et al. 2020): every step also trains the space's largest and
-smallest architecture (``space.sandwich()``); the largest learns from the labels, the others from
-its softened predictions (in-place distillation), so the large subnets are not undertrained and the
-small ones learn what the large one knows.
-``sampling="fair"`` (FairNAS, Chu et al. 2021, strict fairness): every step trains as many paths as
-the widest decision has choices, drawn so that every choice of every decision is used (once for
-the widest, about equally for the others); their gradients are accumulated into one step. No
-choice's weights fall behind by the luck of the draw, and each update is a compromise between
-paths instead of a chase after one. Genes a path does not use (layers beyond its depth) are
-dropped, so the choices of optional layers are trained only as often as their layer is drawn.
-``split="width"`` (mobilenet; few-shot NAS, Zhao et al. 2021): one sub-supernet per width
-multiplier, sharing nothing across widths. With one tensor for all widths, the leading channels
-that every narrow subnet uses are trained at every step and the rest only when a wide subnet is
-drawn, so narrow and wide subnets come out about equally accurate and width, the decision that
-matters most for accuracy, is not ranked. ``split="layers"`` (dppnet) gives each cell length its
-own sub-supernet; unsplit, a layer's weights serve every cell at least that long (as Once-for-All's
-elastic depth shares its first layers), so the first layers train at every step.
-``share_convs=True`` (dppnet): a layer's conv weights are one tensor for all its norm choices
-(``bnrelu``, ``bn``, ``id``), and its BatchNorm one for ``bn`` and ``bnrelu``. Per norm-conv pair, a
-layer has 15 weight sets, each drawn in 1 step of 15 at best; per conv, 5, each trained 3 times as
-often, at the price of one kernel serving normalised and raw inputs alike.
-``uniform_over="architectures"``: random paths are drawn with every distinct architecture equally
-likely (`SearchSpace.sample_architectures`) instead of every gene uniform. Per gene, a dppnet
-cell length is drawn 1 time in 4, so a fourth layer's choice trains in 1 step of 60 while the
-first layer's train in 1 of 15, and deep cells come out undertrained against shallow ones;
-per architecture, deep cells (most of the space) are drawn in proportion to their number.
-Evaluation: build the subnet's views, recalibrate its BatchNorm statistics on a few training
-batches (the shared weights carry no per-subnet statistics), then score it on the validation split.
-The score (``score="expected"``, the default) is the mean probability the subnet gives the true
-class, in %: the expected accuracy of answering with a draw from its softmax. Subnets of one
-supernet lie a few validation images apart in top-1 accuracy (``score="top1"``), which counts
-only the answers that flip; the probabilities move with every image, so the ranking is far less
-noisy (on Fashion-MNIST, one supernet's median rank agreement rose from 0.45 / 0.30 to 0.57 / 0.52).
-The trained supernet is saved and reused by later searches with the same settings.
-``ensemble=K`` (`SupernetEnsemble`): K supernets alike but for their seeds (``seed`` .. ``seed+K-1``),
-each subnet scored by its mean accuracy over them. Which paths a supernet happened to train
-when decides much of its ranking (two SPOS supernets of one setting agree with each other about
-as little as with stand-alone training), and that part averages out; K times the cost of one.
+How it works, and why: ``docs/design.md`` (hwnas.evaluation.supernet).
 """
 
 from __future__ import annotations

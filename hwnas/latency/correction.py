@@ -1,21 +1,12 @@
 """The boundary correction of a latency table, fitted on whole models timed with its blocks.
 
-Each table entry is a whole block timed alone, so what a block alone gets wrong is its boundary
-and its cache: its own session call, and the layout conversions onnxruntime inserts at a graph's
-inputs and outputs, which a whole model pays once, not once per block; and its weights, which stay
-in cache while a block runs alone burst after burst but are read again from memory in a whole
-model, after the other blocks' weights have displaced them. The profiler times whole models
-(``context``) in the same run, and this module fits, by ridge least squares on relative error::
+A block timed alone misses its boundary (its own session call and layout conversions, which a
+whole model pays once) and finds its weights in cache. Per block kind, a boundary cost, a cost
+per tensor element and a cost per parameter are fitted by ridge least squares on relative error
+against the whole models (``context``) timed in the same profile, with leave-one-out errors
+reported. Raises CorrectionError when the models cannot support a fit.
 
-    latency(model) = sum over blocks b of [ t(b) - beta[kind b] - gamma[kind b] * elements(b)
-                                                 - delta[kind b] * params(b) ] + overhead
-
-``delta`` comes out negative where weights are re-read (a whole model is slower than its blocks
-alone). On a 2-core x86 CPU, mobilenet at 3x32x32 with 80 context models, it cut the fit's
-leave-one-out error from 6.1% to 3.4% (MAPE) and from 3.5% to 2.0% on a second profile.
-
-The fit records its leave-one-out error beside the raw sum's, so the gain is shown, not claimed.
-The profiler writes the fit into the table; the predictor applies it.
+How it works, and why: ``docs/design.md`` (hwnas.latency.correction).
 """
 
 from __future__ import annotations

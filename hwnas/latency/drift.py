@@ -1,24 +1,9 @@
 """Drift: is the device in the state it was profiled in?
 
-A table is a snapshot of a device. Heat, frequency scaling and other work on the machine change
-every latency by a common factor long before they change the order of models. So every later
-measurement pass (``hwnas validate``, ``hwnas export``, ``hwnas predict --now``) re-times a few
-*sentinels* from the table, interleaved with the models it measures: blocks spanning the table's
-range of latencies, and whole reference models (context models of the profile at the quartiles of
-their latencies). Whole models need their own: on a shared host they slowed down by several
-percent in passes where the blocks did not. The ratio of
-their statistic now to the table's is the device's **drift factor**; its 95% interval comes from
-the spread of the sentinels' log-ratios (Student's t).
-
 ``factor > 1`` means the device now runs slower than when profiled. Predictions multiplied by the
 factor are *drift-corrected*; reports give them beside the raw ones, never instead of them.
 
-Whole models are corrected by their own sentinels. A busy neighbour on a shared 2-core host
-left blocks timed alone as they were (1.004x) and slowed whole models by their size: 1.00x
-below 0.4 ms, 1.07x at about 1 ms, 1.18x above 1.5 ms (their working sets leave the core's
-caches). So the model sentinels' log-ratios are fitted against their log-latencies, and a model
-is corrected at its own predicted latency (``Drift.at``); the slope is used only where its 95%
-interval excludes zero, and never extrapolated beyond the sentinels' range.
+How it works, and why: ``docs/design.md`` (hwnas.latency.drift).
 """
 
 from __future__ import annotations

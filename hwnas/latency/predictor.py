@@ -1,28 +1,11 @@
 """Predict whole-model latency and energy from a table, vectorised over populations.
 
-Fusion awareness. Each table entry is a whole block (an MBConv, a dense layer, a cell edge)
-timed alone, so fusion *inside* a block (Conv+BN+ReLU into one kernel) is measured as it happens.
-What a block timed alone gets wrong is its boundary: its own session call, and the layout
-conversions onnxruntime inserts at a graph's inputs and outputs (NCHW <-> NCHWc on x86 CPUs at
-optimisation level "all"), which a whole model pays once, not once per block. On a 2-core x86 CPU,
-summing isolated blocks over-predicted small MobileNet models by up to 35% and NB-201 models by
-17-134%.
+A model's latency is the sum of its blocks' table entries less each block kind's fitted boundary
+terms, plus one overhead (``hwnas.latency.correction``); a table without a fit predicts the plain
+sum. Energy is summed the same way where the table holds it. ``Predictor.breakdown`` gives the
+per-block terms of one architecture.
 
-So hwnas fits a boundary correction per block kind on whole models timed in the same profiling
-run (``context`` in the table)::
-
-    latency(model) = sum over blocks b of [ t(b) - beta[kind b] - gamma[kind b] * elements(b)
-                                                 - delta[kind b] * params(b) ] + overhead
-
-where ``t(b)`` is the table statistic, ``elements(b)`` the block's input plus output tensor sizes
-(per 100k elements), ``params(b)`` its weights (per 100k; a whole model reads them from memory
-where a block timed alone finds them in cache), and beta, gamma, delta, overhead are fitted by ridge least squares on relative
-error. The table records the fit's leave-one-out error next to the raw sum's, so the gain is
-shown, not claimed. An optional calibration (``hwnas validate --calibrate``) then scales the
-result: ``scale * latency + offset``.
-
-Energy, where measured, is the sum of each block's energy, scaled like its latency to context
-(energy ~ time at the block's power).
+How it works, and why: ``docs/design.md`` (hwnas.latency.predictor).
 """
 
 from __future__ import annotations

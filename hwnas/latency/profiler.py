@@ -1,20 +1,12 @@
 """Profile a device: time every block of a space in onnxruntime and write a latency table.
 
-The work, in order:
+Every catalog block and a set of whole context models are exported, converted to the device's
+precision and timed with the device's protocol, in one interleaved run with the drift sentinels;
+the boundary correction is fitted on the context models. Finished entries are saved as they come,
+so an interrupted profile continues where it stopped (only with the same device, settings,
+protocol and space version). Raises TableMismatchError or LockedError.
 
-1. Check the provider and read the fingerprint; continue a half-built table at the same path
-   (only if it was made here, with the same settings, protocol and space version).
-2. Plan the jobs: every catalog block the table still lacks, plus ``context_models`` random
-   whole models (for the boundary correction, see ``hwnas.latency.predictor``).
-3. Export every job to ONNX and verify it (outside the pinned cores, with torch on one thread),
-   and open an onnxruntime session for each with the device's settings.
-4. Time all of them together with the protocol of ``hwnas.measure.timing`` on the pinned cores: one
-   interleaved pass, so that blocks and whole models see the same machine and drift is spread
-   over all of them (measuring in separate chunks put minutes between a model and its blocks).
-   Each entry is saved, atomically and at most every ``save_every_s``, as soon as it is finished
-   (with its energy, where the device has a meter): a killed profile loses only unfinished
-   entries, and export is cheap to redo.
-5. Fit the boundary correction and mark the table complete.
+How it works, and why: ``docs/design.md`` (hwnas.latency.profiler).
 """
 
 from __future__ import annotations
@@ -183,10 +175,10 @@ def _existing_table(path: Path, fp: dict[str, Any], space: SearchSpace, protocol
     table = LatencyTable.load(path)
     diffs = table.mismatches(fingerprint=fp, space=space)
     if table.protocol != protocol.to_dict():
-        diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, here {v!r}"
+        diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, now {v!r}"
                   for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
     if diffs:
-        raise TableMismatchError(f"{path} cannot be continued here: " + "; ".join(diffs)
+        raise TableMismatchError(f"{path} cannot be continued with this device and settings: " + "; ".join(diffs)
                                  + " (use --force to re-profile from scratch, or another --out)")
     if table.complete:
         log(f"{path} is complete and was made on this device with these settings: nothing to do (--force re-profiles)")

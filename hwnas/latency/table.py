@@ -1,20 +1,12 @@
 """Latency/energy lookup tables: one JSON file per (device, space, input shape).
 
-Default location: ``latency_tables/<device>/<space>-<CxHxW>.json``. A table holds
+Default location: ``latency_tables/<device>/<space>-<CxHxW>.json``. A table holds the device
+fingerprint and spec, the space's identity, the timing protocol, one entry per block key (its
+statistic in ms, the samples' stats, energy where measured), the context models and fit, and the
+drift sentinels. ``open_table`` checks it against this machine; every problem is a TableError or
+TableMismatchError naming the file and field.
 
-* ``entries``: one per block key, with the isolated timing statistics (min, p10, p50, p90,
-  mean, std, CV, runs, stability), ``latency_ms`` (the table's statistic), and ``energy_mj`` with
-  its source where measured;
-* ``context``: whole models timed in the same run, and the fusion/boundary correction fitted on
-  them (see ``hwnas.latency.predictor``);
-* ``fingerprint``, ``device`` settings, ``space`` (name, version, config), ``protocol``;
-* ``calibration``: an optional correction fitted by ``hwnas validate --calibrate``;
-* ``quantization``: for an int8 or fp16 device, how every timed file was converted (format,
-  weight and activation types, and the calibration inputs of blocks and of whole models).
-
-Tables are written atomically as entries finish, so a profile killed half-way leaves a valid,
-incomplete table that the next run continues without re-measuring finished entries. Loading one for use checks that it was made
-on this device and runtime with the same settings and space version, and refuses it otherwise.
+How it works, and why: ``docs/design.md`` (hwnas.latency.table).
 """
 
 from __future__ import annotations
@@ -152,17 +144,17 @@ class LatencyTable:
 
     # ----- safety ---------------------------------------------------------------------------
     def mismatches(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None) -> list[str]:
-        """Fields that differ from the given fingerprint and space, as 'field: table X, here Y'."""
+        """Fields that differ from the given fingerprint and space, as 'field: table X, now Y'."""
         out = []
         if fingerprint is not None:
             for key in IDENTITY_FIELDS:
                 if self.fingerprint.get(key) != fingerprint.get(key):
-                    out.append(f"{key}: table {self.fingerprint.get(key)!r}, here {fingerprint.get(key)!r}")
+                    out.append(f"{key}: table {self.fingerprint.get(key)!r}, now {fingerprint.get(key)!r}")
         if space is not None:
             here = space_record(space)
             for key in ("name", "version", "config"):
                 if self.space.get(key) != json.loads(json.dumps(here[key])):
-                    out.append(f"space.{key}: table {self.space.get(key)!r}, here {here[key]!r}")
+                    out.append(f"space.{key}: table {self.space.get(key)!r}, this space {here[key]!r}")
         return out
 
     def check(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None,

@@ -1,9 +1,5 @@
 """hwnas's measurement agent: what runs on a remote target.
 
-It needs only Python >= 3.8, numpy and onnxruntime there, and never imports torch. hwnas copies
-``hwnas/measure`` and ``hwnas/core/errors.py`` (with empty package files) into a work folder on
-the target over SSH, then runs, in that folder,
-
     python -m hwnas.measure.agent probe                      versions and providers, as JSON
     python -m hwnas.measure.agent fingerprint < runtime.json the device fingerprint, as JSON
     python -m hwnas.measure.agent conditions < affinity.json load, busy cores, clock, heat (hwnas.measure.conditions)
@@ -11,6 +7,8 @@ the target over SSH, then runs, in that folder,
 
 The host runs the same modules for a local device, so local and remote sessions, timing, energy
 meters, fingerprints and pinning cannot drift apart.
+
+How it works, and why: ``docs/design.md`` (hwnas.measure.agent).
 """
 
 from __future__ import annotations

@@ -1,42 +1,13 @@
 """hwnas's timing protocol: warm-up, interleaved rounds, a stability rule, caps, re-measurement.
 
-1. **Warm-up.** Every entry runs ``warmup_runs`` times untimed (allocations, caches, ORT's
-   first-run graph work), then all entries keep running, round robin and untimed, until
-   ``warmup_s`` seconds have passed. On a shared 2-core x86 virtual machine the first seconds of
-   sustained load ran 1.3x slower than the rest (the host ramping the core up): ten runs per entry were not enough, and
-   a validation of 50 models measured 29-39% slower than the profile they checked.
-2. **Interleaved rounds.** Each round visits every entry still being measured and times a burst
-   of ``burst`` consecutive runs. The visiting order rotates each round, so slow drift of the
-   machine (another process, frequency scaling) is spread over all entries instead of landing on
-   the ones measured last.
-3. **Paced rounds.** The first ``min_runs`` samples of every entry are spread over at least
-   ``min_span_s`` seconds: a round that ends sooner is filled with untimed bursts of the same
-   entries (the device stays as loaded as when timed). On a shared 2-core x86 virtual machine the
-   core alternated between phases about 1.3x apart, each about a second long; a profile of 466
-   entries finished most of them within 1.3 s, and a fifth of its entries recorded a slow
-   phase, 1.1-1.5x above a second profile of the same blocks. The split-half test (below) cannot
-   see this: both halves sit in the same phase.
-4. **Stability.** After ``min_runs`` samples, an entry is *stable* when the chosen statistic of
-   the first half of its samples and that of the second half agree within ``rel_tol``: the same
-   test as profiling twice and comparing, done inside one profile. Stable entries stop; the
-   others continue until ``max_runs`` samples or ``max_seconds`` in all.
-5. **Sweeps.** Slow spells on a shared host also last tens of seconds, longer than any one
-   entry's runs. So every entry is measured in ``sweeps`` passes, one after the other, and keeps
-   its fastest; an entry whose two fastest sweeps still differ by more than ``sweep_tol`` is
-   measured in further sweeps (with the other such entries), up to ``max_sweeps``. A fast value
-   is then one that a second sweep confirmed. ``sweep_spread`` in the stats is the gap between
-   an entry's two fastest sweeps, and ``sweeps`` how many it took.
-6. **Re-measurement.** Entries that end unstable are measured again from scratch, up to
-   ``remeasure`` more times; the attempt with the smaller split-half disagreement is kept. An
-   entry still unstable after that keeps its numbers and is flagged ``stable: false``: nothing
-   is dropped.
+Every entry is warmed up, then timed in rounds that visit all entries in rotating order, paced
+so that each entry's samples span ``min_span_s``; an entry stops when the two halves of its
+samples agree within ``rel_tol`` (or at ``max_runs``/``max_seconds``). Each entry is measured in
+``sweeps`` passes and keeps its fastest, with more passes where two disagree by ``sweep_tol``;
+unstable entries are re-measured and flagged, never dropped. The table predicts with one
+statistic of the samples (p10 by default). Raises ProtocolError for an impossible protocol.
 
-Statistics kept per entry: min, p10, p50, p90, mean, std, CV and the number of runs. The value a
-table predicts with is one of them, ``statistic``. hwnas uses **p10** by default. On a shared
-2-core x86 machine the median moved 8-14% between two passes of the same models (another process
-running on the other core, or nothing), while p10 moved 1.6-6% and the minimum 0.3-1.4%. The
-minimum is the most repeatable, but it is a single extreme sample; p10 is nearly as repeatable
-and rests on a tenth of the samples. p50 and p90 stay in the table for users who budget on them.
+How it works, and why: ``docs/design.md`` (hwnas.measure.timing).
 """
 
 from __future__ import annotations
@@ -71,7 +42,7 @@ class Protocol:
     max_seconds: float = 1800.0
     remeasure: int = 1
     statistic: str = "p10"
-    min_span_s: float = 4.0  # several of a shared host's ~1 s speed phases (see the module docstring)
+    min_span_s: float = 4.0  # spans several of a busy machine's speed phases (docs/design.md)
     sweeps: int = 2  # passes over every entry; the fastest is kept (see "Sweeps")
     max_sweeps: int = 4  # for entries whose two fastest sweeps disagree by more than sweep_tol
     sweep_tol: float = 0.05

@@ -8,10 +8,7 @@ batch is committed at once to ``finished_early``, whole, and moves to ``evaluati
 in the trace comes. The run's config, seeds, package versions and device fingerprint sit beside
 them in ``run``. A killed search loses only the evaluations in flight.
 
-Integrity: each row carries a checksum of its content, checked whenever rows are read, so an
-edited or corrupted row is refused instead of producing a front. Beside the database,
-``archive.sqlite.seal`` records how many rows were committed; a WAL file lost or left behind
-(rows committed but missing) is refused by name instead of silently dropping evaluations.
+How it works, and why: ``docs/design.md`` (hwnas.search.archive).
 """
 
 from __future__ import annotations

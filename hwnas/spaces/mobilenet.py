@@ -6,18 +6,7 @@ Macro skeleton (MobileNetV2 channels, scaled by the width multiplier):
     six stages of MBConv blocks, out channels 24, 32, 64, 96, 160, 320; nominal strides 2,2,2,1,2,1
     head  conv1x1(1280) + global average pool + linear     fixed
 
-Searched: the width multiplier, each stage's depth (1-4 blocks), and each block's kernel size
-{3, 5, 7} and expansion ratio {1, 3, 6}.
-
-Small inputs cannot take MobileNetV2's five stride-2 layers (224 -> 7). The number of
-downsamplings is ``floor(log2(min(H, W) / 4))`` capped at 5, so the last feature map is about
-4-7 pixels wide (224 -> 7, 32 -> 4, 28 -> 7, 8 -> 4), and the earliest stride-2 positions are the
-ones made stride 1, as the usual CIFAR variants of MobileNetV2 do.
-
-Option ``scale`` (default 1.0) multiplies every channel count of the skeleton, under the searched
-width multiplier. MobileNetV2's channels are sized for ImageNet; a 10-class 28x28 task is
-served by ``scale=0.25`` at a sixteenth of the multiply-adds, which is what makes training
-candidates on this CPU affordable (see ``hwnas.demo``).
+How it works, and why: ``docs/design.md`` (hwnas.spaces.mobilenet).
 """
 
 from __future__ import annotations

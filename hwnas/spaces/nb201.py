@@ -8,14 +8,7 @@ Strings use the benchmark's own format, node by node:
 Macro skeleton (the benchmark's): conv3x3 stem with C channels, three stages of N cells at C, 2C
 and 4C channels joined by residual reduction blocks, BN-ReLU, global average pool, linear.
 
-Equivalence: cells are canonicalised with the benchmark's own rule (``to_unique_str`` with
-``consider_zero=True`` in the NAS-Bench-201 API), which merges the 15,625 cells into 6,466
-classes. That rule keeps a zero term in a node's sum as a distinct term; a stricter rule that
-drops zero terms merges them further, into 5,390 classes.
-
-Built models keep only *live* edges: an edge that is not ``none`` and lies on a path from the
-cell input to its output. Dead edges only add zeros (or constants from a zero input) and are
-what a deployed model would drop. A cell with no live path outputs zeros.
+How it works, and why: ``docs/design.md`` (hwnas.spaces.nb201).
 """
 
 from __future__ import annotations

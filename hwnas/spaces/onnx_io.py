@@ -1,17 +1,11 @@
 """ONNX export with verification, and safe loading of ONNX files.
 
-Exporter choice: torch 2.13 ships two ONNX exporters.
+The TorchScript exporter is the default (``exporter="dynamo"`` is selectable, opset >= 18).
+Every export is checked the same way whichever exporter wrote it: ``onnx.checker`` (full check),
+an onnxruntime session, and parity with torch on random inputs; the file appears only if all
+pass. Raises ExportError, OnnxModelError or UnwritableOutputError.
 
-* The TorchScript exporter (``dynamo=False``) warns that it is deprecated, but exports a small
-  model in about 10 ms on a 2-core x86 CPU and emits the requested opset (17) directly.
-* The dynamo exporter took about 3.4 s for the same tiny model, and its down-conversion to
-  opset 17 failed (it emits opset 18 and falls back). The profiler exports hundreds of blocks
-  per table, so it would spend most of its time exporting.
-
-So hwnas uses the TorchScript exporter by default, silences only its deprecation warning, and
-keeps ``exporter="dynamo"`` selectable (opset >= 18) for the day the old one is removed. Every
-export is checked the same way whichever exporter wrote it: ``onnx.checker`` (full check),
-an onnxruntime session, and parity with torch on random inputs.
+How it works, and why: ``docs/design.md`` (hwnas.spaces.onnx_io).
 """
 
 from __future__ import annotations

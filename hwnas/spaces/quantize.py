@@ -6,15 +6,7 @@ onnxruntime's graph optimizer fuses into integer kernels on the device. Weights 
 output channel; activations uint8 (the pairing x86 and Arm kernels implement fastest), with
 ranges from the MinMax of calibration inputs.
 
-Calibration inputs decide the activation ranges, so they matter for accuracy, hardly for latency:
-- a whole model is calibrated on real images when a dataset is named (its **train split** only,
-  standardized with the train split's statistics, never its validation or test images);
-- otherwise, and for a block alone (whose inputs are activations inside a network), on seeded
-  standard-normal inputs.
-Every table and card records which (:meth:`Calibration.describe`).
-
-fp16 (``onnxruntime.transformers.float16``) is for GPU providers; inputs and outputs stay fp32 so
-the files are used the same way.
+How it works, and why: ``docs/design.md`` (hwnas.spaces.quantize).
 """
 
 from __future__ import annotations

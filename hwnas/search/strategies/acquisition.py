@@ -1,17 +1,10 @@
 """Acquisition functions where only one objective is uncertain.
 
-Everything is minimised. A candidate's cheap objectives ``c`` are known exactly; its expensive
-one is ``y ~ N(mean, sd)``. Its hypervolume improvement over a front P is
+Everything is minimised. A candidate's cheap objectives are known exactly and its expensive one is
+``y ~ N(mean, sd)``; its expected hypervolume improvement over a front is an exact integral over
+the front's staircase, and its expected improvement the classic closed form.
 
-    HVI(y) = integral over the cheap region {t : c <= t <= ref} of max(0, L(t) - y) dt,
-
-where ``L(t)`` is the best expensive value of the front points whose cheap objectives are all
-<= t (``ref_y`` where none is). ``L`` is constant on the cells of the grid that the front's cheap
-coordinates cut, so the expectation is exact: a sum over cells of the part of the cell the
-candidate dominates times the expected improvement below the cell's level,
-E[max(0, L - y)] = (L - mean) Phi(z) + sd phi(z), z = (L - mean) / sd.
-Where the grid would have too many cells (three or more cheap objectives and a large front),
-the cheap region is sampled instead.
+How it works, and why: ``docs/design.md`` (hwnas.search.strategies.acquisition).
 """
 
 from __future__ import annotations

@@ -1,32 +1,13 @@
 """``bo``: model-based search that spends expensive evaluations only where they are expected to pay.
 
-The cheap objectives of every candidate (latency and energy from the table, params, FLOPs) are
-known exactly before any accuracy is spent; only the expensive objective is uncertain. Each ask:
+The cheap objectives of every candidate are known before any accuracy is spent; only the
+expensive one is uncertain. Each ask draws a pool of unseen candidates, removes those that break
+a hard cheap budget, fits a surrogate (``forest`` or ``gp``) of the expensive objective on every
+evaluation so far, and proposes the candidates with the largest expected hypervolume improvement
+(``ehvi``) or expected improvement (``ei``). The first ``initial`` evaluations spread over the
+cheap objectives' range.
 
-1. **Pool.** Every distinct architecture where the space can list them and has at most
-   ``enumerate_limit`` (nb201: 6,466 classes); otherwise ``pool`` candidates drawn afresh, half
-   uniformly over architectures, half mutations and crossovers of the current front. Their cheap
-   objectives are computed exactly, in one call. Candidates already asked and candidates that
-   break a hard budget on a cheap metric are removed: nothing infeasible is ever proposed.
-2. **Surrogate** (``surrogate=forest|gp``, ``hwnas.search.strategies.surrogates``) for each expensive
-   objective, fitted to every complete evaluation. Features: the space's
-   ``surrogate_features`` (one-hot genes, block-kind counts, nb201's path encoding) and the
-   cheap objectives themselves (log-scaled where positive), standardised over the pool. Targets
-   are Gaussian-copula warped (ranks to normal quantiles; ``warp=0`` fits the raw values).
-3. **Acquisition** (``acquisition=auto|ehvi|ei``). ``ehvi``: the expected hypervolume improvement
-   over the current feasible front, exact for one expensive objective (``acquisition.py``).
-   ``ei``: the expected improvement of the best feasible value of the expensive objective, what a
-   hard budget asks for. ``auto`` is ``ei`` when a hard budget bounds a cheap metric, else
-   ``ehvi``. With several expensive objectives: ParEGO (a random Chebyshev scalarisation of all
-   objectives per ask, and its expected improvement).
-4. **Batches** (``batch``): greedy; each pick's predicted mean joins the front (or the best value)
-   as a fantasy before the next pick, so one batch spreads along the front. A batch is planned
-   before anything in it runs, so every executor gives the same trace.
-
-The first ``initial`` evaluations fill the cheap objectives' range: the feasible pool is cut into
-``initial`` strata by the first cheap objective, one random candidate from each. Everything
-random comes from the run's Generator, so a seeded run is a deterministic function of what it is
-told and resumes by replay.
+How it works, and why: ``docs/design.md`` (hwnas.search.strategies.bo).
 """
 
 from __future__ import annotations

@@ -8,13 +8,7 @@ baseline. The reward combines accuracy and a cost (latency, or the first cheap o
 * ``mnas-soft``: ``acc * (cost / T) ** w``, ``w = -0.07`` on both sides of T (MnasNet, soft);
 * ``mnas-hard``: ``w = 0`` below T, ``w = -1`` above (MnasNet, hard).
 
-T is the hard budget's bound on the cost metric when there is one, else the median cost of the
-first batch. Accuracy in percent is scaled to [0, 1]. Candidates that break a hard budget or
-fail get reward 0. The advantage is the reward minus the moving-average baseline, divided by a
-moving standard deviation. Architectures the controller already proposed are redrawn (a bounded
-number of times) rather than re-proposed. The front it returns is the non-dominated set of everything it evaluated
-(computed by the search loop from the archive). All sampling uses a torch Generator seeded from
-the run's numpy Generator.
+How it works, and why: ``docs/design.md`` (hwnas.search.strategies.rl).
 """
 
 from __future__ import annotations
