@@ -10,7 +10,8 @@ import pytest
 
 from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.objectives import objectives_from_specs
-from hwnas.search.problem import Problem, minimize
+from hwnas.search.minimize import minimize
+from hwnas.search.problem import Problem
 
 BENCH = Path(__file__).parent / "data" / "nb201_canonical.csv.gz"
 

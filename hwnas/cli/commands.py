@@ -218,7 +218,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search.config import ConfigError
     from hwnas.search.objectives import load_objectives, objectives_from_specs
-    from hwnas.search.problem import Problem, minimize, resume
+    from hwnas.search.minimize import minimize, resume
+    from hwnas.search.problem import Problem
 
     if args.resume:
         result = resume(args.resume, changes=list(_resume_changes(args).items()), executor=args.executor,

@@ -11,8 +11,9 @@ from hwnas.core.log import say
 from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.loop import search as _search
 from hwnas.search.objectives import ObjectiveSet, load_objectives, objectives_from_specs
-from hwnas.search.problem import Problem, minimize
-from hwnas.search.problem import resume as _resume
+from hwnas.search.minimize import minimize
+from hwnas.search.problem import Problem
+from hwnas.search.minimize import resume as _resume
 from hwnas.search.result import SearchResult
 
 __all__ = ["search"]

@@ -13,21 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.core.errors import HwnasError, UsageError
 from hwnas.search.objectives import Constraint, ObjectiveError, ObjectiveSet
-from hwnas.search.problem import Problem, Sources
+from hwnas.search.problem import ConfigError, Problem, SearchError, Sources
 from hwnas.spaces import SearchSpace
 
 
 MAX_EVALUATIONS = 10_000_000  # beyond any search's patience; a larger count is a typo
-
-
-class SearchError(HwnasError, RuntimeError):
-    """A search that cannot be set up or resumed."""
-
-
-class ConfigError(SearchError, UsageError):
-    """A run config that asks for something impossible (a value out of range, a missing input)."""
 
 
 @dataclass(frozen=True)

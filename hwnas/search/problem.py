@@ -1,29 +1,36 @@
-"""What a search optimises, as one frozen value, and the one call that runs a strategy on it.
+"""What a search optimises, as one frozen value.
 
     problem = Problem.build(space="nb201", input_shape="3x32x32", objectives=objectives,
                             budgets=["latency_ms<=5"], table="latency_tables/local-cpu/nb201-3x32x32.json")
-    result = minimize(problem, "bo", evaluations=100, run_dir="runs/a", seed=0)
+    result = minimize(problem, "bo", evaluations=100, run_dir="runs/a", seed=0)  # hwnas.search.minimize
 
-The command line, ``hwnas.search(...)`` and the examples all go through ``minimize``; a run's
-``RunConfig`` is a problem plus how it was searched (strategy, evaluations, seed).
+A run's ``RunConfig`` is a problem plus how it was searched (strategy, evaluations, seed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwnas.core.log import say
+from hwnas.core.errors import HwnasError, UsageError
 from hwnas.search.objectives import Constraint, ObjectiveSet, parse_budget
 from hwnas.spaces import SearchSpace, get_space
 
 PathLike = str | os.PathLike[str]
+
+
+class SearchError(HwnasError, RuntimeError):
+    """A search that cannot be set up or resumed."""
+
+
+class ConfigError(SearchError, UsageError):
+    """A search setting that asks for something impossible (a value out of range, a missing input)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,6 @@ class Problem:
         """A problem from names and paths: budgets as text (``"latency_ms<=5"``) or parsed, paths
         made absolute, ``accuracy`` defaulting to ``table`` when a benchmark is given. ``sources``
         are the fields of :class:`Sources`; an unknown one is a ConfigError."""
-        from hwnas.search.config import ConfigError
-
         unknown = sorted(set(sources) - {f.name for f in dataclasses.fields(Sources)})
         if unknown:
             raise ConfigError(f"problem: unknown source setting {unknown[0]!r}")
@@ -84,30 +89,3 @@ class Problem:
     def feasible(self, metrics: Mapping[str, Any], *, among: Iterable[str] | None = None) -> np.ndarray:
         """Whether each candidate meets every hard budget."""
         return self.objectives.feasible(metrics, among=among)
-
-
-def minimize(problem: Problem, strategy: str = "bo", *, evaluations: int = 100, run_dir: PathLike, seed: int = 0,
-             strategy_options: Mapping[str, Any] | None = None, executor: str | None = None,
-             progress: bool = False) -> Any:
-    """Search ``problem`` with ``strategy`` for ``evaluations`` expensive evaluations, writing the
-    run folder ``run_dir``; returns a :class:`~hwnas.search.result.SearchResult`. ``executor`` says
-    where expensive evaluations run (it does not change the trace). Raises SearchError (ConfigError
-    for a setting out of range) and LockedError when another process writes ``run_dir``."""
-    from hwnas.search.config import RunConfig
-    from hwnas.search.loop import search
-
-    config = RunConfig.of(problem, strategy=strategy, strategy_options=strategy_options, evaluations=evaluations,
-                          seed=seed)
-    return search(config, run_dir, progress=progress, executor=executor, log=say)
-
-
-def resume(run_dir: PathLike, *, evaluations: int | None = None, executor: str | None = None,
-           progress: bool = False, log: Callable[[str], None] = say, changes: Sequence[tuple[str, Any]] = ()) -> Any:
-    """Continue the search stored in ``run_dir``; ``evaluations`` extends (or shortens) it, and any
-    of ``changes`` (setting, value) that differs from the stored run is refused (ConfigError)."""
-    from hwnas.search.loop import search
-
-    asked = dict(changes)
-    if evaluations is not None:
-        asked["evaluations"] = evaluations
-    return search(asked, run_dir, resume=True, progress=progress, executor=executor, log=log)

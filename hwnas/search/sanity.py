@@ -11,7 +11,7 @@ from hwnas.search.evaluator import CandidateEvaluator
 from hwnas.search.objectives import Constraint
 from hwnas.spaces import SearchSpace
 
-SAMPLES = 1000  # random architectures, beside the space's largest and smallest
+SAMPLES = 200  # random architectures, beside the space's largest and smallest
 
 
 def budget_warnings(constraints: tuple[Constraint, ...], space: SearchSpace, evaluator: CandidateEvaluator,
