@@ -22,7 +22,7 @@ def _space_option(text: str) -> tuple[str, int | float]:
 
 
 # The keys each KEY=VALUE option takes, for --help (which must not load torch to list them);
-# tests/test_cli.py checks them against the strategies', estimators' and spaces' real options.
+# tests/cli/test_cli.py checks them against the strategies', estimators' and spaces' real options.
 STRATEGY_KEYS = {
     "bo": "batch, initial, surrogate (forest|gp), acquisition (auto|ehvi|ei), pool, enumerate_limit, warp",
     "nsga2": "pop_size, crossover_prob, mutation_rate", "rl": "reward (monas|mnas-soft|mnas-hard), batch, hidden, lr, "

@@ -9,7 +9,7 @@ import pytest
 
 from hwnas.search.objectives import ObjectiveError, PresetError, load_objectives, objectives_from_specs, parse_budget
 
-PRESETS = Path(__file__).resolve().parents[1] / "objectives"
+PRESETS = Path(__file__).resolve().parents[2] / "objectives"
 
 
 @pytest.mark.parametrize("path", sorted(PRESETS.glob("*.toml")), ids=lambda p: p.name)

@@ -15,7 +15,7 @@ from pathlib import Path
 from hwnas.search import RunConfig, RunDir, search
 from hwnas.search.archive import Archive
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 OLD = DATA / "run-0.1.0"
 BENCH = DATA / "nb201_canonical.csv.gz"
 

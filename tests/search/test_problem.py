@@ -13,7 +13,7 @@ from hwnas.search.objectives import objectives_from_specs
 from hwnas.search.minimize import minimize
 from hwnas.search.problem import Problem
 
-BENCH = Path(__file__).parent / "data" / "nb201_canonical.csv.gz"
+BENCH = Path(__file__).parents[1] / "data" / "nb201_canonical.csv.gz"
 
 
 def _problem(**extra: object) -> Problem:

@@ -11,7 +11,7 @@ import pytest
 from hwnas.device.spec import DeviceSpecError, ProviderUnavailableError, load_device, parse_device, spec_from_record
 from hwnas.device.targets import check_provider, fingerprint, open_session, pinned
 
-DEVICES = Path(__file__).resolve().parents[1] / "devices"
+DEVICES = Path(__file__).resolve().parents[2] / "devices"
 
 
 @pytest.mark.parametrize("path", sorted(DEVICES.glob("*.toml")), ids=lambda p: p.name)

@@ -231,7 +231,7 @@ def test_profile_errors_are_one_line_exit_1(tmp_path: Path, capsys: pytest.Captu
     bad.write_text('name = "x"\n[runtime]\nintra_op_threads = -1\n')
     assert main(["profile", "--device", str(bad), "--space", "nb201", "--input", "3x8x8"]) == 1
     assert "field 'runtime.intra_op_threads'" in capsys.readouterr().err
-    cuda = Path(__file__).resolve().parents[1] / "devices" / "cuda-gpu.toml"
+    cuda = Path(__file__).resolve().parents[2] / "devices" / "cuda-gpu.toml"
     assert main(["profile", "--device", str(cuda), "--space", "nb201", "--input", "3x8x8", "--out", str(tmp_path / "c.json")]) == 1
     assert "not available" in capsys.readouterr().err
     assert main(["predict", "--table", str(tmp_path / "missing.json"), "--arch", "x"]) == 1

@@ -24,7 +24,7 @@ from hwnas.device.ssh import RemoteTarget
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not Path(SSHD).is_file() or shutil.which("ssh") is None,
                                 reason="Debian's openssh-server is not installed (.ci/run installs it)")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = "[protocol]\nwarmup_runs = 3\nwarmup_s = 0.2\nmin_runs = 20\nmax_runs = 80\nmax_seconds = 60.0\nmin_span_s = 0.2\n"
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hwnas.cli import main
 
-BENCH = Path(__file__).parent / "data" / "nb201_canonical.csv.gz"
+BENCH = Path(__file__).parents[1] / "data" / "nb201_canonical.csv.gz"
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SEARCH = ["search", "--space", "nb201", "--benchmark", str(BENCH), "--objective", "accuracy:max",
           "--objective", "pi5_onnx_latency_ms:min", "--evaluations", "6", "--no-progress"]

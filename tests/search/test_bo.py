@@ -26,7 +26,7 @@ from hwnas.search.strategies.acquisition import expected_hv_improvement, expecte
 from hwnas.search.strategies.surrogates import SURROGATES, make_surrogate
 from hwnas.spaces import NB201Space, get_space
 
-BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+BENCH = Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
 
 

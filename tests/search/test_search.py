@@ -23,7 +23,7 @@ from hwnas.search.objectives import objectives_from_specs, parse_budget
 from hwnas.search.strategies import STRATEGIES
 from hwnas.spaces import NB201Space
 
-BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+BENCH = Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz"
 OBJ = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"])
 BUDGET = parse_budget("pi5_onnx_latency_ms<=3")
 SMALL = {"random": {}, "nsga2": {"pop_size": 10}, "rl": {"batch": 5}, "evolution": {"population": 10}, "progressive": {"beam": 5}}
@@ -204,7 +204,7 @@ def test_benchmark_lookup_resolves_isomorphic_cells_and_names_missing_ones(tmp_p
 
 
 def test_search_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    preset = Path(__file__).resolve().parents[1] / "objectives" / "accuracy-latency.toml"
+    preset = Path(__file__).resolve().parents[2] / "objectives" / "accuracy-latency.toml"
     argv = ["search", "--space", "nb201", "--objectives", str(preset), "--metric", "latency_ms=pi5_onnx_latency_ms",
             "--budget", "latency_ms<=3", "--strategy", "evolution", "--strategy-opt", "population=8",
             "--evaluations", "15", "--seed", "1", "--run-dir", str(tmp_path / "run"), "--benchmark", str(BENCH), "--no-progress"]

@@ -129,7 +129,7 @@ def test_quantized_training_accuracy_is_scored_through_onnxruntime() -> None:
 
 
 def test_export_writes_fp32_and_int8_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bench = Path(__file__).parent / "data" / "nb201_canonical.csv.gz"
+    bench = Path(__file__).parents[1] / "data" / "nb201_canonical.csv.gz"
     run, out = tmp_path / "run", tmp_path / "out"
     assert main(["search", "--space", "nb201", "--input", "3x8x8", "--benchmark", str(bench), "--objective",
                  "accuracy:max", "--objective", "pi5_onnx_latency_ms:min", "--evaluations", "6", "--strategy", "random",

@@ -13,7 +13,7 @@ from hwnas.bench import BenchError, import_nb201, load_problem, run_bench, score
 from hwnas.cli import main
 from hwnas.spaces.nb201 import benchmark_order
 
-BENCH = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
+BENCH = Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz"
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 OBJ = ["accuracy:max", "pi5_onnx_latency_ms:min"]
 
