@@ -19,8 +19,9 @@ from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
 from hwnas.measure.timing import Protocol
-from hwnas.search import make_config, search
-from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.search.minimize import minimize
+from hwnas.search.objectives import objectives_from_specs
+from hwnas.search.problem import Problem
 from hwnas.spaces import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,12 +42,12 @@ def main() -> None:
     print(f"table: {len(table.entries)} blocks; budget latency_ms<={budget:.4f}")
 
     # 2. Search: NSGA-II, accuracy from real (short) training on digits, latency from the table.
-    config = make_config(space="nb201", input_shape="1x8x8", space_options={"N": 1},
-                         objectives=objectives_from_specs(["accuracy:max", "latency_ms:min"]),
-                         budgets=[parse_budget(f"latency_ms<={budget:.4f}")], strategy="nsga2",
-                         strategy_options={"pop_size": 6}, evaluations=12, seed=0, table=str(table.path),
-                         accuracy="train", accuracy_options={"dataset": "digits", "epochs": 2, "threads": 1})
-    result = search(config, out / "search", progress=False)
+    problem = Problem.build(space="nb201", input_shape="1x8x8", space_options={"N": 1},
+                            objectives=objectives_from_specs(["accuracy:max", "latency_ms:min"]),
+                            budgets=[f"latency_ms<={budget:.4f}"], table=str(table.path), accuracy="train",
+                            accuracy_options={"dataset": "digits", "epochs": 2, "threads": 1})
+    result = minimize(problem, "nsga2", strategy_options={"pop_size": 6}, evaluations=12, seed=0,
+                      run_dir=out / "search")
     for m in result.front:
         print(f"front: accuracy {m['accuracy']:.2f}% (proxy)  latency {m['latency_ms']:.4f} ms  {m['arch']}")
 

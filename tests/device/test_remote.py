@@ -154,6 +154,7 @@ def test_remote_profile_matches_local_and_fingerprint_is_read_there(sshd: Sshd, 
     assert main(["validate", "--table", str(tmp_path / "remote.json"), "--samples", "4", "--no-progress"]) == 0
 
 
+@pytest.mark.slow  # the remote profile test and the local crash-resume tests cover its ground; make test-all runs it
 def test_a_dropped_connection_resumes_without_re_measuring(sshd: Sshd, target_python: str, tmp_path: Path) -> None:
     spec = _spec(tmp_path, sshd, target_python, extra="remote_batch = 4\n")
     table = tmp_path / "t.json"

@@ -64,6 +64,7 @@ def _dask_bin() -> list[str]:
     return [sys.executable, "-m", "distributed.cli.dask_scheduler"], [sys.executable, "-m", "distributed.cli.dask_worker"]
 
 
+@pytest.mark.slow  # dask-local gives the local trace and a killed pool worker is rerun (other tests in this file); make test-all runs it
 def test_real_scheduler_and_workers_survive_a_killed_worker(reference: list[tuple], tmp_path: Path) -> None:
     pytest.importorskip("distributed", reason="the [dask] extra is not installed")
     from distributed import Client
