@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+from hwnas.cli.option_keys import ACCURACY_KEYS, SPACE_KEYS, STRATEGY_KEYS
 from hwnas.core.versions import __version__
 
 
@@ -19,24 +20,6 @@ def _space_option(text: str) -> tuple[str, int | float]:
     if not sep or not key or not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"space option {text!r} is not KEY=NUMBER, e.g. C=16 or scale=0.25")
     return key, number
-
-
-# The keys each KEY=VALUE option takes, for --help (which must not load torch to list them);
-# tests/cli/test_cli.py checks them against the strategies', estimators' and spaces' real options.
-STRATEGY_KEYS = {
-    "bo": "batch, initial, surrogate (forest|gp), acquisition (auto|ehvi|ei), pool, enumerate_limit, warp",
-    "nsga2": "pop_size, crossover_prob, mutation_rate", "rl": "reward (monas|mnas-soft|mnas-hard), batch, hidden, lr, "
-    "alpha, baseline_decay, entropy, cost_metric", "evolution": "population, sample_size, batch",
-    "progressive": "beam, mutations", "random": "batch",
-}
-ACCURACY_KEYS = {
-    "train": "dataset, cache, threads, quantized, epochs, subset, batch_size, lr, momentum, weight_decay, "
-             "label_smoothing, seed, split_seed, max_loss",
-    "supernet": "dataset, path, threads, ensemble, epochs, batch_size, lr, momentum, weight_decay, seed, split_seed, "
-                "calib_batches, sampling, paths, split, uniform_over, share_convs, score",
-    "table": "(none: map a column with --metric accuracy=COLUMN)",
-}
-SPACE_KEYS = {"nb201": "C, N", "mobilenet": "scale", "dppnet": "growth, N, stem_channels, groups"}
 
 
 def _keys(table: dict[str, str]) -> str:
