@@ -117,7 +117,7 @@ def export_models(
     """
     out = output_folder(out, "export folder")
     same_device = table is not None and table.device.get("name") == spec.name
-    protocol = Protocol(**table.protocol) if same_device and table else spec.protocol
+    protocol = table.protocol if same_device and table else spec.protocol
     predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
     atol = PARITY_ATOL if spec.runtime.provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
     target = open_target(spec)  # one for the whole export: a remote one is probed once

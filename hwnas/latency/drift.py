@@ -172,13 +172,12 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
 
     from hwnas.core.threads import torch_threads
     from hwnas.latency.measurement import export_job, measure_files
-    from hwnas.measure.timing import Protocol
 
     sentinels = choose_sentinels(table, space)
     if not sentinels:
         return drift_factor([], []), []
     extra = [Job("model", a.string, arch=a) for a in space.sample(np.random.default_rng(seed + 1), fillers)]
-    protocol = Protocol(**table.protocol)
+    protocol = table.protocol
     with scratch_folder("sentinels") as tmp:
         with torch_threads(1):
             items = [export_job(j, space, target.spec, Path(tmp), seed) for j in [*extra, *(s.job for s in sentinels)]]

@@ -123,7 +123,7 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protoco
         return table
     if table is None:
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
-                             protocol=protocol.to_dict(), statistic=protocol.statistic, hwnas_version=__version__, path=path)
+                             protocol=protocol, statistic=protocol.statistic, hwnas_version=__version__, path=path)
         table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
         table.quantization = quantization_record(spec, space, seed)
     state, warnings = target.preflight()
@@ -174,9 +174,9 @@ def _existing_table(path: Path, fp: dict[str, Any], space: SearchSpace, protocol
         return None
     table = LatencyTable.load(path)
     diffs = table.mismatches(fingerprint=fp, space=space)
-    if table.protocol != protocol.to_dict():
-        diffs += [f"protocol.{k}: table {table.protocol.get(k)!r}, now {v!r}"
-                  for k, v in protocol.to_dict().items() if table.protocol.get(k) != v]
+    stored = {k: v for k, v in table.protocol.to_dict().items() if k not in table.unrecorded_protocol}
+    diffs += [f"protocol.{k}: table {stored.get(k, 'not recorded')!r}, now {v!r}"
+              for k, v in protocol.to_dict().items() if stored.get(k, object()) != v]
     if diffs:
         raise TableMismatchError(f"{path} cannot be continued with this device and settings: " + "; ".join(diffs)
                                  + " (use --force to re-profile from scratch, or another --out)")

@@ -72,7 +72,7 @@ class LatencyTable:
     fingerprint: dict[str, Any]
     device: dict[str, Any]
     space: dict[str, Any]
-    protocol: dict[str, Any]
+    protocol: Protocol
     statistic: str
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=lambda: {"available": False, "source": None, "estimated": False})
@@ -85,12 +85,16 @@ class LatencyTable:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     hwnas_version: str = ""
     path: Path | None = None
+    # protocol settings the file did not record (a table from before they existed): such a table
+    # is read with today's defaults for them, but is never continued with today's protocol
+    unrecorded_protocol: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "hwnas_version": self.hwnas_version,
             "created": self.created, "complete": self.complete, "statistic": self.statistic,
-            "fingerprint": self.fingerprint, "device": self.device, "space": self.space, "protocol": self.protocol,
+            "fingerprint": self.fingerprint, "device": self.device, "space": self.space,
+            "protocol": {k: v for k, v in self.protocol.to_dict().items() if k not in self.unrecorded_protocol},
             "energy": self.energy, "calibration": self.calibration, "conditions": self.conditions,
             "quantization": self.quantization, "context": self.context,
             "entries": self.entries,
@@ -121,11 +125,12 @@ class LatencyTable:
         try:
             table = cls(
                 fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
-                protocol=dict(data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
+                protocol=_protocol(p, data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
                 energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
                 conditions=data.get("conditions"), quantization=data.get("quantization"),
                 complete=bool(data["complete"]), created=str(data["created"]),
                 hwnas_version=str(data.get("hwnas_version", "")), path=p,
+                unrecorded_protocol=tuple(k for k in Protocol().to_dict() if k not in data["protocol"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TableError(f"{p}: field {exc}: missing or malformed") from None
@@ -137,7 +142,7 @@ class LatencyTable:
         """Entries and context models whose two fastest sweeps still differed by more than the
         protocol's ``sweep_tol``: the device changed while it was profiled (tables made before
         sweeps have none)."""
-        tol = float(self.protocol.get("sweep_tol", Protocol().sweep_tol))  # tables before sweeps: the default
+        tol = self.protocol.sweep_tol  # tables from before sweeps: the default
         entries = sorted(k for k, e in self.entries.items() if e.get("stats", {}).get("sweep_spread", 0.0) > tol)
         models = [m["arch"] for m in self.context.get("models", []) if (m.get("stats") or {}).get("sweep_spread", 0.0) > tol]
         return entries, models
@@ -188,6 +193,20 @@ def _check_values(path: Path, table: LatencyTable) -> None:
         energy = entry.get("energy_mj")
         if energy is not None and (not _is_number(energy) or not (0 <= energy <= MAX_LATENCY_MS)):
             raise TableError(f"{path}: entries[{key!r}].energy_mj: {energy!r} is not a finite non-negative number")
+
+
+def _protocol(path: Path, record: Any) -> Protocol:
+    """The table's timing protocol as a typed value (settings it did not record: the defaults)."""
+    if not isinstance(record, dict):
+        raise TableError(f"{path}: field 'protocol': not an object")
+    known = set(Protocol().to_dict())
+    unknown = sorted(set(record) - known)
+    if unknown:
+        raise TableError(f"{path}: field 'protocol.{unknown[0]}': unknown (a table from a newer hwnas?)")
+    try:
+        return Protocol(**record)
+    except (TypeError, ValueError) as exc:
+        raise TableError(f"{path}: field 'protocol': {exc}") from None
 
 
 def _is_number(value: Any) -> bool:

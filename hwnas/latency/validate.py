@@ -31,7 +31,7 @@ from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
-from hwnas.measure.timing import Protocol, Stats
+from hwnas.measure.timing import Stats
 from hwnas.spaces.architecture import Architecture
 
 
@@ -66,7 +66,7 @@ def validate(
         raise UsageError(f"--samples must be at least 3, got {samples}")
     table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
     given, spec = spec is not None, spec or spec_from_record(table.device)
-    protocol = Protocol(**table.protocol)
+    protocol = table.protocol
     target = open_target(spec)
     if given:  # another spec measures: it must be the device (and precision) the table describes
         accepted += table.check(fingerprint=target.fingerprint(), allow_mismatch=allow_mismatch)
@@ -122,7 +122,7 @@ def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], 
             *, seed: int, accepted: list[str], conditions: dict[str, Any]) -> dict[str, Any]:
     """validation.json: the errors raw and drift-corrected, the drift, what stayed unstable."""
     samples = len(archs)
-    tol = Protocol(**table.protocol).sweep_tol
+    tol = table.protocol.sweep_tol
     changed_entries, changed_models = table.unconfirmed()
     report: dict[str, Any] = {
         "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,

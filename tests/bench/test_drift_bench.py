@@ -34,7 +34,6 @@ from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
 from hwnas.latency.table import LatencyTable
 from hwnas.latency.validate import validate
-from hwnas.measure.timing import Protocol
 from hwnas.spaces import get_space
 
 pytestmark = pytest.mark.bench
@@ -75,7 +74,7 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
         target = open_target(spec)
         with tempfile.TemporaryDirectory() as tmp:  # a separate pass: the same models, timed alone
             items = [export_job(Job("model", a.string, arch=a), space, spec, Path(tmp), 0) for a in archs]
-            stats, _ = measure_files(spec, Protocol(**table.protocol), items, target=target)
+            stats, _ = measure_files(spec, table.protocol, items, target=target)
         alone = np.array([s.value(table.statistic) for s in stats])
         now, _ = measure_drift(table, space, target)
         loaded = profile(spec, space, out=tmp_path / "busy.json", progress=False, log=lambda _m: None)

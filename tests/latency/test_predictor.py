@@ -13,7 +13,7 @@ from hwnas.spaces.base import SearchSpace as Base
 
 
 def _synthetic_table(space: SearchSpace, rng: np.random.Generator) -> LatencyTable:
-    table = LatencyTable(fingerprint={}, device={}, space=space_record(space), protocol=Protocol().to_dict(), statistic="p10")
+    table = LatencyTable(fingerprint={}, device={}, space=space_record(space), protocol=Protocol(), statistic="p10")
     for b in space.catalog():
         table.entries[b.key] = {"kind": b.kind, "latency_ms": float(rng.uniform(0.01, 1.0)), "energy_mj": float(rng.uniform(0.1, 2.0))}
     table.energy = {"available": True, "source": "synthetic", "estimated": False}

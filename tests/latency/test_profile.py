@@ -34,7 +34,7 @@ def test_tiny_profile_is_complete_and_records_its_provenance(tiny_table: Latency
     assert tiny_table.energy["available"] is False and entry["energy_mj"] is None  # no meter: no energy invented
     assert tiny_table.fingerprint["provider_used"] == "CPUExecutionProvider"
     assert tiny_table.space == {"name": "nb201", "version": space.version, "config": space.config()}
-    assert tiny_table.protocol["statistic"] == tiny_table.statistic == "p10"
+    assert tiny_table.protocol.statistic == tiny_table.statistic == "p10"
     fit = tiny_table.context["fit"]
     assert fit["n_models"] == 16 and "leave_one_out" in fit and "raw_sum" in fit
     # the boundary correction must beat summing isolated blocks on these small models

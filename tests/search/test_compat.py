@@ -67,3 +67,22 @@ def test_an_old_table_loads_and_predicts() -> None:
     assert table.complete and len(table.entries) == len(space.catalog())
     latency = Predictor(table, space).predict(space.sample(np.random.default_rng(0), 20)).latency_ms
     assert np.all(np.isfinite(latency)) and np.all(latency > 0)
+
+
+def test_an_old_tables_protocol_is_typed_kept_as_recorded_and_never_continued(tmp_path: Path, quick_spec) -> None:
+    import pytest
+
+    from hwnas.latency.profiler import profile
+    from hwnas.latency.table import LatencyTable, TableMismatchError
+    from hwnas.measure.timing import Protocol
+    from hwnas.spaces import get_space
+
+    table = LatencyTable.load(DATA / "table-0.1.0-nb201-3x8x8.json")
+    assert isinstance(table.protocol, Protocol) and table.protocol.sweeps == Protocol().sweeps  # read with defaults
+    assert "sweeps" in table.unrecorded_protocol and "min_span_s" in table.unrecorded_protocol
+    copy = table.save(tmp_path / "t.json")
+    assert sorted(json.loads(copy.read_text())["protocol"]) == sorted(
+        json.loads((DATA / "table-0.1.0-nb201-3x8x8.json").read_text())["protocol"])  # nothing invented on save
+    space = get_space("nb201", input_shape="3x8x8", N=1)
+    with pytest.raises(TableMismatchError, match="protocol.sweeps: table 'not recorded'"):
+        profile(quick_spec, space, out=copy, protocol=table.protocol, progress=False)
