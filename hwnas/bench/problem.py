@@ -38,7 +38,7 @@ class Problem:
     true_front: np.ndarray  # scaled
     acc_all: np.ndarray
     cost_all: np.ndarray
-    budgets: np.ndarray
+    cost_levels: np.ndarray  # the cost quantiles QUANTILES, at which budget regret is averaged
 
     @property
     def ref(self) -> np.ndarray:
@@ -82,7 +82,7 @@ def scores(problem: Problem, rows: list[dict[str, Any]]) -> dict[str, float]:
     best = hypervolume(problem.true_front, problem.ref)
     return {"hv": hypervolume(F[non_dominated(F)], problem.ref) / best if best > 0 else 0.0,
             "igd": igd(F[non_dominated(F)], problem.true_front),
-            "regret": float(budget_regret(acc, cost, problem.acc_all, problem.cost_all, problem.budgets).mean())}
+            "regret": float(budget_regret(acc, cost, problem.acc_all, problem.cost_all, problem.cost_levels).mean())}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    """An hwnas strategy or a peer by name; ``random@N`` is random search with its own budget."""
+    """An hwnas strategy or a peer by name; ``random@N`` is random search with its own evaluation count."""
     from hwnas.search.strategies.peers import PEERS
 
     base = name.partition("@")[0]
@@ -74,7 +74,7 @@ def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, i
 
 def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, seeds: int,
           reference_evaluations: int | None) -> dict[str, int]:
-    """Every run's strategy and its evaluation budget, in order: random search first (it sits beside
+    """Every run's strategy and its evaluation count, in order: random search first (it sits beside
     every comparison), the strategies, the peers, then ``random@N``. Unknown names, a missing
     Optuna and impossible counts fail here, before any work, in one line."""
     from hwnas.search.strategies.peers import PEERS, require_optuna
@@ -91,12 +91,12 @@ def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, see
         raise BenchError("--evaluations and --seeds must be >= 1")
     names = list(strategies) if "random" in strategies else ["random", *strategies]
     names += [p for p in peers if p not in names]
-    budgets_of = {name: evaluations for name in names}
+    evaluations_of = {name: evaluations for name in names}
     if reference_evaluations:
         if reference_evaluations < 1:
             raise BenchError("--reference-evaluations must be >= 1")
-        budgets_of[f"random@{reference_evaluations}"] = reference_evaluations
-    return budgets_of
+        evaluations_of[f"random@{reference_evaluations}"] = reference_evaluations
+    return evaluations_of
 
 
 def run_bench(
@@ -112,15 +112,15 @@ def run_bench(
     evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
     from hwnas.core.versions import versions
 
-    budgets_of = _plan(strategies, peers, evaluations, seeds, reference_evaluations)
-    strategies = list(budgets_of)
+    evaluations_of = _plan(strategies, peers, evaluations, seeds, reference_evaluations)
+    strategies = list(evaluations_of)
     spec = ProblemSpec(space, input_shape, str(table), tuple(objectives), tuple(budgets),
                        tuple(cheap) if cheap is not None else None)
     problem = spec.load()
     out = output_folder(out, "bench folder")
     options = strategy_options or {}
     # the longest runs first, so that a pool of workers ends together
-    jobs = sorted(((spec, name, seed, budgets_of[name], options.get(name.partition("@")[0], {}))
+    jobs = sorted(((spec, name, seed, evaluations_of[name], options.get(name.partition("@")[0], {}))
                    for name in strategies for seed in range(seeds)), key=lambda j: -j[3])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
@@ -135,7 +135,7 @@ def run_bench(
     wall_total = time.perf_counter() - t0
 
     traces, walls = _write_traces(out, problem, strategies, results)
-    summary_strategies, finals = _score_strategies(problem, strategies, traces, walls, budgets_of, seeds)
+    summary_strategies, finals = _score_strategies(problem, strategies, traces, walls, evaluations_of, seeds)
     checkpoints = [c for c in CHECKPOINTS if c < evaluations] + [evaluations]
     digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()
     summary = {
@@ -150,7 +150,7 @@ def run_bench(
                         "scaling": "each objective (minimised) scaled by the table's ideal and nadir",
                         "reference_point": problem.ref.tolist(), "ideal": problem.ideal.tolist(),
                         "nadir": (problem.ideal + problem.scale).tolist(), "true_front_size": len(problem.true_front)},
-        "budget_regret": {"quantiles": list(QUANTILES), "budgets": problem.budgets.tolist(),
+        "budget_regret": {"quantiles": list(QUANTILES), "budgets": problem.cost_levels.tolist(),
                           "definition": "table's best accuracy within the budget minus the best found, averaged"},
         "strategies": summary_strategies, "wall_s": wall_total, "workers": workers, "versions": versions(),
     }
@@ -203,7 +203,7 @@ def _write_traces(out: Path, problem: Problem, strategies: Sequence[str],
 
 
 def _score_strategies(problem: Problem, strategies: Sequence[str], traces: Traces, walls: dict[str, list[float]],
-                      budgets_of: dict[str, int], seeds: int) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+                      evaluations_of: dict[str, int], seeds: int) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
     """Per strategy: scores at each checkpoint and at the end (mean and 95% CI over seeds), and
     the comparison with random search."""
     from hwnas.search.strategies.peers import PEERS
@@ -212,12 +212,12 @@ def _score_strategies(problem: Problem, strategies: Sequence[str], traces: Trace
     finals: dict[str, dict[str, list[float]]] = {}
     for name in strategies:
         per_cp: dict[str, Any] = {}
-        for cp in [c for c in CHECKPOINTS if c < budgets_of[name]] + [budgets_of[name]]:
+        for cp in [c for c in CHECKPOINTS if c < evaluations_of[name]] + [evaluations_of[name]]:
             s = [scores(problem, traces[name][seed][:cp]) for seed in range(seeds)]
             per_cp[str(cp)] = {k: ci95([x[k] for x in s]) for k in ("hv", "igd", "regret")}
         final = [scores(problem, traces[name][seed]) for seed in range(seeds)]
         finals[name] = {k: [x[k] for x in final] for k in ("hv", "igd", "regret")}
-        summary_strategies[name] = {"evaluations": budgets_of[name], "checkpoints": per_cp,
+        summary_strategies[name] = {"evaluations": evaluations_of[name], "checkpoints": per_cp,
                                     "final": {k: ci95(finals[name][k]) for k in ("hv", "igd", "regret")},
                                     "peer": name in PEERS,
                                     "wall_s": {"total": float(sum(walls[name])), "per_run": ci95(walls[name])}}

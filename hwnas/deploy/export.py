@@ -128,7 +128,7 @@ def export_models(
     sentinels = choose_sentinels(table, space) if same_device and table is not None else []
     exports, stats, energy, now, q_files, q_stats = _export_and_measure(
         space, archs, names, weights, out, target, protocol, seed, atol, progress, sentinels, int8)
-    table_int8 = table is not None and table.fingerprint.get("precision", "fp32") == "int8"
+    table_int8 = table is not None and table.precision == "int8"
     drift = drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels]) if sentinels else None
     if drift is not None and drift.warning():
         log(f"warning: {drift.warning()}")

@@ -138,6 +138,11 @@ class LatencyTable:
         table.fingerprint.setdefault("precision", "fp32")  # tables from before precisions were fp32
         return table
 
+    @property
+    def precision(self) -> str:
+        """The numeric format the table's files were timed in (``fp32``, ``int8``, ``fp16``)."""
+        return str(self.fingerprint.get("precision", "fp32"))
+
     def unconfirmed(self) -> tuple[list[str], list[str]]:
         """Entries and context models whose two fastest sweeps still differed by more than the
         protocol's ``sweep_tol``: the device changed while it was profiled (tables made before

@@ -119,7 +119,7 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
         table, table_space, _ = open_table(config.table, allow_mismatch=config.allow_mismatch)
         if table_space.config() != space.config() or table_space.name != space.name:
             raise SearchError(f"{config.table} was profiled for {table_space!r}, not {space!r}")
-        precision = table.fingerprint.get("precision", "fp32")
+        precision = table.precision
         if as_flag(config.accuracy_options.get("quantized", False)) != (precision == "int8") and config.accuracy == "train":
             raise SearchError(f"{config.table}: a {precision} table; an int8 search needs an int8 table and "
                               "--accuracy-opt quantized=1, an fp32 search neither (profile with --precision int8)")

@@ -1,5 +1,5 @@
 """The search loop, written once for every strategy: ask -> cheap metrics -> budget filter ->
-expensive evaluation -> archive -> tell, until the evaluation budget is spent.
+expensive evaluation -> archive -> tell, until the evaluations are spent.
 
 A candidate that breaks a hard budget on its cheap metrics is recorded ``infeasible`` and never
 trained (nor counted); an expensive evaluation that raises, returns NaN or runs out of memory or
@@ -196,7 +196,7 @@ class _Step:
 
 @dataclass
 class _LoopState:
-    budget: int
+    evaluations: int  # the expensive evaluations to spend
     known: dict[str, Evaluation] = field(default_factory=dict)
     trace: list[Evaluation] = field(default_factory=list)
     used: int = 0
@@ -205,13 +205,13 @@ class _LoopState:
 
 def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopState, objectives: ObjectiveSet,
           lookup: Callable[[Architecture], Evaluation | None] | None) -> list[_Step]:
-    """Decide, in order, what each candidate of a batch needs; stops where the budget would run out."""
+    """Decide, in order, what each candidate of a batch needs; stops where the evaluations would run out."""
     plan: list[_Step] = []
     first: dict[str, int] = {}
     work = 0
     planned_used = state.used
     for i, arch in enumerate(batch):
-        if planned_used >= state.budget:
+        if planned_used >= state.evaluations:
             break
         if arch.id in state.known:
             plan.append(_Step(_Kind.REPEAT, state.known[arch.id]))
@@ -236,7 +236,7 @@ def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopS
 
 
 def run_strategy(
-    strategy: Any, evaluator: CandidateEvaluator, objectives: ObjectiveSet, budget: int, *,
+    strategy: Any, evaluator: CandidateEvaluator, objectives: ObjectiveSet, evaluations: int, *,
     lookup: Callable[[Architecture], Evaluation | None] | None = None,
     record: Callable[[Evaluation], None] | None = None,
     on_progress: Callable[[list[Evaluation], int], None] | None = None,
@@ -252,10 +252,10 @@ def run_strategy(
     (every new candidate, in order), the expensive evaluations used, the candidates asked and
     why it stopped.
     """
-    state = _LoopState(budget)
+    state = _LoopState(evaluations)
     run = execute or (lambda archs: [evaluator.timed(a) for a in archs])
-    while state.used < budget:
-        if state.asked >= MAX_CANDIDATES_PER_EVALUATION * budget:
+    while state.used < evaluations:
+        if state.asked >= MAX_CANDIDATES_PER_EVALUATION * evaluations:
             return state.trace, state.used, state.asked, "candidate cap: the budget filters out nearly every candidate"
         if len(state.known) >= strategy.space.n_distinct():
             return state.trace, state.used, state.asked, "space exhausted: every architecture has been seen"
@@ -289,8 +289,8 @@ def run_strategy(
                 state.used += 1
                 if on_progress:
                     on_progress(state.trace, state.used)
-        if state.used >= budget and len(outcomes) < len(batch):
-            break  # the budget ran out inside this batch: nothing more is told
+        if state.used >= evaluations and len(outcomes) < len(batch):
+            break  # the evaluations ran out inside this batch: nothing more is told
         strategy.tell(outcomes)
     return state.trace, state.used, state.asked, "budget"
 

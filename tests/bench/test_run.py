@@ -65,7 +65,7 @@ def test_metrics_match_hand_computed_values(tmp_path: Path) -> None:
     assert only_a["hv"] == pytest.approx((1.1 - 1 / 3) ** 2 / true_hv)
     assert only_a["igd"] == pytest.approx(2 * np.hypot(2 / 3, 1 / 3) / 3)
     # budgets at the 10/25/50/75% latency quantiles: 0.65, 0.875, 1.25, 1.625
-    np.testing.assert_allclose(problem.budgets, [0.65, 0.875, 1.25, 1.625])
+    np.testing.assert_allclose(problem.cost_levels, [0.65, 0.875, 1.25, 1.625])
     assert only_a["regret"] == pytest.approx(0.0)
     only_c = scores(problem, [row(95, 2.0)])
     assert only_c["hv"] == pytest.approx(0.1 * 1.1 / true_hv)
