@@ -137,7 +137,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     drift = None
     if args.now:  # time the table's sentinels on the device: is it still as profiled?
         from hwnas.device.spec import spec_from_record
-        from hwnas.device.targets import open_target
+        from hwnas.device.connect import open_target
         from hwnas.latency.drift import measure_drift
 
         drift, _ = measure_drift(table, space, open_target(spec_from_record(table.device)))
@@ -164,7 +164,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hwnas.device.spec import load_device
-    from hwnas.device.targets import open_target
+    from hwnas.device.connect import open_target
 
     target = open_target(load_device(args.device))
     target.check_provider()

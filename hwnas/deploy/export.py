@@ -27,7 +27,7 @@ from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
 from hwnas.deploy.int8 import Int8Request, int8_line, int8_request, int8_section, quantize_file
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.device.target import Target
-from hwnas.device.targets import open_target
+from hwnas.device.connect import open_target
 from hwnas.evaluation.supernet import load_weights
 from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import export_job, measure_files

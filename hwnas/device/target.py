@@ -1,6 +1,6 @@
 """Where measurements run: one interface for this machine and a remote one.
 
-    target = open_target(spec)          # hwnas.device.targets
+    target = open_target(spec)          # hwnas.device.connect
     target.check_provider()
     target.fingerprint()
     stats, energy_mj = target.measure(items, protocol, seed=0)

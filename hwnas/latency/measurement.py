@@ -13,7 +13,7 @@ import torch
 
 from hwnas.device.spec import DeviceSpec
 from hwnas.device.target import Item, OnBatch, OnDone, Target
-from hwnas.device.targets import open_target
+from hwnas.device.connect import open_target
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
 from hwnas.spaces.onnx_io import export_onnx

@@ -27,7 +27,7 @@ from hwnas.core.versions import __version__
 from hwnas.device.energy import ENERGY_MODEL, estimate_energy_mj, open_meter
 from hwnas.device.spec import DeviceSpec
 from hwnas.device.target import Target
-from hwnas.device.targets import open_target
+from hwnas.device.connect import open_target
 from hwnas.latency.correction import fit_context
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record

@@ -235,7 +235,7 @@ def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: 
     settings. Returns the table, the space and the differences accepted with ``allow_mismatch``.
     """
     from hwnas.device.spec import spec_from_record
-    from hwnas.device.targets import fingerprint
+    from hwnas.device.connect import fingerprint
     from hwnas.spaces import get_space
 
     table = LatencyTable.load(path)

@@ -26,7 +26,7 @@ from hwnas.core.files import write_json
 from hwnas.core.plots import add_legend, new_axes, save_figure
 from hwnas.core.threads import torch_threads
 from hwnas.device.spec import DeviceSpec, spec_from_record
-from hwnas.device.targets import open_target
+from hwnas.device.connect import open_target
 from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor

@@ -21,7 +21,7 @@ from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, make_divisible, shape_str
-from hwnas.spaces.modules import Head
+from hwnas.spaces.modules import BnReluPoolHead
 
 NORMS: tuple[str, ...] = ("bnrelu", "bn", "id")
 CONVS: tuple[str, ...] = ("conv1x1", "conv3x3", "gconv1x1", "gconv3x3", "dwsep3x3")
@@ -225,7 +225,7 @@ class DPPNetSpace(SearchSpace):
         if kind == "transition":
             return Transition(cfg["cin"], cfg["cout"])
         if kind == "head":
-            return Head(cfg["cin"], cfg["classes"])
+            return BnReluPoolHead(cfg["cin"], cfg["classes"])
         raise InvalidArchitectureError(f"dppnet: unknown block kind {kind!r}")
 
     def build_module(self, arch: Architecture) -> nn.Module:

@@ -85,7 +85,9 @@ class MBConv(nn.Module):
             state[f"{prefix}{parts[part]}.{layer}.{rest}"] = state.pop(key)
 
 
-class Head(nn.Module):
+class ConvPoolHead(nn.Module):
+    """conv1x1 (BN, ReLU6), global average pool, linear: the MobileNetV2 classifier."""
+
     def __init__(self, cin: int, mid: int, num_classes: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(*_conv_bn(cin, mid, 1))
@@ -266,7 +268,7 @@ class MobileNetSpace(SearchSpace):
         if kind == "mbconv":
             return MBConv(cfg["cin"], cfg["cout"], cfg["kernel"], cfg["expansion"], cfg["stride"])
         if kind == "head":
-            return Head(cfg["cin"], cfg["mid"], cfg["classes"])
+            return ConvPoolHead(cfg["cin"], cfg["mid"], cfg["classes"])
         raise InvalidArchitectureError(f"mobilenet: unknown block kind {kind!r}")
 
     def build_module(self, arch: Architecture) -> nn.Module:

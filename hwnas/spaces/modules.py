@@ -64,7 +64,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return new
 
 
-class Head(nn.Module):
+class BnReluPoolHead(nn.Module):
     """BN-ReLU, global average pool, linear: the classifier of NAS-Bench-201 and DPP-Net models."""
 
     def __init__(self, cin: int, num_classes: int) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, shape_str
-from hwnas.spaces.modules import Head
+from hwnas.spaces.modules import BnReluPoolHead
 from hwnas.spaces.nb201_modules import Cell, ResBlock, Sum, Zero, edge_op
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -232,7 +232,7 @@ class NB201Space(SearchSpace):
         if kind == "resblock":
             return ResBlock(cfg["cin"], cfg["cout"])
         if kind == "head":
-            return Head(cfg["cin"], cfg["classes"])
+            return BnReluPoolHead(cfg["cin"], cfg["classes"])
         if kind == "sum":
             return Sum()
         if kind == "zero":
@@ -250,7 +250,7 @@ class NB201Space(SearchSpace):
                 units.append(ResBlock(C, 2 * C))
                 C *= 2
             units += [Cell(_live_edges(arch.genes), C) for _ in range(self.N)]
-        units.append(Head(C, self.num_classes))
+        units.append(BnReluPoolHead(C, self.num_classes))
         return SequentialNet(units)
 
     # ----- latency-table view -----

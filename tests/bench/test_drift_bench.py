@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from hwnas.device.spec import load_device
-from hwnas.device.targets import open_target
+from hwnas.device.connect import open_target
 from hwnas.latency.drift import measure_drift
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor

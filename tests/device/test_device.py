@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from hwnas.device.spec import DeviceSpecError, ProviderUnavailableError, load_device, parse_device, spec_from_record
-from hwnas.device.targets import check_provider, fingerprint, open_session, pinned
+from hwnas.device.connect import check_provider, device_session, fingerprint, pinned
 
 DEVICES = Path(__file__).resolve().parents[2] / "devices"
 
@@ -73,7 +73,7 @@ def test_unavailable_provider_is_an_error_not_a_cpu_fallback(tmp_path: Path) -> 
     with pytest.raises(ProviderUnavailableError):
         fingerprint(spec)
     with pytest.raises(ProviderUnavailableError):
-        open_session(tmp_path / "any.onnx", spec)
+        device_session(tmp_path / "any.onnx", spec)
 
 
 def test_fingerprint_records_the_provider_actually_used() -> None:

@@ -1,5 +1,5 @@
-"""The target of a device spec (this machine, or a remote one over SSH), and the spec-level
-helpers built on it."""
+"""Connecting to the device a spec names: its target (this machine, or a remote one over SSH),
+its fingerprint, and an onnxruntime session on it."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def fingerprint(spec: DeviceSpec) -> dict[str, Any]:
     return open_target(spec).fingerprint()
 
 
-def open_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
+def device_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
     """A local onnxruntime session on the spec's provider, refusing any silent fallback to the CPU."""
     LocalTarget(spec).check_provider()
     return session.open_session(model_path, spec.to_dict()["runtime"], source=spec.source)
