@@ -3,7 +3,7 @@
 Profile a device into a latency table, search a space under its budget, export the Pareto front
 as verified ONNX models. The stages, in the order data flows through them (``docs/architecture.md``):
 
-    spaces -> device -> latency -> evaluation -> search -> deploy
+    spaces -> data -> models -> device -> latency -> evaluation -> search -> deploy
 
 The names below are the public API; each loads its stage on first use, so ``import hwnas`` stays
 cheap (torch loads only when something needs it).
@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "SearchResult": "hwnas.search.result", "FrontMember": "hwnas.search.result",
     # spaces
     "get_space": "hwnas.spaces", "SPACES": "hwnas.spaces", "Architecture": "hwnas.spaces", "SearchSpace": "hwnas.spaces",
-    "describe": "hwnas.spaces.facts", "export_onnx": "hwnas.spaces.onnx_io",
+    "describe": "hwnas.spaces.facts", "export_onnx": "hwnas.models.onnx_io",
     # device and latency
     "load_device": "hwnas.device.spec", "DeviceSpec": "hwnas.device.spec",
     "open_table": "hwnas.latency.table", "LatencyTable": "hwnas.latency.table",

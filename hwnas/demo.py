@@ -18,7 +18,7 @@ from hwnas.core.log import configure
 from hwnas.core.files import output_folder
 from hwnas.spaces import SPACES, get_space
 from hwnas.spaces.facts import describe
-from hwnas.spaces.onnx_io import export_onnx
+from hwnas.models.onnx_io import export_onnx
 
 DEMO_INPUTS = {"mobilenet": "1x28x28", "nb201": "3x32x32", "dppnet": "3x32x32"}
 

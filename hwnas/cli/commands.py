@@ -69,7 +69,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from hwnas.spaces.onnx_io import check_writable, export_onnx
+    from hwnas.models.onnx_io import check_writable, export_onnx
 
     space = _space(args)
     arch = space.parse(args.arch)

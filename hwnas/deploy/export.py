@@ -39,7 +39,7 @@ from hwnas.search.objectives import Constraint, parse_budget
 from hwnas.search.rundir import RunDir
 from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.spaces.facts import describe
-from hwnas.spaces.onnx_io import PARITY_ATOL, ExportReport, export_onnx
+from hwnas.models.onnx_io import PARITY_ATOL, ExportReport, export_onnx
 
 __all__ = ["CARD_FIELDS", "ModelCard", "card_markdown", "export_front", "export_models", "proxy_label"]
 

@@ -24,7 +24,7 @@ from hwnas.device.spec import DeviceSpec
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.search.config import RunConfig
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.quantize import Calibration, calibration_for, check_quantized, onnx_predictions, quantize_int8, top1_percent
+from hwnas.models.quantize import Calibration, calibration_for, check_quantized, onnx_predictions, quantize_int8, top1_percent
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def int8_request(spec: DeviceSpec, config: RunConfig, space: SearchSpace, retrai
     split_seed = int(record.get("split_seed", config.accuracy_options.get("split_seed", 0)))
     if not dataset:
         return Int8Request(calibration_for(spec.runtime.calibration_data, space))
-    from hwnas.spaces.data import load_for_space, make_splits, standardize
+    from hwnas.data.datasets import load_for_space, make_splits, standardize
 
     ds = load_for_space(dataset, space, who="int8 export")
     splits = make_splits(ds, split_seed)

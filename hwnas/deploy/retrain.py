@@ -22,7 +22,7 @@ from hwnas.core.files import atomic_path, output_folder, write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
-from hwnas.spaces.data import Splits, load_for_space, make_splits, standardize
+from hwnas.data.datasets import Splits, load_for_space, make_splits, standardize
 from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
 from hwnas.search.rundir import RunDir
 

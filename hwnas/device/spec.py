@@ -52,7 +52,7 @@ class RuntimeSettings:
     affinity: tuple[int, ...] | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)
     # the numeric format models are profiled, searched and deployed in: every file timed on the
-    # device is converted to it first (hwnas.spaces.quantize); part of a table's identity
+    # device is converted to it first (hwnas.models.quantize); part of a table's identity
     precision: str = "fp32"
     calibration_data: str | None = None  # int8: a dataset for whole models' activation ranges
 

@@ -30,7 +30,7 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.files import atomic_path
 from hwnas.core.threads import torch_threads
 from hwnas.measure.conditions import threads_now
-from hwnas.spaces.data import Dataset, load_for_space, make_splits, standardize
+from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
 from hwnas.evaluation.options import POSITIVE, EstimatorOptionError, Option, check_options, schema

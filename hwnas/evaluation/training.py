@@ -30,10 +30,10 @@ from hwnas.core.threads import torch_threads
 from hwnas.core.processes import scratch_folder
 from hwnas.evaluation.options import POSITIVE, Option, as_flag, check_options, schema
 from hwnas.measure.conditions import threads_now
-from hwnas.spaces.data import Dataset, load_for_space, make_splits, standardize
+from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
-from hwnas.spaces.quantize import Calibration, export_pair, onnx_predictions, top1_percent
+from hwnas.models.quantize import Calibration, export_pair, onnx_predictions, top1_percent
 
 
 # Bump when a default below changes: cached results made under the old default must not be reused.

@@ -16,8 +16,8 @@ from hwnas.device.target import Item, OnBatch, OnDone, Target
 from hwnas.device.connect import open_target
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
-from hwnas.spaces.onnx_io import export_onnx
-from hwnas.spaces.quantize import calibration_for, to_precision
+from hwnas.models.onnx_io import export_onnx
+from hwnas.models.quantize import calibration_for, to_precision
 
 
 class JobKind(str, enum.Enum):

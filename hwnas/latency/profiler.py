@@ -33,7 +33,7 @@ from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Block, SearchSpace
-from hwnas.spaces.quantize import Calibration, calibration_for
+from hwnas.models.quantize import Calibration, calibration_for
 
 
 def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:

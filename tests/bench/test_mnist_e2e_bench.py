@@ -49,7 +49,7 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
     from hwnas.spaces import get_space
     from hwnas.latency.table import default_table_path, open_table
     from hwnas.evaluation.training import TrainSettings, accuracy_on, fit, normalised
-    from hwnas.spaces.data import load_dataset, make_splits, standardize
+    from hwnas.data.datasets import load_dataset, make_splits, standardize
 
     started = time.perf_counter()
     spec = load_device(ROOT / "devices" / "local-cpu.toml")

@@ -13,7 +13,7 @@ import pytest
 
 from hwnas.cli import main
 from hwnas.spaces import SPACES, get_space
-from hwnas.spaces.onnx_io import load_onnx, ort_session
+from hwnas.models.onnx_io import load_onnx, ort_session
 
 INPUTS = {"mobilenet": "1x28x28", "nb201": "3x16x16", "dppnet": "3x16x16"}
 

@@ -13,7 +13,7 @@ from hwnas.cli import main
 from hwnas.device.spec import DeviceSpecError, parse_device
 from hwnas.latency.measurement import Job, export_job
 from hwnas.spaces import get_space
-from hwnas.spaces.quantize import Calibration, check_quantized, onnx_predictions
+from hwnas.models.quantize import Calibration, check_quantized, onnx_predictions
 
 from conftest import QUICK_DEVICE
 
@@ -99,7 +99,7 @@ def test_a_table_of_the_other_precision_is_refused(int8_table, tmp_path: Path,
 
 
 def test_calibration_images_come_from_the_train_split_only() -> None:
-    from hwnas.spaces.data import load_dataset, make_splits, standardize
+    from hwnas.data.datasets import load_dataset, make_splits, standardize
 
     ds = load_dataset("digits")
     splits = make_splits(ds, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.spaces.data import FASHION_MNIST_DIR, DatasetError, load_dataset, make_splits
+from hwnas.data.datasets import FASHION_MNIST_DIR, DatasetError, load_dataset, make_splits
 
 
 def test_bundled_mnist5k_and_digits() -> None:

@@ -11,7 +11,7 @@ from torch import nn
 
 from hwnas.core.errors import ExportError, OnnxModelError, UnwritableOutputError, UsageError
 from hwnas.spaces import get_space
-from hwnas.spaces.onnx_io import export_onnx, load_onnx, ort_session
+from hwnas.models.onnx_io import export_onnx, load_onnx, ort_session
 
 
 class CountingModel(nn.Module):

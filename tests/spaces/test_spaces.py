@@ -11,7 +11,7 @@ import torch
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces import SPACES, Architecture, SearchSpace, get_space
 from hwnas.spaces.facts import CatalogFacts, count_params, describe
-from hwnas.spaces.onnx_io import export_onnx
+from hwnas.models.onnx_io import export_onnx
 
 
 def test_registry_lists_the_three_spaces() -> None:

@@ -5,7 +5,7 @@ Every export is checked the same way whichever exporter wrote it: ``onnx.checker
 an onnxruntime session, and parity with torch on random inputs; the file appears only if all
 pass. Raises ExportError, OnnxModelError or UnwritableOutputError.
 
-How it works, and why: ``docs/design.md`` (hwnas.spaces.onnx_io).
+How it works, and why: ``docs/design.md`` (hwnas.models.onnx_io).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ onnxruntime's graph optimizer fuses into integer kernels on the device. Weights 
 output channel; activations uint8 (the pairing x86 and Arm kernels implement fastest), with
 ranges from the MinMax of calibration inputs.
 
-How it works, and why: ``docs/design.md`` (hwnas.spaces.quantize).
+How it works, and why: ``docs/design.md`` (hwnas.models.quantize).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import onnx
 from hwnas.core.errors import ExportError, HwnasError
 from hwnas.core.files import atomic_path
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.onnx_io import load_onnx, ort_session
+from hwnas.models.onnx_io import load_onnx, ort_session
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 # operators static quantization turns into integer kernels; a file without any (a pooling or skip
@@ -62,7 +62,7 @@ class Calibration:
                      samples: int = CALIBRATION_SAMPLES) -> Calibration:
         """``samples`` images of the dataset's train split (the split ``train`` and ``hwnas retrain``
         use with ``split_seed``), standardized as training standardizes them."""
-        from hwnas.spaces.data import load_for_space, make_splits, standardize
+        from hwnas.data.datasets import load_for_space, make_splits, standardize
 
         ds = load_for_space(dataset, space, who="int8 calibration")
         splits = make_splits(ds, split_seed)
@@ -205,7 +205,7 @@ def export_pair(model: Any, input_shape: Sequence[int], calibration: Calibration
     version: ``<folder>/<name>.onnx`` and ``<folder>/<name>.int8.onnx``."""
     import torch
 
-    from hwnas.spaces.onnx_io import export_onnx
+    from hwnas.models.onnx_io import export_onnx
 
     example = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(seed))
     fp32 = folder / f"{name}.onnx"

@@ -7,7 +7,7 @@ pipes are refused and sizes bounded. Pixels are scaled to [0, 1] and standardise
 training split's statistics. Splits are stratified and fixed by a seed; the search sees only
 train and validation. Malformed data is a DatasetError that says what and where.
 
-How it works, and why: ``docs/design.md`` (hwnas.spaces.data).
+How it works, and why: ``docs/design.md`` (hwnas.data.datasets).
 """
 
 from __future__ import annotations

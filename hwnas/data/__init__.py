@@ -1,0 +1,1 @@
+"""Datasets: read offline, checked, split by seed (``hwnas.data.datasets``)."""
