@@ -15,7 +15,10 @@ import importlib
 from typing import Any
 
 from hwnas.core.lazy import lazy_exports
+from hwnas.core.processes import compile_caches_in_scratch
 from hwnas.core.versions import __version__
+
+compile_caches_in_scratch()  # torch's compile caches never outlive the process in the temporary folder
 
 _EXPORTS: dict[str, str] = {
     # the three jobs (hwnas.api): names and paths in, typed results out, logging only

@@ -300,3 +300,15 @@ def test_a_sigterm_while_the_interpreter_shuts_down_is_one_line_and_143(tmp_path
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert err.strip().splitlines() == ["hwnas: terminated; finished work is saved (search: --resume; profile: run it again)"]
+
+
+def test_torch_compile_caches_never_stay_in_the_temporary_folder(tmp_path: Path) -> None:
+    # an Adam step (the rl strategy's) makes torch create torchinductor_<user> in TMPDIR and keep it
+    code = ("import hwnas, torch\nfrom torch import nn\n"
+            "m = nn.Linear(2, 2); opt = torch.optim.Adam(m.parameters())\n"
+            "m(torch.ones(1, 2)).sum().backward(); opt.step()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "TMPDIR": str(tmp_path)}, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.iterdir())  # neither torchinductor_<user> nor hwnas's scratch folder for it

@@ -10,6 +10,7 @@ A ``kill -9`` gives hwnas no chance to clean up, so both are arranged beforehand
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -80,3 +81,15 @@ def scratch_folder(kind: str) -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def compile_caches_in_scratch() -> None:
+    """Point torch's compile caches (``torchinductor_<user>``, which torch.export and even an
+    optimizer step may create in the temporary folder and keep) at a scratch folder of this
+    process: removed at exit, and swept after a kill. A user's own setting is kept."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    folder = Path(tempfile.gettempdir()) / f"{PREFIX}compile-p{os.getpid()}-cache"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "inductor")
+    os.environ.setdefault("TRITON_CACHE_DIR", str(folder / "triton"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
