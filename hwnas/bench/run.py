@@ -99,6 +99,17 @@ def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, see
     return evaluations_of
 
 
+def _execute(jobs: list[tuple[Any, ...]], workers: int) -> list[Any]:
+    """Every job's result, in order: here in turn, or on ``workers`` spawned processes."""
+    if workers == 1:
+        return [_run(j) for j in jobs]
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        return list(pool.map(_run, jobs, chunksize=1))
+
+
 def run_bench(
     *, space: str, table: str | Path, objectives: Sequence[str], strategies: Sequence[str], evaluations: int,
     seeds: int, out: str | Path, input_shape: str = "3x32x32", budgets: Sequence[Constraint] = (),
@@ -124,14 +135,7 @@ def run_bench(
                    for name in strategies for seed in range(seeds)), key=lambda j: -j[3])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
-    if workers == 1:
-        results = [_run(j) for j in jobs]
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            results = list(pool.map(_run, jobs, chunksize=1))
+    results = _execute(jobs, workers)
     wall_total = time.perf_counter() - t0
 
     traces, walls = _write_traces(out, problem, strategies, results)
