@@ -31,8 +31,9 @@ from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
-from hwnas.measure.timing import Stats
+from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.architecture import Architecture
+from hwnas.spaces.base import SearchSpace
 
 
 def _metrics(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -79,21 +80,9 @@ def validate(
     raw = Predictor(table, space, context=False, calibrated=False).predict(archs).latency_ms
     uncalibrated = Predictor(table, space, calibrated=False).predict(archs).latency_ms
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     sentinels = choose_sentinels(table, space)
     jobs = [Job("model", a.string, arch=a) for a in archs] + [s.job for s in sentinels]  # timed interleaved
-    with scratch_folder("validate") as tmp, Progress(
-        TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
-    ) as bar:
-        task = bar.add_task("export", total=2 * len(jobs))
-        items = []
-        with torch_threads(1):  # see hwnas.core.threads.torch_threads
-            for job in jobs:
-                items.append(export_job(job, space, spec, Path(tmp), seed))
-                bar.advance(task)
-        all_stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task),
-                                     target=target)
+    all_stats = _time_jobs(jobs, space, spec, target, protocol, seed=seed, progress=progress)
     stats, sentinel_stats = all_stats[:samples], all_stats[samples:]
     measured = np.array([s.value(table.statistic) for s in stats])
     drift = drift_factor([s.table_ms for s in sentinels], [s.value(table.statistic) for s in sentinel_stats],
@@ -115,6 +104,25 @@ def validate(
     if plot:
         report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
     return report
+
+
+def _time_jobs(jobs: list[Job], space: SearchSpace, spec: DeviceSpec, target: Any, protocol: Protocol, *, seed: int,
+               progress: bool) -> list[Stats]:
+    """Export every job's model to a scratch folder and time them all, interleaved, on the target."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with scratch_folder("validate") as tmp, Progress(
+        TextColumn("[bold]validate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
+    ) as bar:
+        task = bar.add_task("export", total=2 * len(jobs))
+        items = []
+        with torch_threads(1):  # see hwnas.core.threads.torch_threads
+            for job in jobs:
+                items.append(export_job(job, space, spec, Path(tmp), seed))
+                bar.advance(task)
+        all_stats, _ = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(task),
+                                     target=target)
+    return all_stats
 
 
 def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], measured: np.ndarray,
