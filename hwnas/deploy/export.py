@@ -121,9 +121,7 @@ def export_models(
     predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
     atol = PARITY_ATOL if spec.runtime.provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
     target = open_target(spec)  # one for the whole export: a remote one is probed once
-    state, warnings = target.preflight()
-    for line in warnings:
-        log(f"warning: {line}")
+    conditions = _preflight(target, log)
     # sentinels re-time table entries beside the models: is the device still as profiled?
     sentinels = choose_sentinels(table, space) if same_device and table is not None else []
     exports, stats, energy, now, q_files, q_stats = _export_and_measure(
@@ -133,7 +131,7 @@ def export_models(
     if drift is not None and drift.warning():
         log(f"warning: {drift.warning()}")
     batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
-                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"), drift, {**state, "preflight": warnings})
+                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"), drift, conditions)
     cards: list[ModelCard] = []
     for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
         pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
@@ -148,16 +146,29 @@ def export_models(
         write_json(out / f"{name}.json", card)
         write_atomic(out / f"{name}.md", card_markdown(card))
         cards.append(card)
-        flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
-        lat = card["latency"]
-        err, fixed, measured_ms = lat["error_pct"], lat["error_pct_drift_corrected"], lat["measured_ms"]
-        log(f"{name}: measured {measured_ms:.3f} ms, predicted "
-            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
-            f"{'' if err is None else f' ({err:+.1f}%'}{'' if fixed is None else f', drift-corrected {fixed:+.1f}%'}"
-            f"{'' if err is None else ')'}{'' if st.stable else '  UNSTABLE measurement'}{flag}")
+        log(_card_line(card, pred_ms, st.stable))
         if section is not None:
             log(int8_line(name, section))
     return cards
+
+
+def _preflight(target: Target, log: Callable[[str], None]) -> dict[str, Any]:
+    """The device's state before measuring, with a warning line for each condition that spoils it."""
+    state, warnings = target.preflight()
+    for line in warnings:
+        log(f"warning: {line}")
+    return {**state, "preflight": warnings}
+
+
+def _card_line(card: ModelCard, pred_ms: float | None, stable: bool) -> str:
+    """One exported model in a line: measured against predicted latency, and the budget."""
+    flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
+    lat = card["latency"]
+    err, fixed, measured_ms = lat["error_pct"], lat["error_pct_drift_corrected"], lat["measured_ms"]
+    return (f"{card['name']}: measured {measured_ms:.3f} ms, predicted "
+            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
+            f"{'' if err is None else f' ({err:+.1f}%'}{'' if fixed is None else f', drift-corrected {fixed:+.1f}%'}"
+            f"{'' if err is None else ')'}{'' if stable else '  UNSTABLE measurement'}{flag}")
 
 
 def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],  # long: one pass
@@ -287,11 +298,7 @@ def export_front(
     table = _open_run_table(config)
     spec = _device_of(device, table, run_dir)
     members = front["front"]
-    if front.get("partial"):
-        log(f"warning: {front['note']}")
-    chosen = [members[i] for i in spread(len(members), limit)]
-    if not chosen:
-        raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
+    chosen = _chosen(front, limit, run_dir, log)
     archs = [space.parse(m["arch"]) for m in chosen]
 
     if retrain:
@@ -316,22 +323,38 @@ def export_front(
         "fingerprint": cards[0]["device"]["fingerprint"], "statistic": cards[0]["latency"]["statistic"],
         "budgets": [c.text for c in constraints], "command": command, "versions": versions(),
         "created": cards[0]["created"], "front_size": len(members), "exported": len(cards), "over_budget": over,
-        "models": [{"name": c["name"], "arch": c["arch"], "arch_id": c["arch_id"], "onnx": c["onnx"],
-                    "card_json": f"{c['name']}.json", "card_md": f"{c['name']}.md",
-                    "val_accuracy": c["accuracy"].get("val"), "test_accuracy": c["accuracy"].get("test"),
-                    "accuracy_source": c["accuracy"]["val_source"], "params": c["params"], "flops": c["flops"],
-                    "predicted_ms": c["latency"]["predicted_ms"], "measured_ms": c["latency"]["measured_ms"],
-                    "latency_error_pct": c["latency"]["error_pct"],
-                    "latency_error_drift_corrected_pct": c["latency"]["error_pct_drift_corrected"],
-                    "drift": (c["latency"]["drift"] or {}).get("factor"), "predicted_mj": c["energy"]["predicted_mj"],
-                    "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
-                    "budget_broken": c["budget"]["broken"], **_int8_index(c["int8"])} for c in cards],
+        "models": [_index_row(c) for c in cards],
     }
     write_json(out / "index.json", index)
     run.record_export(out)
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
     return index
+
+
+def _chosen(front: dict[str, Any], limit: int | None, run_dir: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The front members to export (``limit`` of them, spread along the front); a partial front is said."""
+    if front.get("partial"):
+        log(f"warning: {front['note']}")
+    members = front["front"]
+    chosen = [members[i] for i in spread(len(members), limit)]
+    if not chosen:
+        raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
+    return chosen
+
+
+def _index_row(c: dict[str, Any]) -> dict[str, Any]:
+    """One exported model's line in index.json, from its card."""
+    return {"name": c["name"], "arch": c["arch"], "arch_id": c["arch_id"], "onnx": c["onnx"],
+            "card_json": f"{c['name']}.json", "card_md": f"{c['name']}.md",
+            "val_accuracy": c["accuracy"].get("val"), "test_accuracy": c["accuracy"].get("test"),
+            "accuracy_source": c["accuracy"]["val_source"], "params": c["params"], "flops": c["flops"],
+            "predicted_ms": c["latency"]["predicted_ms"], "measured_ms": c["latency"]["measured_ms"],
+            "latency_error_pct": c["latency"]["error_pct"],
+            "latency_error_drift_corrected_pct": c["latency"]["error_pct_drift_corrected"],
+            "drift": (c["latency"]["drift"] or {}).get("factor"), "predicted_mj": c["energy"]["predicted_mj"],
+            "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
+            "budget_broken": c["budget"]["broken"], **_int8_index(c["int8"])}
 
 
 def _int8_index(q: dict[str, Any] | None) -> dict[str, Any]:
