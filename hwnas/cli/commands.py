@@ -222,7 +222,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.search.problem import Problem
 
     if args.resume:
-        result = resume(args.resume, changes=list(_resume_changes(args).items()), executor=args.executor,
+        result = resume(args.resume, changes=_resume_changes(args), executor=args.executor,
                         progress=not args.no_progress)
     else:
         missing = [f for f in ("space", "run_dir") if not getattr(args, f)]

@@ -139,10 +139,7 @@ def read_bounded(path: str | os.PathLike[str], error: type[HwnasError] = HwnasEr
     """The bytes of a regular file, gunzipped if it is gzip, refused past ``read_limit()``: a
     pipe, a device or a decompression bomb is one ``error`` line naming the file."""
     p = Path(path)
-    if not p.exists():
-        raise error(f"{p}: no such {what}")
-    if not p.is_file():
-        raise error(f"{p}: the {what} is not a regular file")
+    check_regular(p, error, what)
     limit = read_limit()
     try:
         with open(p, "rb") as raw:

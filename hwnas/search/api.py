@@ -12,8 +12,8 @@ from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.loop import search as _search
 from hwnas.search.objectives import ObjectiveSet, load_objectives, objectives_from_specs
 from hwnas.search.minimize import minimize
+from hwnas.search.minimize import resume as resume_run
 from hwnas.search.problem import Problem
-from hwnas.search.minimize import resume as _resume
 from hwnas.search.result import SearchResult
 
 __all__ = ["search"]
@@ -64,8 +64,8 @@ def search(config: RunConfig | Mapping[str, Any] | None = None, run_dir: PathLik
     if run_dir is None:
         raise ConfigError("search needs run_dir: the folder for its archive and front")
     if resume:  # a mapping given with resume holds changes to the stored run: only evaluations may differ
-        changes = dict(config) if isinstance(config, Mapping) else {}
-        return _resume(run_dir, changes=list(changes.items()), executor=executor, progress=progress, log=log)
+        changes = config if isinstance(config, Mapping) else None
+        return resume_run(run_dir, changes=changes, executor=executor, progress=progress, log=log)
     if config is not None:
         return _search(config, run_dir, progress=progress, executor=executor, log=log)
     if space is None:

@@ -35,8 +35,8 @@ from hwnas.search.archive import Archive
 from hwnas.search.config import ConfigError, RunConfig, SearchError, make_config
 from hwnas.search.evaluator import CandidateEvaluator, Result, make_evaluator
 from hwnas.search.objectives import ObjectiveSet
-from hwnas.search.outputs import (front_members, front_of, front_title, history, plot_front, progress_info,
-                                  write_front, write_history)
+from hwnas.search.outputs import (front_members, front_of, front_record, front_title, history, plot_front,
+                                  progress_info, write_front, write_history)
 from hwnas.search.result import FrontMember, SearchResult
 from hwnas.search.persist import Replay, StashedExecution, completed, finished_line
 from hwnas.search.rundir import RunDir
@@ -71,7 +71,10 @@ def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -
 def _extended(stored: RunConfig, changes: dict[str, Any], run: RunDir) -> RunConfig:
     """The stored config of a resumed run, with ``evaluations`` raised or lowered if asked; any
     other change is refused (the trace so far was made with the stored settings)."""
-    other = sorted(k for k, v in changes.items() if k != "evaluations" and getattr(stored, k, v) != v)
+    unknown = sorted(k for k in changes if not hasattr(stored, k))
+    if unknown:
+        raise ConfigError(f"resume: {unknown[0]!r} is not a setting of a run")
+    other = sorted(k for k, v in changes.items() if k != "evaluations" and getattr(stored, k) != v)
     if other:
         key = other[0]
         raise ConfigError(f"{key} {changes[key]!r} differs from the run's {key} {getattr(stored, key, None)!r}: a "
@@ -332,13 +335,10 @@ def _finish(run: RunDir, trace: list[Evaluation], evaluator: CandidateEvaluator,
         front = _least_violating(trace, evaluator, objectives)
         least_violating = bool(front)
     members = front_members(front, objectives)
-    meta = archive.all_meta()
-    record = {"run_dir": str(run.path), "feasible": feasible, "least_violating": least_violating,
-              "note": ("no candidate met the hard budget: this is the least-violating set, NOT a feasible front"
-                       if least_violating else "non-dominated feasible evaluations"),
-              "objectives": objectives.to_dict(), "evaluations_used": used, "front": members,
-              "config": config.to_dict(), "versions": meta.get("versions"), "fingerprint": meta.get("fingerprint"),
-              "sources": meta.get("sources"), "seed": config.seed}
+    note = ("no candidate met the hard budget: this is the least-violating set, NOT a feasible front"
+            if least_violating else "non-dominated feasible evaluations")
+    record = front_record(run.path, config, archive.all_meta(), members, used=used, feasible=feasible, note=note,
+                          least_violating=least_violating)
     write_front(run.path, record, members, objectives)
     write_history(run / RunDir.HISTORY, history(trace, objectives))
     plot_front(run / RunDir.FRONT_PNG, trace, front, objectives, least_violating, front_title(config))

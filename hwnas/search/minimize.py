@@ -4,7 +4,7 @@ The command line, ``hwnas.search(...)`` and the examples all go through here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hwnas.core.log import say
@@ -29,10 +29,11 @@ def minimize(problem: Problem, strategy: str = "bo", *, evaluations: int = 100, 
 
 
 def resume(run_dir: PathLike, *, evaluations: int | None = None, executor: str | None = None,
-           progress: bool = False, log: Callable[[str], None] = say, changes: Sequence[tuple[str, Any]] = ()) -> SearchResult:
+           progress: bool = False, log: Callable[[str], None] = say,
+           changes: Mapping[str, Any] | None = None) -> SearchResult:
     """Continue the search stored in ``run_dir``; ``evaluations`` extends (or shortens) it, and any
-    of ``changes`` (setting, value) that differs from the stored run is refused (ConfigError)."""
-    asked = dict(changes)
+    of ``changes`` (setting -> value) that differs from the stored run is refused (ConfigError)."""
+    asked = dict(changes or {})
     if evaluations is not None:
         asked["evaluations"] = evaluations
     return search(asked, run_dir, resume=True, progress=progress, executor=executor, log=log)

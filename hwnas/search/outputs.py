@@ -74,6 +74,16 @@ def front_members(front: Sequence[Evaluation], objectives: ObjectiveSet) -> list
     return members
 
 
+def front_record(run_dir: Path, config: Any, meta: dict[str, Any], members: list[dict[str, Any]], *, used: int,
+                 feasible: bool, note: str, **flags: bool) -> dict[str, Any]:
+    """front.json's content: the members with the run's objectives, config and provenance (``meta``:
+    the archive's versions, fingerprint and sources); ``flags``: ``least_violating``, ``partial``."""
+    return {"run_dir": str(run_dir), "feasible": feasible, "least_violating": False, **flags, "note": note,
+            "objectives": config.objectives.to_dict(), "evaluations_used": used, "front": members,
+            "config": config.to_dict(), "versions": meta.get("versions"), "fingerprint": meta.get("fingerprint"),
+            "sources": meta.get("sources"), "seed": config.seed}
+
+
 def write_front(run_dir: Path, record: dict[str, Any], members: Sequence[dict[str, Any]], objectives: ObjectiveSet) -> None:
     """front.json (``record``, members included) and front.csv."""
     output_folder(run_dir, "run folder")

@@ -71,6 +71,8 @@ class StashedExecution:
 
 def completed(arch: Architecture, cheap: dict[str, float], values: dict[str, float], reason: str | None, wall_s: float,
               objectives: ObjectiveSet) -> Evaluation:
+    """The record of one expensive evaluation: its metrics with the cheap ones, and the violation of
+    the budgets on its expensive metrics (a failed one has none)."""
     metrics = {**cheap, **values}
     arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
     expensive = [m for m in objectives.metrics if m not in cheap]  # cheap budgets were checked before it ran

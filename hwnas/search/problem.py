@@ -10,7 +10,6 @@ A run's ``RunConfig`` is a problem plus how it was searched (strategy, evaluatio
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,6 @@ import numpy as np
 from hwnas.core.errors import HwnasError, UsageError
 from hwnas.search.objectives import Constraint, ObjectiveSet, parse_budget
 from hwnas.spaces import SearchSpace, get_space
-
-PathLike = str | os.PathLike[str]
-
 
 class SearchError(HwnasError, RuntimeError):
     """A search that cannot be set up or resumed."""

@@ -84,7 +84,7 @@ class RunDir:
 
     def _partial_front(self, saved: dict[str, Any] | None) -> dict[str, Any] | None:
         """The front of the archive's finished evaluations, or None when front.json has them all."""
-        from hwnas.search.outputs import front_members, front_of
+        from hwnas.search.outputs import front_members, front_of, front_record
 
         with self.archive() as a:
             meta = a.all_meta()
@@ -97,13 +97,10 @@ class RunDir:
         if not used or (saved is not None and saved.get("evaluations_used") == used):
             return None
         front, feasible = front_of(trace, config.objectives)
-        return {"run_dir": str(self.path), "feasible": feasible, "least_violating": False, "partial": True,
-                "note": f"partial: the front of the {used} evaluations finished so far (the search is running "
-                        "or was interrupted; hwnas search --resume finishes it)",
-                "objectives": config.objectives.to_dict(), "evaluations_used": used,
-                "front": front_members(front, config.objectives), "config": config.to_dict(),
-                "versions": meta.get("versions"), "fingerprint": meta.get("fingerprint"), "sources": meta.get("sources"),
-                "seed": config.seed}
+        note = (f"partial: the front of the {used} evaluations finished so far (the search is running or was "
+                "interrupted; hwnas search --resume finishes it)")
+        return front_record(self.path, config, meta, front_members(front, config.objectives), used=used,
+                            feasible=feasible, note=note, partial=True)
 
     def history(self) -> list[tuple[int, float]]:
         """history.csv: (expensive evaluation, run-relative hypervolume) pairs; empty if absent."""

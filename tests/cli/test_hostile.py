@@ -345,6 +345,11 @@ def test_resume_extends_with_evaluations_and_refuses_other_changes(tmp_path: Pat
     assert main(["search", "--resume", str(run), "--no-progress", "--evaluations", "9"]) == 0
     assert "random: 9 evaluations" in capsys.readouterr().out
     assert RunDir(run).config().evaluations == 9  # stored: a later plain --resume keeps the new count
+    from hwnas.search.config import ConfigError
+    from hwnas.search.minimize import resume
+
+    with pytest.raises(ConfigError, match="'sead' is not a setting of a run"):  # a misspelt change is not ignored
+        resume(run, changes={"sead": 1})
 
 
 def test_a_budget_that_excludes_every_model_or_binds_none_is_said_before_any_work(
