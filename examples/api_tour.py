@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.deploy.export import export_front
+from hwnas.deploy.export import ExportSettings, export_front
 from hwnas.deploy.report import write_report
 from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.profiler import profile
 from hwnas.measure.timing import Protocol
-from hwnas.search.minimize import minimize
-from hwnas.search.objectives import objectives_from_specs
-from hwnas.search.problem import Problem
+from hwnas.optimize.minimize import minimize
+from hwnas.optimize.problem import Problem, Sources
 from hwnas.spaces import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +41,17 @@ def main() -> None:
     print(f"table: {len(table.entries)} blocks; budget latency_ms<={budget:.4f}")
 
     # 2. Search: NSGA-II, accuracy from real (short) training on digits, latency from the table.
-    problem = Problem.build(space="nb201", input_shape="1x8x8", space_options={"N": 1},
-                            objectives=objectives_from_specs(["accuracy:max", "latency_ms:min"]),
-                            budgets=[f"latency_ms<={budget:.4f}"], table=str(table.path), accuracy="train",
-                            accuracy_options={"dataset": "digits", "epochs": 2, "threads": 1})
+    sources = Sources(table=table.path, accuracy="train", accuracy_options={"dataset": "digits", "epochs": 2, "threads": 1})
+    problem = Problem.build("nb201", ["accuracy:max", "latency_ms:min"], input_shape="1x8x8", space_options={"N": 1},
+                            budgets=[f"latency_ms<={budget:.4f}"], sources=sources)
     result = minimize(problem, "nsga2", strategy_options={"pop_size": 6}, evaluations=12, seed=0,
                       run_dir=out / "search")
     for m in result.front:
         print(f"front: accuracy {m['accuracy']:.2f}% (proxy)  latency {m['latency_ms']:.4f} ms  {m['arch']}")
 
     # 3. Export the front: retrain, verified ONNX, re-measured on the device, model cards; report.
-    index = export_front(out / "search", out / "models", retrain=True, epochs=4, limit=3, threads=1, progress=False)
+    index = export_front(out / "search", out / "models", ExportSettings(retrain=True, epochs=4, limit=3, threads=1),
+                         progress=False)
     for m in index["models"]:
         print(f"exported {m['onnx']}: test {m['test_accuracy']:.2f}%  measured {m['measured_ms']:.4f} ms  "
               f"{'in budget' if m['budget_ok'] else 'BREAKS BUDGET'}")

@@ -3,16 +3,13 @@
 Profile a device into a latency table, search a space under its budget, export the Pareto front
 as verified ONNX models. The stages, in the order data flows through them (``docs/architecture.md``):
 
-    spaces -> data -> models -> device -> latency -> evaluation -> search -> deploy
+    spaces -> data -> models -> device -> latency -> evaluation -> optimize -> deploy
 
 The names below are the public API; each loads its stage on first use, so ``import hwnas`` stays
 cheap (torch loads only when something needs it).
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import Any
 
 from hwnas.core.lazy import lazy_exports
 from hwnas.core.processes import compile_caches_in_scratch
@@ -22,8 +19,10 @@ compile_caches_in_scratch()  # torch's compile caches never outlive the process 
 
 _EXPORTS: dict[str, str] = {
     # the three jobs (hwnas.api): names and paths in, typed results out, logging only
-    "profile": "hwnas.api", "search": "hwnas.search", "export": "hwnas.api", "ExportResult": "hwnas.api",
-    "SearchResult": "hwnas.search.result", "FrontMember": "hwnas.search.result",
+    "profile": "hwnas.api", "search": "hwnas.api", "resume": "hwnas.api", "export": "hwnas.api",
+    "ExportResult": "hwnas.api", "ExportSettings": "hwnas.deploy.export",
+    "Problem": "hwnas.optimize.problem", "Sources": "hwnas.optimize.problem",
+    "SearchResult": "hwnas.optimize.result", "FrontMember": "hwnas.optimize.result",
     # spaces
     "get_space": "hwnas.spaces", "SPACES": "hwnas.spaces", "Architecture": "hwnas.spaces", "SearchSpace": "hwnas.spaces",
     "describe": "hwnas.spaces.facts", "export_onnx": "hwnas.models.onnx_io",
@@ -32,10 +31,10 @@ _EXPORTS: dict[str, str] = {
     "open_table": "hwnas.latency.table", "LatencyTable": "hwnas.latency.table",
     "Predictor": "hwnas.latency.predictor", "validate": "hwnas.latency.validate",
     # search
-    "load_objectives": "hwnas.search.objectives", "objectives_from_specs": "hwnas.search.objectives",
-    "ObjectiveSet": "hwnas.search.objectives", "parse_budget": "hwnas.search.objectives",
-    "STRATEGIES": "hwnas.search.strategies", "make_config": "hwnas.search.config", "RunConfig": "hwnas.search.config",
-    "RunDir": "hwnas.search.rundir",
+    "load_objectives": "hwnas.optimize.objectives", "objectives_from_specs": "hwnas.optimize.objectives",
+    "ObjectiveSet": "hwnas.optimize.objectives", "parse_budget": "hwnas.optimize.objectives",
+    "STRATEGIES": "hwnas.optimize.strategies", "make_config": "hwnas.optimize.config", "RunConfig": "hwnas.optimize.config",
+    "RunDir": "hwnas.optimize.rundir",
     # deploy
     "retrain": "hwnas.deploy.retrain", "export_front": "hwnas.deploy.export", "write_report": "hwnas.deploy.report",
     # errors
@@ -43,13 +42,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-_lazy = lazy_exports(__name__, _EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "search":  # the package, which is callable: one meaning however the name is reached
-        return importlib.import_module("hwnas.search")
-    return _lazy(name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

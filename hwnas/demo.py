@@ -121,8 +121,8 @@ def _budget_ms(table_path: Path, seed: int) -> float:
 def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
     import shutil
 
-    from hwnas.search.objectives import load_objectives, parse_budget
-    from hwnas.search import make_config, search
+    from hwnas.optimize.objectives import load_objectives, parse_budget
+    from hwnas.optimize import make_config, run_search
 
     budget = _budget_ms(table_path, seed)
     run = out / "search-mobilenet-mnist5k"
@@ -139,7 +139,7 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
                          accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": str(supernet.resolve())})
     if run.exists():
         shutil.rmtree(run)
-    result = search(config, run)
+    result = run_search(config, run)
     from hwnas.deploy.export import proxy_label
 
     for m in result.front:  # a proxy's score, not a top-1 accuracy: step 3 retrains for that
@@ -148,10 +148,10 @@ def _search(out: Path, table_path: Path, seed: int, evaluations: int) -> Path:
 
 
 def _export(run: Path, models: Path, seed: int, epochs: int) -> dict:
-    from hwnas.deploy.export import export_front
+    from hwnas.deploy.export import ExportSettings, export_front
 
     print(f"\n== 3. export: 4 front members, retrained from scratch ({epochs} epochs), verified, re-measured -> {models}")
-    index = export_front(run, models, retrain=True, epochs=epochs, limit=4, seed=seed,
+    index = export_front(run, models, ExportSettings(retrain=True, epochs=epochs, limit=4, seed=seed),
                          argv=["python", "-m", "hwnas.demo"])
     for m in index["models"]:
         fixed = m["latency_error_drift_corrected_pct"]

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "hwnas"
 # the pipeline, in the direction data flows; the entry points (cli, demo, the package itself) sit on top
-STAGES = ("core", "measure", "spaces", "data", "models", "device", "latency", "evaluation", "search", "deploy", "bench")
+STAGES = ("core", "measure", "spaces", "data", "models", "device", "latency", "evaluation", "optimize", "deploy", "bench")
 TOP = len(STAGES)
 MAX_MODULE_LINES = 400
 # where the measurement stack may reach: itself and the error base class (both are shipped to a target)

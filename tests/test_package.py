@@ -46,7 +46,7 @@ def test_every_option_key_is_listed_in_the_help() -> None:
 def test_presets_are_found_by_name_and_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from hwnas.device.spec import load_device
-    from hwnas.search.objectives import load_objectives
+    from hwnas.optimize.objectives import load_objectives
 
     monkeypatch.chdir(tmp_path)  # nothing here: the names resolve to the shipped presets
     assert load_device("local-cpu").name == "local-cpu"
@@ -63,8 +63,9 @@ def test_presets_are_found_by_name_and_listed(tmp_path: Path, monkeypatch: pytes
 
 def test_the_python_api_returns_typed_results_and_never_prints(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    result = hwnas.search(space="nb201", objectives=["accuracy:max", "pi5_onnx_latency_ms:min"], benchmark=BENCH,
-                          budgets=["pi5_onnx_latency_ms<=3"], evaluations=8, strategy="random", run_dir=tmp_path / "r")
+    problem = hwnas.Problem.build("nb201", ["accuracy:max", "pi5_onnx_latency_ms:min"],
+                                  budgets=["pi5_onnx_latency_ms<=3"], sources=hwnas.Sources(benchmark=BENCH))
+    result = hwnas.search(problem, tmp_path / "r", evaluations=8, strategy="random")
     assert isinstance(result, hwnas.SearchResult) and result.front
     member = result.front[0]
     assert isinstance(member, hwnas.FrontMember) and member.feasible and member["pi5_onnx_latency_ms"] <= 3
@@ -72,7 +73,7 @@ def test_the_python_api_returns_typed_results_and_never_prints(tmp_path: Path,
     assert list(frame["arch"]) == [m.arch for m in result.front]
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""  # the library logs; nothing is shown unless configured
-    again = hwnas.search(run_dir=tmp_path / "r", resume=True)
+    again = hwnas.resume(tmp_path / "r")
     assert [m.arch_id for m in again.front] == [m.arch_id for m in result.front]
 
 

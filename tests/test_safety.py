@@ -67,8 +67,8 @@ def _hold(lock: Path) -> subprocess.Popen:
 
 def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tmp_path: Path, quick_spec) -> None:
     from hwnas.latency.profiler import profile
-    from hwnas.search import make_config, search
-    from hwnas.search.objectives import objectives_from_specs
+    from hwnas.optimize import make_config, run_search
+    from hwnas.optimize.objectives import objectives_from_specs
     from hwnas.spaces import get_space
 
     bench = Path(__file__).resolve().parent / "data" / "nb201_canonical.csv.gz"
@@ -77,13 +77,13 @@ def test_a_search_or_profile_refuses_a_folder_or_table_another_process_writes(tm
     holder = _hold(tmp_path / "run")
     try:
         with pytest.raises(LockedError, match=f"run folder .*run is in use by pid {holder.pid}"):
-            search(cfg, tmp_path / "run", progress=False)
+            run_search(cfg, tmp_path / "run", progress=False)
         with pytest.raises(LockedError):
-            search({}, tmp_path / "run", resume=True, progress=False)
+            run_search({}, tmp_path / "run", resume=True, progress=False)
     finally:
         holder.kill()
         holder.wait()
-    assert search(cfg, tmp_path / "run", progress=False).used == 4  # free again
+    assert run_search(cfg, tmp_path / "run", progress=False).used == 4  # free again
     table = tmp_path / "t.json"
     holder = _hold(tmp_path)
     try:
@@ -121,7 +121,7 @@ def test_sigterm_stops_a_search_in_one_line_and_it_resumes(tmp_path: Path) -> No
     assert err.strip().splitlines() == [err.strip()] and err.startswith("hwnas: terminated")
     rows = sqlite3.connect(run / "archive.sqlite").execute("SELECT COUNT(*) FROM evaluation").fetchone()[0]
     assert rows >= 20
-    from hwnas.search import RunDir
+    from hwnas.optimize import RunDir
 
     assert RunDir(run).config().evaluations == 3000  # what finished is there to resume from
 
@@ -242,7 +242,7 @@ def test_a_kill_in_the_middle_of_a_bo_batch_keeps_every_finished_evaluation(tmp_
     import sqlite3
     import time
 
-    from hwnas.search import RunDir
+    from hwnas.optimize import RunDir
 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "hwnas.cli", "search", "--space", "nb201", "--input", "1x8x8", "--space-opt", "N=1",

@@ -14,7 +14,7 @@ import numpy as np
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import budget_regret, hypervolume, igd, non_dominated
 from hwnas.evaluation.sources import BenchmarkMetrics
-from hwnas.search.objectives import Constraint, ObjectiveSet, objectives_from_specs
+from hwnas.optimize.objectives import Constraint, ObjectiveSet, objectives_from_specs
 from hwnas.spaces import SearchSpace, get_space
 
 QUANTILES = (0.10, 0.25, 0.50, 0.75)

@@ -29,15 +29,15 @@ from hwnas.core.files import output_folder, write_csv, write_json
 from hwnas.bench.problem import QUANTILES, BenchError, Problem, ProblemSpec, scores
 from hwnas.bench.stats import ci95, mann_whitney
 from hwnas.core.threads import torch_threads
-from hwnas.search.objectives import Constraint
-from hwnas.search.strategies import STRATEGIES, Strategy
+from hwnas.optimize.objectives import Constraint
+from hwnas.optimize.strategies import STRATEGIES, Strategy
 
 CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 def strategy_class(name: str) -> type[Strategy]:
     """An hwnas strategy or a peer by name; ``random@N`` is random search with its own evaluation count."""
-    from hwnas.search.strategies.peers import PEERS
+    from hwnas.optimize.strategies.peers import PEERS
 
     base = name.partition("@")[0]
     if base in PEERS:
@@ -49,17 +49,14 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
-    from hwnas.search.evaluator import CandidateEvaluator
-    from hwnas.search.loop import run_strategy
+    from hwnas.optimize.evaluator import CandidateEvaluator
+    from hwnas.optimize.loop import run_strategy
 
     spec, name, seed, evaluations, options = job
     problem = spec.load()
     evaluator = CandidateEvaluator(problem.objectives, [problem.table])
-    opts = dict(options)
-    cls = strategy_class(name)
-    if cls.needs_cheap:
-        opts.setdefault("cheap", evaluator.cheap)
-    strategy = cls(problem.space, problem.objectives, np.random.default_rng(seed), **opts)
+    strategy = strategy_class(name).create(problem.space, problem.objectives, np.random.default_rng(seed), options,
+                                           cheap=evaluator.cheap)
     t0 = time.perf_counter()
     with torch_threads(1):  # one run per core: no oversubscription
         trace, _, _, _ = run_strategy(strategy, evaluator, problem.objectives, evaluations)
@@ -77,7 +74,7 @@ def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, see
     """Every run's strategy and its evaluation count, in order: random search first (it sits beside
     every comparison), the strategies, the peers, then ``random@N``. Unknown names, a missing
     Optuna and impossible counts fail here, before any work, in one line."""
-    from hwnas.search.strategies.peers import PEERS, require_optuna
+    from hwnas.optimize.strategies.peers import PEERS, require_optuna
 
     for name in strategies:
         if name in PEERS:
@@ -118,7 +115,7 @@ def run_bench(
     reference_evaluations: int | None = None,
 ) -> dict[str, Any]:
     """Run every strategy (and peer) for ``seeds`` seeds; write traces, summary.json and plots
-    under ``out``. ``peers`` (``hwnas.search.strategies.peers``) run through the same loop and are
+    under ``out``. ``peers`` (``hwnas.optimize.strategies.peers``) run through the same loop and are
     scored the same way; ``reference_evaluations`` adds random search with that many
     evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
     from hwnas.core.versions import versions
@@ -210,7 +207,7 @@ def _score_strategies(problem: Problem, strategies: Sequence[str], traces: Trace
                       evaluations_of: dict[str, int], seeds: int) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
     """Per strategy: scores at each checkpoint and at the end (mean and 95% CI over seeds), and
     the comparison with random search."""
-    from hwnas.search.strategies.peers import PEERS
+    from hwnas.optimize.strategies.peers import PEERS
 
     summary_strategies: dict[str, Any] = {}
     finals: dict[str, dict[str, list[float]]] = {}

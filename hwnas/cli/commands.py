@@ -216,10 +216,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.search.config import ConfigError
-    from hwnas.search.objectives import load_objectives, objectives_from_specs
-    from hwnas.search.minimize import minimize, resume
-    from hwnas.search.problem import Problem
+    from hwnas.optimize.config import ConfigError
+    from hwnas.optimize.objectives import load_objectives, objectives_from_specs
+    from hwnas.optimize.minimize import minimize, resume
+    from hwnas.optimize.problem import Problem, Sources
 
     if args.resume:
         result = resume(args.resume, changes=_resume_changes(args), executor=args.executor,
@@ -231,11 +231,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bool(args.objectives) == bool(args.objective):
             raise ConfigError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
-        problem = Problem.build(
-            space=args.space, input_shape=args.input, num_classes=args.classes, space_options=dict(args.space_opt),
-            objectives=objectives, budgets=args.budget, table=args.table, benchmark=args.benchmark,
-            columns=dict(args.metric), accuracy=args.accuracy, accuracy_options=dict(args.accuracy_opt),
-            time_limit_s=args.time_limit, allow_mismatch=args.allow_mismatch)
+        sources = Sources(table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
+                          accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit,
+                          allow_mismatch=args.allow_mismatch)
+        problem = Problem.build(args.space, objectives, input_shape=args.input, num_classes=args.classes,
+                                space_options=dict(args.space_opt), budgets=args.budget, sources=sources)
         result = minimize(problem, args.strategy, evaluations=args.evaluations, run_dir=args.run_dir, seed=args.seed,
                           strategy_options=dict(args.strategy_opt), executor=args.executor,
                           progress=not args.no_progress)
@@ -258,7 +258,7 @@ RESUME_FREE = {"--resume", "--executor", "--no-progress", "-q", "--quiet", "-v",
 def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
     """The settings a ``--resume`` command line gives explicitly: compared with the run's by the
     search; an option the run fixed at its start (objectives, budgets, sources) is refused here."""
-    from hwnas.search.config import ConfigError
+    from hwnas.optimize.config import ConfigError
 
     given = [a.split("=", 1)[0] for a in args.argv if a.startswith("-")]
     changes: dict[str, object] = {}
@@ -275,7 +275,7 @@ def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from hwnas.bench.run import BenchError, print_summary, run_bench
-    from hwnas.search.objectives import parse_budget
+    from hwnas.optimize.objectives import parse_budget
 
     if not args.objective:
         raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
@@ -312,11 +312,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hwnas.deploy.export import export_front
+    from hwnas.deploy.export import ExportSettings, export_front
 
-    index = export_front(args.run_dir, args.out, device=args.device, retrain=args.retrain, epochs=args.epochs,
-                         limit=args.limit, seed=args.seed, budgets=args.budget, threads=args.threads,
-                         int8=args.int8, argv=["hwnas", *args.argv],
+    settings = ExportSettings(retrain=args.retrain, epochs=args.epochs, limit=args.limit, seed=args.seed,
+                              budgets=tuple(args.budget), threads=args.threads, int8=args.int8)
+    index = export_front(args.run_dir, args.out, settings, device=args.device, argv=["hwnas", *args.argv],
                          progress=not args.no_progress)
     over = index["over_budget"]
     print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "

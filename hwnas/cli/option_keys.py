@@ -39,7 +39,7 @@ def generate() -> str:
     """The generated block, from the registries (loads every strategy, estimator and space)."""
     from hwnas.evaluation.supernet import SUPERNET_OPTIONS
     from hwnas.evaluation.training import TRAIN_OPTIONS
-    from hwnas.search.strategies import STRATEGIES
+    from hwnas.optimize.strategies import STRATEGIES
     from hwnas.spaces import SPACES
 
     strategies = {}
@@ -47,7 +47,7 @@ def generate() -> str:
         cls = STRATEGIES.get(name)
         if name.startswith("optuna"):  # peers: their options are Optuna's
             continue
-        strategies[name] = _listed({k: tuple(cls.option_choices.get(k, ())) for k in cls.options()})
+        strategies[name] = _listed({k: o.choices for k, o in cls.schema().items()})
     accuracy = {"supernet": _listed({k: o.choices for k, o in SUPERNET_OPTIONS.items()}),
                 "table": "(none: map a column with --metric accuracy=COLUMN)",
                 "train": _listed({k: o.choices for k, o in TRAIN_OPTIONS.items()})}

@@ -35,7 +35,7 @@ def _add_space_args(p: argparse.ArgumentParser, *, input_required: bool = True) 
                    help=f"a macro setting of the space (repeatable); keys: {_keys(SPACE_KEYS)}")
 
 
-MAX_EVALUATIONS = 10_000_000  # hwnas.search.config.MAX_EVALUATIONS (not imported: --help stays cheap)
+MAX_EVALUATIONS = 10_000_000  # hwnas.optimize.config.MAX_EVALUATIONS (not imported: --help stays cheap)
 SEED_MAX = 2**63 - 1  # numpy.random.default_rng takes any non-negative integer; keep it in int64
 MAX_WORKERS = 8 * (os.cpu_count() or 1)  # more local processes than this only thrash the machine
 

@@ -6,9 +6,7 @@ How it works, and why: ``docs/design.md`` (hwnas.deploy.export).
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,31 +15,23 @@ from typing import Any
 import torch
 
 from hwnas.core.log import say
-from hwnas.core.processes import scratch_folder
-from hwnas.core.files import output_folder, write_atomic, write_json
+from hwnas.core.files import write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import spread
-from hwnas.core.threads import torch_threads
 from hwnas.core.versions import versions
 from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
-from hwnas.deploy.int8 import Int8Request, int8_line, int8_request, int8_section, quantize_file
+from hwnas.deploy.int8 import int8_request
+from hwnas.deploy.models import ModelToExport, Provenance, export_models
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
-from hwnas.device.target import Target
-from hwnas.device.connect import open_target
 from hwnas.evaluation.supernet import load_weights
-from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
-from hwnas.latency.measurement import export_job, measure_files
-from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable, open_table
-from hwnas.measure.timing import Protocol, Stats
-from hwnas.search.config import RunConfig
-from hwnas.search.objectives import Constraint, parse_budget
-from hwnas.search.rundir import RunDir
-from hwnas.spaces.base import Architecture, SearchSpace
-from hwnas.spaces.facts import describe
-from hwnas.models.onnx_io import PARITY_ATOL, ExportReport, export_onnx
+from hwnas.optimize.config import RunConfig
+from hwnas.optimize.objectives import parse_budget
+from hwnas.optimize.rundir import RunDir
+from hwnas.spaces.base import Architecture
 
-__all__ = ["CARD_FIELDS", "ModelCard", "card_markdown", "export_front", "export_models", "proxy_label"]
+__all__ = ["CARD_FIELDS", "ExportSettings", "ModelCard", "ModelToExport", "Provenance", "card_markdown", "export_front",
+           "export_models", "proxy_label"]
 
 
 def _open_run_table(config: RunConfig) -> LatencyTable | None:
@@ -49,211 +39,6 @@ def _open_run_table(config: RunConfig) -> LatencyTable | None:
         return None
     table, _space, _ = open_table(config.table, allow_mismatch=True, check_device=False)
     return table
-
-
-def _budget_checks(constraints: Sequence[Constraint], values: dict[str, tuple[float | None, str]]) -> dict[str, Any]:
-    checks = []
-    for c in constraints:
-        value, source = values.get(c.name, (None, "unknown"))
-        ok = None if value is None else c.met(value)
-        checks.append({"budget": c.text, "hard": c.hard, "value": value, "source": source, "ok": ok})
-    broken = [ch["budget"] for ch in checks if ch["ok"] is False]
-    return {"ok": not broken, "broken": broken, "checks": checks}
-
-
-def _pct_error(predicted: float | None, measured: float | None) -> float | None:
-    if predicted is None or measured is None or not measured:
-        return None
-    return 100.0 * (predicted / measured - 1.0)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """What every card of one export shares."""
-
-    space: SearchSpace
-    spec: DeviceSpec
-    table: LatencyTable | None
-    protocol: Protocol
-    atol: float
-    fingerprint: dict[str, Any]
-    constraints: Sequence[Constraint]
-    seeds: dict[str, Any]
-    command: str
-    created: str
-    drift: Drift | None  # None: no table of this device to compare with
-    conditions: dict[str, Any]
-
-    @property
-    def meter_source(self) -> str | None:
-        e, remote = self.spec.energy, self.spec.remote
-        return None if e.meter == "none" else (e.meter if remote is None else f"{e.meter}@{remote.connection}")
-
-
-def export_models(
-    space: SearchSpace,
-    archs: Sequence[Architecture],
-    out: str | Path,
-    spec: DeviceSpec,
-    *,
-    names: Sequence[str],
-    weights: Sequence[dict[str, torch.Tensor] | None],
-    accuracy: Sequence[dict[str, Any]],
-    table: LatencyTable | None = None,
-    constraints: Sequence[Constraint] = (),
-    metrics: Sequence[dict[str, Any]] | None = None,
-    seeds: dict[str, Any] | None = None,
-    command: str = "",
-    seed: int = 0,
-    int8: Int8Request | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = say,
-) -> list[ModelCard]:
-    """Export, verify and measure ``archs``; write their ONNX files and cards into ``out``.
-
-    ``weights[i]`` is a state dict (None: the space's seeded initial weights); ``accuracy[i]``
-    goes into the card as it is. With ``int8``, each model is also written statically quantized
-    and measured beside its fp32 file (``hwnas.deploy.int8``). Returns the cards.
-    """
-    out = output_folder(out, "export folder")
-    same_device = table is not None and table.device.get("name") == spec.name
-    protocol = table.protocol if same_device and table else spec.protocol
-    predicted = Predictor(table, space).predict(archs) if table is not None and archs else None
-    atol = PARITY_ATOL if spec.runtime.provider == "CPUExecutionProvider" else 1e-3  # GPU kernels reorder sums
-    target = open_target(spec)  # one for the whole export: a remote one is probed once
-    conditions = _preflight(target, log)
-    # sentinels re-time table entries beside the models: is the device still as profiled?
-    sentinels = choose_sentinels(table, space) if same_device and table is not None else []
-    exports, stats, energy, now, q_files, q_stats = _export_and_measure(
-        space, archs, names, weights, out, target, protocol, seed, atol, progress, sentinels, int8)
-    table_int8 = table is not None and table.precision == "int8"
-    drift = drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels]) if sentinels else None
-    if drift is not None and drift.warning():
-        log(f"warning: {drift.warning()}")
-    batch = _Batch(space, spec, table, protocol, atol, target.fingerprint(), constraints, {**(seeds or {}), "export": seed},
-                   command, time.strftime("%Y-%m-%dT%H:%M:%S%z"), drift, conditions)
-    cards: list[ModelCard] = []
-    for i, (arch, name, rep, st) in enumerate(zip(archs, names, exports, stats)):
-        pred_ms = float(predicted.latency_ms[i]) if predicted is not None else None
-        pred_mj = float(predicted.energy_mj[i]) if predicted is not None and predicted.energy_mj is not None else None
-        section = None
-        if int8 is not None:  # an int8 table predicts the int8 file, an fp32 table the fp32 one
-            section = int8_section(Path(rep.path), q_files[i], st, q_stats[i], protocol, int8,
-                                   trained=weights[i] is not None, predicted_ms=pred_ms if table_int8 else None)
-            pred_ms = None if table_int8 else pred_ms
-        card = _card(batch, arch, name, rep, st, energy[i], pred_ms, pred_mj, accuracy[i], metrics[i] if metrics else {},
-                     section)
-        write_json(out / f"{name}.json", card)
-        write_atomic(out / f"{name}.md", card_markdown(card))
-        cards.append(card)
-        log(_card_line(card, pred_ms, st.stable))
-        if section is not None:
-            log(int8_line(name, section))
-    return cards
-
-
-def _preflight(target: Target, log: Callable[[str], None]) -> dict[str, Any]:
-    """The device's state before measuring, with a warning line for each condition that spoils it."""
-    state, warnings = target.preflight()
-    for line in warnings:
-        log(f"warning: {line}")
-    return {**state, "preflight": warnings}
-
-
-def _card_line(card: ModelCard, pred_ms: float | None, stable: bool) -> str:
-    """One exported model in a line: measured against predicted latency, and the budget."""
-    flag = "" if card["budget"]["ok"] else f"  BREAKS BUDGET {', '.join(card['budget']['broken'])}"
-    lat = card["latency"]
-    err, fixed, measured_ms = lat["error_pct"], lat["error_pct_drift_corrected"], lat["measured_ms"]
-    return (f"{card['name']}: measured {measured_ms:.3f} ms, predicted "
-            f"{'-' if pred_ms is None else f'{pred_ms:.3f} ms'}"
-            f"{'' if err is None else f' ({err:+.1f}%'}{'' if fixed is None else f', drift-corrected {fixed:+.1f}%'}"
-            f"{'' if err is None else ')'}{'' if stable else '  UNSTABLE measurement'}{flag}")
-
-
-def _export_and_measure(space: SearchSpace, archs: Sequence[Architecture], names: Sequence[str],  # long: one pass
-                        weights: Sequence[dict[str, torch.Tensor] | None], out: Path, target: Target, protocol: Protocol,
-                        seed: int, atol: float, progress: bool, sentinels: Sequence[Sentinel] = (),
-                        int8: Int8Request | None = None,
-                        ) -> tuple[list[ExportReport], list[Stats], list[float | None], list[float], list[Path], list[Stats]]:
-    """Verified ONNX files of the models (and their int8 versions), then their statistics and
-    energy on the target, all timed interleaved with the sentinels; returns the fp32 reports,
-    stats and energy, the sentinels' statistic now, the int8 files and their stats."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    spec, exports, q_files = target.spec, [], []
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress) as bar:
-        task = bar.add_task("export ", total=len(archs))
-        with torch_threads(1):
-            for arch, name, state in zip(archs, names, weights):
-                model = space.build(arch, seed=seed, calibrate_bn=state is None)
-                if state is not None:
-                    model.load_state_dict(state)
-                model = model.eval().to(memory_format=torch.contiguous_format)
-                example = torch.randn((spec.batch_size, *space.input_shape), generator=torch.Generator().manual_seed(seed))
-                exports.append(export_onnx(model, example, out / f"{name}.onnx", dynamic_batch=False, seed=seed,
-                                           atol=atol, providers=(spec.runtime.provider,)))
-                if int8 is not None:
-                    q_files.append(quantize_file(Path(exports[-1].path), int8, space.input_shape, spec.batch_size))
-                bar.advance(task)
-        meas = bar.add_task("measure", total=len(archs) + len(q_files) + len(sentinels))
-        items = [(Path(r.path), [space.input_shape]) for r in exports] + [(f, [space.input_shape]) for f in q_files]
-        with scratch_folder("sentinels") as tmp, torch_threads(1):
-            items += [export_job(s.job, space, spec, Path(tmp), seed) for s in sentinels]
-            # the device's own sessions (here, or on its remote target), the profiling protocol
-            stats, energy = measure_files(spec, protocol, items, seed=seed, on_done=lambda _i, _s: bar.advance(meas),
-                                          target=target)
-    n, k = len(exports), len(exports) + len(q_files)
-    return exports, stats[:n], energy[:n], [st.value(protocol.statistic) for st in stats[k:]], q_files, stats[n:k]
-
-
-def _card(b: _Batch, arch: Architecture, name: str, rep: ExportReport, st: Stats, meas_mj: float | None,
-          pred_ms: float | None, pred_mj: float | None, accuracy: dict[str, Any], metrics: dict[str, Any],
-          int8: dict[str, Any] | None = None) -> ModelCard:
-    """A model card: what was exported, how it was checked, and what it costs and scores."""
-    facts = describe(b.space, arch)
-    measured_ms = st.value(b.protocol.statistic)
-    precision = "int8" if int8 is not None and b.spec.runtime.precision == "int8" else "fp32"
-    known = {k: (float(v), "search") for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    known.update({"latency_ms": (int8["latency"]["measured_ms"] if precision == "int8" and int8 else measured_ms,
-                                 "measured" if precision == "fp32" else "measured (int8)"),
-                  "params": (float(facts.params), "counted"), "macs": (float(facts.macs), "counted")})
-    if meas_mj is not None:
-        known["energy_mj"] = (meas_mj, "measured")
-    elif pred_mj is not None:
-        known["energy_mj"] = (pred_mj, "predicted")
-    table = b.table
-    # a whole model is drift-corrected at its own predicted latency (hwnas.latency.drift.Drift.at)
-    corrected_ms = pred_ms * float(b.drift.at(pred_ms)) if b.drift and pred_ms is not None else None
-    return {
-        "name": name, "arch": arch.string, "arch_id": arch.id, "canonical": arch.canonical,
-        "space": {"name": b.space.name, "version": b.space.version, "config": b.space.config()},
-        "input_shape": list(b.space.input_shape), "batch_size": b.spec.batch_size,
-        "onnx": f"{name}.onnx", "onnx_sha256": hashlib.sha256(Path(rep.path).read_bytes()).hexdigest(),
-        "file_size_bytes": Path(rep.path).stat().st_size, "precision": precision,
-        "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
-                   "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": b.atol, "parity_inputs": rep.n_parity_inputs,
-                   "opset": rep.opset, "exporter": rep.exporter},
-        "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs,
-        "accuracy": accuracy,
-        "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
-                    "error_pct": _pct_error(pred_ms, measured_ms),
-                    "drift": b.drift.to_dict() if b.drift else None,
-                    "drift_corrected_ms": corrected_ms,
-                    "error_pct_drift_corrected": _pct_error(corrected_ms, measured_ms),
-                    "stable": st.stable,
-                    "predicted_from": str(table.path) if table is not None else None,
-                    "predicted_for_device": table.device.get("name") if table is not None else None,
-                    "measured_stats": st.to_dict(), "protocol": b.protocol.to_dict()},
-        "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
-                   "meter": b.meter_source,
-                   "predicted_source": table.energy.get("source") if table is not None else None},
-        "budget": _budget_checks(b.constraints, known),
-        "int8": int8,
-        "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint, "conditions": b.conditions},
-        "seeds": b.seeds, "versions": versions(), "command": b.command, "created": b.created,
-    }
 
 
 def proxy_label(config: RunConfig | Mapping[str, Any]) -> str | None:
@@ -272,57 +57,64 @@ def proxy_label(config: RunConfig | Mapping[str, Any]) -> str | None:
     return source
 
 
-def export_front(
-    run_dir: str | Path,
-    out: str | Path,
-    *,
-    device: str | Path | DeviceSpec | None = None,
-    retrain: bool = False,
-    epochs: int = 15,
-    limit: int | None = None,
-    seed: int = 0,
-    budgets: Sequence[str] = (),
-    threads: int | None = None,
-    int8: bool = False,
-    argv: Sequence[str] | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = say,
-) -> dict[str, Any]:
-    """Export a search's front (see the module docstring); writes ``out/index.json``. With
-    ``int8`` (implied on a device whose precision is int8), every model is also written
-    statically quantized, measured and scored beside its fp32 file."""
+@dataclass(frozen=True)
+class ExportSettings:
+    """How a run's front is exported.
+
+    :param retrain: retrain each member from scratch for ``epochs`` first (else the files carry
+        seeded initial weights, and the cards say so).
+    :param limit: export only this many members, spread along the front.
+    :param budgets: extra budgets (``"latency_ms<=2"``) to check the measured models against.
+    :param int8: also write each model statically quantized, measured and scored beside fp32
+        (implied on a device whose precision is int8).
+    """
+
+    retrain: bool = False
+    epochs: int = 15
+    limit: int | None = None
+    seed: int = 0
+    budgets: Sequence[str] = ()
+    threads: int | None = None
+    int8: bool = False
+
+
+def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings = ExportSettings(), *,
+                 device: str | Path | DeviceSpec | None = None, argv: Sequence[str] | None = None,
+                 progress: bool = True, log: Callable[[str], None] = say) -> dict[str, Any]:
+    """Export a search's front (see the module docstring) to ``out``, measured on ``device`` (default:
+    the device of the run's table); writes and returns ``out/index.json``. Raises RunDirError (no
+    search in ``run_dir``), ObjectiveError (a bad budget) and ExportError (a model fails its checks)."""
+    s = settings
+    constraints = [*(parse_budget(b, where="--budget") for b in s.budgets)]  # a bad budget fails before any work
     run_dir, out = Path(run_dir), Path(out)
     run = RunDir(run_dir)
     front, config = run.front(), run.config()
     space = config.build_space()
     table = _open_run_table(config)
     spec = _device_of(device, table, run_dir)
-    members = front["front"]
-    chosen = _chosen(front, limit, run_dir, log)
+    chosen = _chosen(front, s.limit, run_dir, log)
     archs = [space.parse(m["arch"]) for m in chosen]
-
-    if retrain:
+    if s.retrain:
         from hwnas.deploy.retrain import retrain as do_retrain
 
-        do_retrain(run_dir, epochs=epochs, seed=seed, archs=[a.string for a in archs], threads=threads,
+        do_retrain(run_dir, epochs=s.epochs, seed=s.seed, archs=[a.string for a in archs], threads=s.threads,
                    log=log)  # skips finished ones
     record = run.retrained()
     retrained = {m["arch_id"]: m for m in (record or {"models": []})["models"]}
-
-    names = [f"{space.name}-{i + 1:02d}-{arch.id[:8]}" for i, arch in enumerate(archs)]
-    weights, accuracy = _weights_and_accuracy(archs, chosen, retrained, proxy_label(config), epochs)
-    constraints = [*config.objectives.constraints, *(parse_budget(b, where="--budget") for b in budgets)]
+    weights, accuracy = _weights_and_accuracy(archs, chosen, retrained, proxy_label(config), s.epochs)
+    models = [ModelToExport(a, f"{space.name}-{i + 1:02d}-{a.id[:8]}", w, acc, m)
+              for i, (a, w, acc, m) in enumerate(zip(archs, weights, accuracy, chosen))]
+    constraints = [*config.objectives.constraints, *constraints]
     command = " ".join(argv) if argv is not None else " ".join(sys.argv)
-    seeds = {"search": config.seed, "retrain": seed if retrained else None}
-    cards = export_models(space, archs, out, spec, names=names, weights=weights, accuracy=accuracy, table=table,
-                          constraints=constraints, metrics=chosen, seeds=seeds, command=command, seed=seed,
-                          int8=int8_request(spec, config, space, record, int8), progress=progress, log=log)
+    seeds = {"search": config.seed, "retrain": s.seed if retrained else None}
+    provenance = Provenance(table, constraints, seeds, command, s.seed, int8_request(spec, config, space, record, s.int8))
+    cards = export_models(space, models, out, spec, provenance, progress=progress, log=log)
     over = [c["name"] for c in cards if not c["budget"]["ok"]]
     index = {
         "run_dir": str(run_dir.resolve()), "out": str(out.resolve()), "device": spec.name,
         "fingerprint": cards[0]["device"]["fingerprint"], "statistic": cards[0]["latency"]["statistic"],
         "budgets": [c.text for c in constraints], "command": command, "versions": versions(),
-        "created": cards[0]["created"], "front_size": len(members), "exported": len(cards), "over_budget": over,
+        "created": cards[0]["created"], "front_size": len(front["front"]), "exported": len(cards), "over_budget": over,
         "models": [_index_row(c) for c in cards],
     }
     write_json(out / "index.json", index)

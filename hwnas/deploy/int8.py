@@ -22,7 +22,7 @@ import numpy as np
 from hwnas.deploy.retrain import DEFAULT_DATASETS
 from hwnas.device.spec import DeviceSpec
 from hwnas.measure.timing import Protocol, Stats
-from hwnas.search.config import RunConfig
+from hwnas.optimize.config import RunConfig
 from hwnas.spaces.base import SearchSpace
 from hwnas.models.quantize import Calibration, calibration_for, check_quantized, onnx_predictions, quantize_int8, top1_percent
 

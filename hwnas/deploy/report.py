@@ -20,9 +20,9 @@ from typing import Any
 from hwnas.core.files import output_folder, read_json, write_atomic
 from hwnas.core.errors import HwnasError
 from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
-from hwnas.search.objectives import Constraint, ObjectiveSet
-from hwnas.search.outputs import front_title
-from hwnas.search.rundir import RunDir
+from hwnas.optimize.objectives import Constraint, ObjectiveSet
+from hwnas.optimize.outputs import front_title
+from hwnas.optimize.rundir import RunDir
 
 
 def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, Any]], models: list[dict[str, Any]],

@@ -24,7 +24,7 @@ from hwnas.core.pareto import spread
 from hwnas.core.threads import torch_threads
 from hwnas.data.datasets import Splits, load_for_space, make_splits, standardize
 from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
-from hwnas.search.rundir import RunDir
+from hwnas.optimize.rundir import RunDir
 
 
 # the dataset an estimator trains on when the search named none (their ``dataset`` default)

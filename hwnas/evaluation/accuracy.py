@@ -65,7 +65,7 @@ def _supernet_accuracy(space: SearchSpace, **options: Any) -> MetricSource:
 
 
 def _check_train(options: dict[str, Any]) -> None:
-    from hwnas.evaluation.options import check_options
+    from hwnas.core.options import check_options
     from hwnas.evaluation.training import TRAIN_OPTIONS
 
     check_options("train", options, TRAIN_OPTIONS)

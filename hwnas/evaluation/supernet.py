@@ -33,7 +33,7 @@ from hwnas.measure.conditions import threads_now
 from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
-from hwnas.evaluation.options import POSITIVE, EstimatorOptionError, Option, check_options, schema
+from hwnas.core.options import POSITIVE, OptionError, Option, check_options, schema
 from hwnas.evaluation.sources import MetricSource
 from hwnas.evaluation.training import accuracy_on, nhwc
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm
@@ -53,14 +53,14 @@ SUPERNET_OPTIONS = schema(
 
 
 def check_supernet_options(options: Mapping[str, Any]) -> None:
-    """Refuse an unknown supernet option or a value out of range (EstimatorOptionError, exit 2)."""
+    """Refuse an unknown supernet option or a value out of range (OptionError, exit 2)."""
     if "quantized" in options:  # each sub-network would need its own calibration and export: minutes, not ms
-        raise EstimatorOptionError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
+        raise OptionError("supernet: quantized=1 is not supported (the supernet scores shared fp32 weights); "
                                    "use --accuracy train --accuracy-opt quantized=1, or export with --int8 to measure it")
     check_options("supernet", options, SUPERNET_OPTIONS)
     path = options.get("path")
     if path is not None and Path(path).exists() and not Path(path).is_file():
-        raise EstimatorOptionError(f"supernet: option path={path}: is a folder or special file; give the path of "
+        raise OptionError(f"supernet: option path={path}: is a folder or special file; give the path of "
                                    "a weights file (it is written after training, or read if it exists)")
 
 

@@ -28,7 +28,7 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_json, write_json
 from hwnas.core.threads import torch_threads
 from hwnas.core.processes import scratch_folder
-from hwnas.evaluation.options import POSITIVE, Option, as_flag, check_options, schema
+from hwnas.core.options import POSITIVE, Option, as_flag, check_options, schema
 from hwnas.measure.conditions import threads_now
 from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
 from hwnas.evaluation.sources import MetricSource

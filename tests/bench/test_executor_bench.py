@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.search.archive import Archive
-from hwnas.search.loop import make_config, search
-from hwnas.search.objectives import objectives_from_specs
+from hwnas.optimize.archive import Archive
+from hwnas.optimize.loop import make_config, run_search
+from hwnas.optimize.objectives import objectives_from_specs
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def _trace(run: Path) -> list[tuple[str, float]]:
 
 def _timed(config: dict, run: Path, executor: str) -> float:
     t0 = time.perf_counter()
-    search(config, run, progress=False, executor=executor, log=lambda _m: None)
+    run_search(config, run, progress=False, executor=executor, log=lambda _m: None)
     return time.perf_counter() - t0
 
 

@@ -42,10 +42,10 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
 
     from hwnas.demo import SPACE_OPTIONS, _budget_ms
     from hwnas.device.spec import load_device
-    from hwnas.deploy.export import export_front, export_models
-    from hwnas.search.objectives import load_objectives, parse_budget
+    from hwnas.deploy.export import ExportSettings, ModelToExport, Provenance, export_front, export_models
+    from hwnas.optimize.objectives import load_objectives, parse_budget
     from hwnas.latency.profiler import profile
-    from hwnas.search.loop import make_config, search
+    from hwnas.optimize.loop import make_config, run_search
     from hwnas.spaces import get_space
     from hwnas.latency.table import default_table_path, open_table
     from hwnas.evaluation.training import TrainSettings, accuracy_on, fit, normalised
@@ -69,10 +69,10 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
                          strategy_options={"pop_size": 16}, evaluations=EVALUATIONS, seed=0, table=str(table_path),
                          accuracy="supernet", accuracy_options={"dataset": "mnist5k", "path": SUPERNET or str(out / "supernet.pt")})
     t0 = time.perf_counter()
-    search(config, run, progress=False)
+    run_search(config, run, progress=False)
     search_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    found = export_front(run, out / "found", retrain=True, epochs=EPOCHS, limit=FOUND, progress=False)
+    found = export_front(run, out / "found", ExportSettings(retrain=True, epochs=EPOCHS, limit=FOUND), progress=False)
     found_s = time.perf_counter() - t0
 
     # the hand-designed family: same data split, same training settings, same device protocol
@@ -90,9 +90,10 @@ def test_search_retrain_and_compare_with_mobilenetv2(tmp_path: Path) -> None:
                          "weights": "retrained"})
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
     table, _space, _ = open_table(table_path)
-    cards = export_models(space, family, out / "mobilenetv2", spec, names=[f"mobilenetv2-{a.string.split('_')[0]}" for a in family],
-                          weights=weights, accuracy=accuracy, table=table,
-                          constraints=[parse_budget(f"latency_ms<={budget}")], progress=False)
+    models = [ModelToExport(a, f"mobilenetv2-{a.string.split('_')[0]}", w, acc)
+              for a, w, acc in zip(family, weights, accuracy)]
+    cards = export_models(space, models, out / "mobilenetv2", spec,
+                          Provenance(table, [parse_budget(f"latency_ms<={budget}")]), progress=False)
     base = [{"arch": c["arch"], "test": c["accuracy"]["test"], "measured_ms": c["latency"]["measured_ms"],
              "predicted_ms": c["latency"]["predicted_ms"]} for c in cards]
     mine = [{"arch": m["arch"], "test": m["test_accuracy"], "measured_ms": m["measured_ms"],

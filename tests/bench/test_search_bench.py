@@ -19,9 +19,9 @@ import pytest
 
 from hwnas.core.pareto import budget_regret, non_dominated, normalized_hypervolume
 from hwnas.evaluation.sources import BenchmarkMetrics, Evaluation
-from hwnas.search.loop import make_config, search
-from hwnas.search.objectives import objectives_from_specs
-from hwnas.search.strategies import STRATEGIES
+from hwnas.optimize.loop import make_config, run_search
+from hwnas.optimize.objectives import objectives_from_specs
+from hwnas.optimize.strategies import STRATEGIES
 from hwnas.spaces import NB201Space, get_space
 
 pytestmark = pytest.mark.bench
@@ -54,7 +54,7 @@ def test_strategies_against_random(latency: str, tmp_path: Path) -> None:
             cfg = make_config(space="nb201", input_shape="3x32x32", objectives=objectives, strategy=name,
                               evaluations=EVALS, seed=seed, benchmark=str(TABLE))
             t0 = time.perf_counter()
-            r = search(cfg, tmp_path / f"{name}-{seed}", progress=False, log=lambda _m: None)
+            r = run_search(cfg, tmp_path / f"{name}-{seed}", progress=False, log=lambda _m: None)
             wall.append(time.perf_counter() - t0)
             done = [e for e in r.evaluations if e.expensive and e.ok]
             a = np.array([e.metrics["accuracy"] for e in done])
@@ -128,7 +128,7 @@ def test_bo_ask_time_on_the_whole_nb201_pool() -> None:
     def cheap(archs):
         return {"pi5_onnx_latency_ms": table.evaluate(archs)["pi5_onnx_latency_ms"]}
 
-    strategy = STRATEGIES.get("bo")(space, objectives, np.random.default_rng(0), cheap=cheap, batch=1)
+    strategy = STRATEGIES.get("bo").create(space, objectives, np.random.default_rng(0), {"batch": 1}, cheap=cheap)
     times = []
     while len(strategy.obs_arch) < 110:
         t0 = time.perf_counter()

@@ -88,8 +88,8 @@ USAGE: list[tuple[list[str], str]] = [
     (["sample", "--space", "nb201", "--n", "abc"], "'abc' is not an integer"),
     (["describe", "--space", "nb201", "--input", "3x100000x100000", "--arch", ARCH], "GiB is available"),
     ([*SEARCH, "--strategy", "nsga2", "--strategy-opt", "pop_size=-3", "--run-dir", "x"], "pop_size=-3: must be in [2"),
-    ([*SEARCH, "--strategy", "nsga2", "--strategy-opt", "pop_size=abc", "--run-dir", "x"], "not an integer"),
-    ([*SEARCH, "--strategy", "rl", "--strategy-opt", "reward=bogus", "--run-dir", "x"], "reward 'bogus'"),
+    ([*SEARCH, "--strategy", "nsga2", "--strategy-opt", "pop_size=abc", "--run-dir", "x"], "pop_size='abc': not a number"),
+    ([*SEARCH, "--strategy", "rl", "--strategy-opt", "reward=bogus", "--run-dir", "x"], "reward='bogus': not one of monas"),
     ([*SEARCH, "--strategy", "bo", "--strategy-opt", "nope=1", "--run-dir", "x"], "unknown option 'nope'"),
     ([*SEARCH, "--time-limit", "-1", "--run-dir", "x"], "--time-limit"),
     ([*SEARCH, "--time-limit", "nan", "--run-dir", "x"], "--time-limit"),
@@ -106,7 +106,7 @@ USAGE: list[tuple[list[str], str]] = [
     (["profile", "--device", "local-cpo", "--space", "nb201", "--input", "3x8x8"], "did you mean 'local-cpu'?"),
     ([*SEARCH, "--executor", "processes:0", "--run-dir", "x"], "give the number of workers"),
     ([*SEARCH, "--executor", "processes:100000", "--run-dir", "x"], "100000 workers on"),
-    ([*SEARCH, "--strategy", "bo", "--strategy-opt", "surrogate=xyz", "--run-dir", "x"], "surrogate 'xyz' is not one of"),
+    ([*SEARCH, "--strategy", "bo", "--strategy-opt", "surrogate=xyz", "--run-dir", "x"], "surrogate='xyz': not one of forest"),
     ([*SEARCH, "--objective", "foo:min", "--run-dir", "x"], "no source provides metric 'foo'"),
     ([*SEARCH, "--budget", "foo<=1", "--run-dir", "x"], "no source provides metric 'foo'"),
     ([*SEARCH, "--objectives", "accuracy-latency", "--run-dir", "x"], "give either --objectives"),
@@ -210,7 +210,7 @@ def test_an_edited_archive_row_is_refused(tmp_path: Path, bench_run: Path, capsy
 
 
 def test_a_lost_write_ahead_log_is_refused(tmp_path: Path) -> None:
-    from hwnas.search.archive import Archive, ArchiveError
+    from hwnas.optimize.archive import Archive, ArchiveError
     from hwnas.evaluation.sources import Evaluation, Status
     from hwnas.spaces import get_space
 
@@ -331,7 +331,7 @@ def test_an_archive_behind_a_link_is_refused(tmp_path: Path, bench_run: Path, ca
 
 def test_resume_extends_with_evaluations_and_refuses_other_changes(tmp_path: Path, bench_run: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from hwnas.search import RunDir
+    from hwnas.optimize import RunDir
 
     run = tmp_path / "run"
     shutil.copytree(bench_run, run)
@@ -345,8 +345,8 @@ def test_resume_extends_with_evaluations_and_refuses_other_changes(tmp_path: Pat
     assert main(["search", "--resume", str(run), "--no-progress", "--evaluations", "9"]) == 0
     assert "random: 9 evaluations" in capsys.readouterr().out
     assert RunDir(run).config().evaluations == 9  # stored: a later plain --resume keeps the new count
-    from hwnas.search.config import ConfigError
-    from hwnas.search.minimize import resume
+    from hwnas.optimize.config import ConfigError
+    from hwnas.optimize.minimize import resume
 
     with pytest.raises(ConfigError, match="'sead' is not a setting of a run"):  # a misspelt change is not ignored
         resume(run, changes={"sead": 1})

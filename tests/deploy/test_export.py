@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from hwnas.cli import main
-from hwnas.deploy.export import CARD_FIELDS, export_front, proxy_label
+from hwnas.deploy.export import CARD_FIELDS, ExportSettings, export_front, proxy_label
 from hwnas.deploy.report import write_report
 from hwnas.latency.profiler import profile
-from hwnas.search.loop import make_config, search
-from hwnas.search.objectives import objectives_from_specs, parse_budget
+from hwnas.optimize.loop import make_config, run_search
+from hwnas.optimize.objectives import objectives_from_specs, parse_budget
 from hwnas.spaces import get_space
 
 TRAIN = {"dataset": "digits", "epochs": 1, "threads": 1}
@@ -39,13 +39,13 @@ def run(tmp_path_factory: pytest.TempPathFactory, quick_spec) -> Path:
                       budgets=[parse_budget(f"latency_ms<={generous:.4f}")], strategy="nsga2",
                       strategy_options={"pop_size": 4}, evaluations=8, seed=0, table=str(root / "nb201-1x8x8.json"),
                       accuracy="train", accuracy_options=TRAIN)
-    search(cfg, root / "run", progress=False)
+    run_search(cfg, root / "run", progress=False)
     return root / "run"
 
 
 def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Path, quick_spec) -> None:
     out = tmp_path / "models"
-    index = export_front(run, out, device=quick_spec, retrain=True, epochs=2, progress=False, log=lambda _m: None)
+    index = export_front(run, out, ExportSettings(retrain=True, epochs=2), device=quick_spec, progress=False, log=lambda _m: None)
     front = json.loads((run / "front.json").read_text())["front"]
     assert index["exported"] == len(front) == len(index["models"]) and not index["over_budget"]
     space = get_space("nb201", input_shape="1x8x8", N=1)
@@ -75,7 +75,7 @@ def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Pat
         assert np.abs(got - want).max() <= 1e-4
     # retrained weights are reused, not retrained, by a second export
     weights_mtime = {m["weights"]: Path(m["weights"]).stat().st_mtime_ns for m in retrained.values()}
-    export_front(run, tmp_path / "again", device=quick_spec, retrain=True, epochs=2, progress=False, log=lambda _m: None)
+    export_front(run, tmp_path / "again", ExportSettings(retrain=True, epochs=2), device=quick_spec, progress=False, log=lambda _m: None)
     again = json.loads((run / "retrain.json").read_text())["models"]
     assert [m["seconds"] for m in again] == [retrained[m["arch_id"]]["seconds"] for m in again]
     assert {w: Path(w).stat().st_mtime_ns for w in weights_mtime} == weights_mtime  # no weights file rewritten

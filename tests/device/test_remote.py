@@ -220,13 +220,13 @@ def test_each_error_path_is_one_line_saying_what_to_do(sshd: Sshd, target_python
 
 def test_export_measures_on_the_remote_device(sshd: Sshd, target_python: str, tmp_path: Path) -> None:
     from hwnas.deploy.export import export_front
-    from hwnas.search.objectives import objectives_from_specs
-    from hwnas.search.loop import make_config, search
+    from hwnas.optimize.objectives import objectives_from_specs
+    from hwnas.optimize.loop import make_config, run_search
 
     cfg = make_config(space="nb201", input_shape="1x8x8", space_options={"N": 1},
                       objectives=objectives_from_specs(["accuracy:max", "params:min"]), strategy="random", evaluations=3,
                       seed=0, accuracy="train", accuracy_options={"dataset": "digits", "epochs": 1, "threads": 1})
-    search(cfg, tmp_path / "run", progress=False)
+    run_search(cfg, tmp_path / "run", progress=False)
     spec = load_device(_spec(tmp_path, sshd, target_python))
     index = export_front(tmp_path / "run", tmp_path / "models", device=spec, progress=False, log=lambda _m: None)
     for m in index["models"]:

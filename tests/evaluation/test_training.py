@@ -11,9 +11,9 @@ from hwnas.core.errors import HwnasError
 from hwnas.evaluation.accuracy import ACCURACY
 from hwnas.evaluation.supernet import SupernetSettings
 from hwnas.evaluation.training import TrainAccuracy, TrainSettings, TrainingFailed, accuracy_on, settings_key
-from hwnas.search.archive import Archive
-from hwnas.search.loop import make_config, search
-from hwnas.search.objectives import objectives_from_specs
+from hwnas.optimize.archive import Archive
+from hwnas.optimize.loop import make_config, run_search
+from hwnas.optimize.objectives import objectives_from_specs
 from hwnas.spaces import get_space
 
 FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "threads": 1}
@@ -80,7 +80,7 @@ def test_divergence_is_a_recorded_failure(tmp_path: Path) -> None:
     cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
                       objectives=objectives, strategy="random", evaluations=3, seed=0, accuracy="train",
                       accuracy_options={**FAST, "epochs": 1, "lr": 1e6})
-    result = search(cfg, tmp_path, progress=False)
+    result = run_search(cfg, tmp_path, progress=False)
     with Archive(tmp_path / "archive.sqlite") as arc:
         failed = [r for r in arc.records() if r.status == "failed"]
     assert failed and all("diverged" in r.reason or "NaN" in r.reason for r in failed)
@@ -92,7 +92,7 @@ def test_tiny_search_with_train_accuracy_on_digits(tmp_path: Path) -> None:
     cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
                       objectives=objectives, strategy="nsga2", strategy_options={"pop_size": 4}, evaluations=6, seed=0,
                       accuracy="train", accuracy_options=FAST)
-    result = search(cfg, tmp_path, progress=False)
+    result = run_search(cfg, tmp_path, progress=False)
     assert result.used == 6 and result.front
     assert all(20.0 < m["accuracy"] <= 100.0 and m["flops"] > 0 for m in result.front)
 
@@ -113,7 +113,7 @@ def test_retrain_gives_each_front_member_val_and_test_accuracy(tmp_path: Path, c
     cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
                       objectives=objectives, strategy="random", evaluations=4, seed=0, accuracy="train",
                       accuracy_options={**FAST, "epochs": 1})
-    result = search(cfg, tmp_path, progress=False)
+    result = run_search(cfg, tmp_path, progress=False)
     assert main(["retrain", str(tmp_path), "--epochs", "3", "--limit", "2"]) == 0
     report = json.loads((tmp_path / "retrain.json").read_text())
     assert len(report["models"]) == min(2, len(result.front))

@@ -1,0 +1,96 @@
+"""How a run's evaluations reach its archive and come back from it: each expensive evaluation
+committed the moment it finishes, the archive replayed through the strategy on resume, and a
+line per finished evaluation where no progress bar can be drawn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.log import say
+from hwnas.evaluation.sources import Evaluation, Status
+from hwnas.optimize.archive import Archive, ArchiveError, Record
+from hwnas.optimize.config import RunConfig
+from hwnas.optimize.evaluator import CandidateEvaluator, Result
+from hwnas.optimize.objectives import ObjectiveSet
+from hwnas.spaces.architecture import Architecture
+
+
+class Replay:
+    """Answers candidates from an archive, in the order it recorded them (resume by replay)."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.path = archive.path
+        self._records: Iterator[Record] = iter(list(archive.records()))
+        self._next: Record | None = next(self._records, None)
+        self.count = 0
+
+    def __call__(self, arch: Architecture) -> Evaluation | None:
+        record = self._next
+        if record is None:
+            return None
+        if record.arch_id != arch.id:
+            raise ArchiveError(f"{self.path}: replay diverged at evaluation {record.seq} (archived {record.arch}, "
+                               f"strategy asked {arch.string}); the archive belongs to another configuration or hwnas version")
+        self._next = next(self._records, None)
+        self.count += 1
+        return Evaluation(arch, record.metrics, record.status, record.reason, record.violation,
+                          record.soft_violation, record.expensive, record.wall_s)
+
+
+class StashedExecution:
+    """Runs a batch's expensive evaluations on an executor. Each is committed to the archive, whole
+    (cheap metrics and budget included), the moment it finishes, so that a crash loses none of
+    them, resume does not redo them and ``export``/``report`` see them before the batch is over."""
+
+    def __init__(self, archive: Archive, pool: Any, setup: dict[str, Any], evaluator: CandidateEvaluator,
+                 on_finished: Callable[[Evaluation], None] | None = None) -> None:
+        self.archive, self.pool, self.setup, self.evaluator = archive, pool, setup, evaluator
+        self.on_finished = on_finished
+
+    def __call__(self, archs: list[Architecture]) -> list[Result]:
+        done = {i: self.archive.stashed(a.id) for i, a in enumerate(archs)}
+        todo = [i for i, r in done.items() if r is None]
+
+        def keep(j: int, result: Result) -> None:
+            arch = archs[todo[j]]
+            cheap = {m: float(v[0]) for m, v in self.evaluator.cheap([arch]).items()} if self.evaluator.cheap_metrics else {}
+            e = completed(arch, cheap, *result, self.evaluator.objectives)
+            self.archive.stash(e)
+            if self.on_finished:
+                self.on_finished(e)
+
+        fresh = self.pool.run(self.setup, [archs[i].string for i in todo], on_result=keep) if todo else []
+        for i, r in zip(todo, fresh):
+            done[i] = r
+        return [done[i] for i in range(len(archs))]  # type: ignore[misc]
+
+
+def completed(arch: Architecture, cheap: dict[str, float], values: dict[str, float], reason: str | None, wall_s: float,
+              objectives: ObjectiveSet) -> Evaluation:
+    """The record of one expensive evaluation: its metrics with the cheap ones, and the violation of
+    the budgets on its expensive metrics (a failed one has none)."""
+    metrics = {**cheap, **values}
+    arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
+    expensive = [m for m in objectives.metrics if m not in cheap]  # cheap budgets were checked before it ran
+    violation = float(objectives.violation(arrays, hard=True, among=expensive)[0]) if reason is None else 0.0
+    soft = float(objectives.violation(arrays, hard=False)[0]) if reason is None else 0.0
+    return Evaluation(arch, metrics, Status.FAILED if reason else Status.COMPLETE, reason, violation, soft, True, wall_s)
+
+
+def finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
+    """Where no progress bar can be drawn (a log file, a pipe): one line per finished evaluation."""
+    count = [done]
+    started = time.monotonic()
+
+    def line(e: Evaluation) -> None:
+        count[0] += 1
+        values = "  ".join(f"{m}={e.metrics[m]:.4g}" for m in config.objectives.names if m in e.metrics)
+        outcome = values if e.ok else f"failed: {e.reason}"
+        say(f"evaluation {count[0]}/{config.evaluations} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
+            f"since start): {outcome}  {e.arch.string}")
+
+    return line

@@ -1,0 +1,62 @@
+"""What a search returns: the front as typed members, and the run around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.core.errors import HwnasError
+from hwnas.evaluation.sources import Evaluation
+from hwnas.optimize.config import RunConfig
+from hwnas.optimize.rundir import RunDir
+
+__all__ = ["FrontMember", "SearchResult"]
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """One Pareto-optimal architecture: its string and id, its metrics, and whether it meets every
+    budget. ``member["accuracy"]`` reads a metric (or ``arch``, ``arch_id``, ``feasible``)."""
+
+    arch: str
+    arch_id: str
+    metrics: dict[str, float]
+    feasible: bool
+    violation: float = 0.0
+
+    def __getitem__(self, name: str) -> Any:
+        if name in ("arch", "arch_id", "feasible", "violation"):
+            return getattr(self, name)
+        return self.metrics[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "arch_id": self.arch_id, **self.metrics, "feasible": self.feasible,
+                "violation": self.violation}
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` returns: the front (cheapest member first), whether it is feasible (else
+    it is the least-violating set), every evaluation in order, and the run's config."""
+
+    run_dir: Path
+    front: list[FrontMember]
+    feasible: bool
+    evaluations: list[Evaluation]
+    used: int
+    config: RunConfig
+    stopped: str = "budget"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def archive_path(self) -> Path:
+        return self.run_dir / RunDir.ARCHIVE
+
+    def to_pandas(self) -> Any:
+        """The front as a ``pandas.DataFrame`` (one row per member); needs pandas installed."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise HwnasError("SearchResult.to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame([m.to_dict() for m in self.front])
