@@ -17,7 +17,7 @@ from hwnas.deploy.export import ExportSettings, export_front
 from hwnas.deploy.report import write_report
 from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import profile
+from hwnas.latency.profiler import ProfileSettings, profile
 from hwnas.measure.timing import Protocol
 from hwnas.optimize.minimize import minimize
 from hwnas.optimize.problem import Problem, Sources
@@ -35,7 +35,8 @@ def main() -> None:
     device = load_device(ROOT / "devices" / "local-cpu.toml")
     space = get_space("nb201", input_shape="1x8x8", N=1)
     quick = Protocol(warmup_s=0.5, min_runs=30, max_runs=120)  # a short protocol for a tour
-    table = profile(device, space, out=out / "nb201-1x8x8.json", protocol=quick, context_models=12, progress=False)
+    table = profile(device, space, out=out / "nb201-1x8x8.json", progress=False,
+                    settings=ProfileSettings(protocol=quick, context_models=12))
     latency = Predictor(table, space).predict(space.sample(np.random.default_rng(0), 200)).latency_ms
     budget = float(np.percentile(latency, 50))  # a budget that binds: half of random models break it
     print(f"table: {len(table.entries)} blocks; budget latency_ms<={budget:.4f}")

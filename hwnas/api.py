@@ -22,6 +22,7 @@ from typing import Any
 
 from hwnas.core.errors import HwnasError
 from hwnas.device.spec import DeviceSpec, load_device, with_runtime
+from hwnas.latency.profiler import ProfileSettings
 from hwnas.latency.profiler import profile as _profile
 from hwnas.latency.table import LatencyTable
 from hwnas.core.options import Scalar
@@ -60,7 +61,8 @@ def profile(device: PathLike | DeviceSpec, space: str | SearchSpace, *, out: Pat
     spec = with_runtime(spec, precision=precision)
     if isinstance(space, str):
         space = get_space(space)
-    return _profile(spec, space, out=out, context_models=context_models, seed=seed, force=force, progress=progress)
+    return _profile(spec, space, out=out, progress=progress,
+                    settings=ProfileSettings(context_models=context_models, seed=seed, force=force))
 
 
 def search(problem: Problem, run_dir: PathLike, *, strategy: str = "bo", evaluations: int = 100, seed: int = 0,

@@ -18,7 +18,7 @@ from hwnas.core.log import configure
 from hwnas.core.files import output_folder
 from hwnas.spaces import SPACES, get_space
 from hwnas.spaces.facts import describe
-from hwnas.models.onnx_io import export_onnx
+from hwnas.models.onnx_io import ParityCheck, export_onnx
 
 DEMO_INPUTS = {"mobilenet": "1x28x28", "nb201": "3x32x32", "dppnet": "3x32x32"}
 
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         for arch in space.sample(rng, args.n):
             facts = describe(space, arch)
             path = out / f"{name}-{arch.id}.onnx"
-            report = export_onnx(space.build(arch, seed=args.seed), space.example_input(1), path, seed=args.seed)
+            report = export_onnx(space.build(arch, seed=args.seed), space.example_input(1), path,
+                                 parity=ParityCheck(seed=args.seed))
             ms = _median_latency_ms(path, space.example_input(1).numpy())
             print(f"{name:<10} {DEMO_INPUTS.get(name, '3x32x32'):<8} {facts.params:>10,} {facts.macs:>13,} "
                   f"{len(facts.blocks):>6} {report.max_abs_diff:>11.1e} {ms:>7.2f}  {arch.id}")
@@ -89,7 +90,7 @@ SPACE_OPTIONS = {"scale": 0.25}
 
 def _profile_and_validate(seed: int) -> Path:
     from hwnas.device.spec import load_device
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
     from hwnas.latency.table import default_table_path
     from hwnas.latency.validate import validate
 
@@ -97,7 +98,7 @@ def _profile_and_validate(seed: int) -> Path:
     space = get_space("mobilenet", input_shape="1x28x28", **SPACE_OPTIONS)
     path = default_table_path(spec.name, space, precision=spec.runtime.precision)  # under the working folder
     print(f"\n== 1. profile {spec.name}: mobilenet (scale 0.25) at 1x28x28 -> {path}")
-    table = profile(spec, space, out=path, seed=seed)
+    table = profile(spec, space, out=path, settings=ProfileSettings(seed=seed))
     fit = table.context["fit"]
     print(f"   boundary correction, leave-one-out on {fit['n_models']} models: MAPE {fit['leave_one_out']['mape']:.1%} "
           f"(plain sum of blocks: {fit['raw_sum']['mape']:.1%})")

@@ -46,8 +46,9 @@ def quick_spec():
 @pytest.fixture(scope="session")
 def tiny_table(tmp_path_factory: pytest.TempPathFactory, quick_spec):
     """A real profile of nb201 (one cell per stage) at 3x8x8 on this CPU."""
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
 
     space = get_space("nb201", input_shape="3x8x8", N=1)
     path = tmp_path_factory.mktemp("tables") / "nb201-3x8x8.json"
-    return profile(quick_spec, space, out=path, context_models=16, progress=False, log=lambda _m: None)
+    return profile(quick_spec, space, out=path, progress=False, log=lambda _m: None,
+                   settings=ProfileSettings(context_models=16))

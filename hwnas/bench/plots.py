@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.bench.problem import Problem, scores
+from hwnas.bench.problem import Scoring, scores
 from hwnas.bench.stats import ci95
 from hwnas.core.pareto import non_dominated
 from hwnas.core.plots import add_legend, new_axes, save_figure
 
 
-def plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
+def plot_hv(path: Path, problem: Scoring, traces: dict[str, dict[int, list[dict[str, Any]]]], seeds: int, evaluations: int,
              finals: dict[str, dict[str, list[float]]]) -> None:
     grid = np.unique(np.linspace(1, evaluations, min(evaluations, 50)).astype(int))
     fig, ax = new_axes(6.4, 4.2)
@@ -33,7 +33,7 @@ def plot_hv(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[
     save_figure(fig, path)
 
 
-def plot_fronts(path: Path, problem: Problem, traces: dict[str, dict[int, list[dict[str, Any]]]],
+def plot_fronts(path: Path, problem: Scoring, traces: dict[str, dict[int, list[dict[str, Any]]]],
                  finals: dict[str, dict[str, list[float]]], seeds: int) -> None:
     fig, ax = new_axes(6.4, 4.2)
     names = problem.objectives.names

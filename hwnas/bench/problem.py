@@ -1,9 +1,8 @@
-"""A bench problem: a tabular benchmark, its objectives and budgets, the true front, and how a
-run's trace is scored against them (normalised hypervolume, IGD, budget regret)."""
+"""A bench problem: the search ``Problem`` on a tabular benchmark, with its true front and how a
+run's trace is scored against it (normalised hypervolume, IGD, budget regret)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.pareto import budget_regret, hypervolume, igd, non_dominated
 from hwnas.evaluation.sources import BenchmarkMetrics
 from hwnas.optimize.objectives import Constraint, ObjectiveSet, objectives_from_specs
-from hwnas.spaces import SearchSpace, get_space
+from hwnas.optimize.problem import Problem, Sources
+from hwnas.spaces import SearchSpace
 
 QUANTILES = (0.10, 0.25, 0.50, 0.75)
 
@@ -25,11 +25,14 @@ class BenchError(HwnasError, ValueError):
 
 
 @dataclass
-class Problem:
-    """Everything a run needs, loaded once per process."""
+class Scoring:
+    """A search problem on a tabular benchmark, loaded once per process with what scores a trace
+    against it: the true front (scaled), every feasible architecture's accuracy and cost, and the
+    cost quantiles at which budget regret is averaged."""
 
+    problem: Problem
     space: SearchSpace
-    objectives: ObjectiveSet
+    objectives: ObjectiveSet  # each metric's cheapness resolved from the benchmark
     table: BenchmarkMetrics
     accuracy: str
     cost: str
@@ -45,15 +48,30 @@ class Problem:
         return np.full(len(self.objectives.objectives), 1.1)
 
 
-def load_problem(space: str, input_shape: str, table: str | Path, objective_specs: Sequence[str],
-                 budgets: Sequence[Constraint] = (), cheap: Sequence[str] | None = None) -> Problem:
-    sp = get_space(space, input_shape=input_shape)
-    objs = objectives_from_specs(list(objective_specs), cheap=set(cheap) if cheap is not None else None, source="--objective")
-    objs = objs.with_budgets(list(budgets))
-    bench = BenchmarkMetrics(table, sp)
-    for m in objs.metrics:
+def tabular_problem(space: str, table: str | Path, objective_specs: Sequence[str], *, input_shape: str = "3x32x32",
+                    budgets: Sequence[Constraint | str] = (), cheap: Sequence[str] | None = None) -> Problem:
+    """The search problem of a bench: ``space`` on the benchmark ``table``, whose expensive
+    objectives' columns stand for trainings (by default every objective but the first max one is
+    cheap; ``cheap`` names the cheap ones)."""
+    objectives = objectives_from_specs(list(objective_specs), cheap=set(cheap) if cheap is not None else None,
+                                       source="--objective")
+    return Problem.build(space, objectives, input_shape=input_shape, budgets=budgets,
+                         sources=Sources(benchmark=table, accuracy="table"))
+
+
+def load_problem(problem: Problem) -> Scoring:
+    """``problem`` (on a tabular benchmark) with its true front; raises BenchError when the
+    benchmark lacks a metric or the objectives have no accuracy and cost to trade."""
+    sp = problem.build_space()
+    table = problem.sources.benchmark
+    if table is None:
+        raise BenchError("a bench problem needs a tabular benchmark (Sources(benchmark=...))")
+    bench = BenchmarkMetrics(table, sp, columns=dict(problem.sources.columns) or None,
+                             expensive=problem.objectives.expensive)  # the expensive columns stand for trainings
+    for m in problem.objectives.metrics:
         if m not in bench.provides:
             raise BenchError(f"{table}: no column {m!r} (columns: {', '.join(bench.columns)})")
+    objs = problem.objectives.resolved(bench.is_cheap)
     bench.check_values(objs.metrics, objs.costs)
     accuracy = next((o.name for o in objs.objectives if not o.cheap and o.direction == "max"), None)
     cost = next((o.name for o in objs.objectives if o.cheap and o.direction == "min"), None)
@@ -67,11 +85,11 @@ def load_problem(space: str, input_shape: str, table: str | Path, objective_spec
     Ff = (F[feasible] - ideal) / scale
     true_front = Ff[non_dominated(Ff)]
     acc_all, cost_all = cols[accuracy][feasible], cols[cost][feasible]
-    return Problem(sp, objs, bench, accuracy, cost, ideal, scale, true_front, acc_all, cost_all,
+    return Scoring(problem, sp, objs, bench, accuracy, cost, ideal, scale, true_front, acc_all, cost_all,
                    np.quantile(cols[cost], QUANTILES))
 
 
-def scores(problem: Problem, rows: list[dict[str, Any]]) -> dict[str, float]:
+def scores(problem: Scoring, rows: list[dict[str, Any]]) -> dict[str, float]:
     """Normalised HV, IGD and mean budget regret of the evaluations in ``rows``."""
     ok = [r for r in rows if r["status"] == "complete" and r["violation"] <= 0]
     if not ok:
@@ -85,23 +103,14 @@ def scores(problem: Problem, rows: list[dict[str, Any]]) -> dict[str, float]:
             "regret": float(budget_regret(acc, cost, problem.acc_all, problem.cost_all, problem.cost_levels).mean())}
 
 
-@dataclass(frozen=True)
-class ProblemSpec:
-    """What defines a bench problem (hashable: each worker process loads it once)."""
-
-    space: str
-    input_shape: str
-    table: str
-    objective_specs: tuple[str, ...]
-    budgets: tuple[Constraint, ...] = ()
-    cheap: tuple[str, ...] | None = None
-
-    def load(self) -> Problem:
-        return _loaded(self)
+_LOADED: dict[str, Scoring] = {}
 
 
-@functools.lru_cache(maxsize=2)
-def _loaded(spec: ProblemSpec) -> Problem:
-    return load_problem(spec.space, spec.input_shape, spec.table, spec.objective_specs, spec.budgets, spec.cheap)
-
-
+def loaded(problem: Problem) -> Scoring:
+    """``load_problem``, once per process for each problem (every job of a worker shares it)."""
+    key = repr(problem)
+    if key not in _LOADED:
+        if len(_LOADED) >= 2:
+            _LOADED.clear()
+        _LOADED[key] = load_problem(problem)
+    return _LOADED[key]

@@ -17,8 +17,9 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,10 @@ import numpy as np
 
 from hwnas.core.processes import die_with_parent
 from hwnas.core.files import output_folder, write_csv, write_json
-from hwnas.bench.problem import QUANTILES, BenchError, Problem, ProblemSpec, scores
+from hwnas.bench.problem import QUANTILES, BenchError, Scoring, loaded, scores
+from hwnas.optimize.problem import Problem
 from hwnas.bench.stats import ci95, mann_whitney
 from hwnas.core.threads import torch_threads
-from hwnas.optimize.objectives import Constraint
 from hwnas.optimize.strategies import STRATEGIES, Strategy
 
 CHECKPOINTS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -48,18 +49,18 @@ def strategy_class(name: str) -> type[Strategy]:
     return STRATEGIES.get(base)
 
 
-def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
+def _run(job: tuple[Problem, str, int, int, Mapping[str, Any]]) -> tuple[str, int, list[dict[str, Any]], float]:
     from hwnas.optimize.evaluator import CandidateEvaluator
     from hwnas.optimize.loop import run_strategy
 
     spec, name, seed, evaluations, options = job
-    problem = spec.load()
+    problem = loaded(spec)
     evaluator = CandidateEvaluator(problem.objectives, [problem.table])
-    strategy = strategy_class(name).create(problem.space, problem.objectives, np.random.default_rng(seed), options,
+    strategy = strategy_class(name).create(problem.space, evaluator.objectives, np.random.default_rng(seed), options,
                                            cheap=evaluator.cheap)
     t0 = time.perf_counter()
     with torch_threads(1):  # one run per core: no oversubscription
-        trace, _, _, _ = run_strategy(strategy, evaluator, problem.objectives, evaluations)
+        trace, _, _, _ = run_strategy(strategy, evaluator, evaluator.objectives, evaluations)
     wall = time.perf_counter() - t0
     rows = []
     for e in trace:
@@ -69,13 +70,28 @@ def _run(job: tuple[ProblemSpec, str, int, int, dict[str, Any]]) -> tuple[str, i
     return name, seed, rows, wall
 
 
-def _plan(strategies: Sequence[str], peers: Sequence[str], evaluations: int, seeds: int,
-          reference_evaluations: int | None) -> dict[str, int]:
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench runs: the strategies (random search is always added), Optuna peers, the
+    expensive evaluations per run, the seeds (0..seeds-1), a ``random@N`` reference with N
+    evaluations, and options per strategy name."""
+
+    strategies: Sequence[str]
+    evaluations: int
+    seeds: int
+    peers: Sequence[str] = ()
+    reference_evaluations: int | None = None
+    strategy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _plan(plan: BenchPlan) -> dict[str, int]:
     """Every run's strategy and its evaluation count, in order: random search first (it sits beside
     every comparison), the strategies, the peers, then ``random@N``. Unknown names, a missing
     Optuna and impossible counts fail here, before any work, in one line."""
     from hwnas.optimize.strategies.peers import PEERS, require_optuna
 
+    strategies, peers, evaluations, seeds = plan.strategies, plan.peers, plan.evaluations, plan.seeds
+    reference_evaluations = plan.reference_evaluations
     for name in strategies:
         if name in PEERS:
             raise BenchError(f"{name!r} is a peer: give it with --peers")
@@ -107,51 +123,45 @@ def _execute(jobs: list[tuple[Any, ...]], workers: int) -> list[Any]:
         return list(pool.map(_run, jobs, chunksize=1))
 
 
-def run_bench(
-    *, space: str, table: str | Path, objectives: Sequence[str], strategies: Sequence[str], evaluations: int,
-    seeds: int, out: str | Path, input_shape: str = "3x32x32", budgets: Sequence[Constraint] = (),
-    cheap: Sequence[str] | None = None, workers: int | None = None, strategy_options: dict[str, dict[str, Any]] | None = None,
-    plots: bool = True, command: Sequence[str] | None = None, peers: Sequence[str] = (),
-    reference_evaluations: int | None = None,
-) -> dict[str, Any]:
-    """Run every strategy (and peer) for ``seeds`` seeds; write traces, summary.json and plots
-    under ``out``. ``peers`` (``hwnas.optimize.strategies.peers``) run through the same loop and are
-    scored the same way; ``reference_evaluations`` adds random search with that many
-    evaluations (``random@N``), the bar a sample-efficient strategy has to reach."""
+def run_bench(problem: Problem, plan: BenchPlan, out: str | Path, *, workers: int | None = None, plots: bool = True,
+              command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every strategy (and peer) of ``plan`` on ``problem`` (a tabular one:
+    :func:`~hwnas.bench.problem.tabular_problem`) for its seeds; write traces, summary.json and
+    plots under ``out``. Peers (``hwnas.optimize.strategies.peers``) run through the same loop and
+    are scored the same way; ``random@N`` is the bar a sample-efficient strategy has to reach.
+    Raises BenchError for a plan or problem that cannot run."""
     from hwnas.core.versions import versions
 
-    evaluations_of = _plan(strategies, peers, evaluations, seeds, reference_evaluations)
-    strategies = list(evaluations_of)
-    spec = ProblemSpec(space, input_shape, str(table), tuple(objectives), tuple(budgets),
-                       tuple(cheap) if cheap is not None else None)
-    problem = spec.load()
+    evaluations_of = _plan(plan)
+    strategies, evaluations, seeds = list(evaluations_of), plan.evaluations, plan.seeds
+    scoring = loaded(problem)
+    table = str(problem.sources.benchmark)
     out = output_folder(out, "bench folder")
-    options = strategy_options or {}
     # the longest runs first, so that a pool of workers ends together
-    jobs = sorted(((spec, name, seed, evaluations_of[name], options.get(name.partition("@")[0], {}))
+    jobs = sorted(((problem, name, seed, evaluations_of[name], plan.strategy_options.get(name.partition("@")[0], {}))
                    for name in strategies for seed in range(seeds)), key=lambda j: -j[3])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
     results = _execute(jobs, workers)
     wall_total = time.perf_counter() - t0
 
-    traces, walls = _write_traces(out, problem, strategies, results)
-    summary_strategies, finals = _score_strategies(problem, strategies, traces, walls, evaluations_of, seeds)
+    traces, walls = _write_traces(out, scoring, strategies, results)
+    summary_strategies, finals = _score_strategies(scoring, strategies, traces, walls, evaluations_of, seeds)
     checkpoints = [c for c in CHECKPOINTS if c < evaluations] + [evaluations]
     digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()
     summary = {
         "command": list(command) if command is not None else sys.argv,
-        "table": str(table), "table_sha256": digest, "space": space, "objectives": problem.objectives.to_dict(),
-        "accuracy": problem.accuracy, "cost": problem.cost, "evaluations": evaluations,
-        "scoring": {"distinct_architectures": len(problem.table.ids()),
+        "table": str(table), "table_sha256": digest, "space": problem.space, "objectives": scoring.objectives.to_dict(),
+        "accuracy": scoring.accuracy, "cost": scoring.cost, "evaluations": evaluations,
+        "scoring": {"distinct_architectures": len(scoring.table.ids()),
                     "isomorphic": "a class of isomorphic architectures takes the mean of its rows' values, "
                                   "in the searches and in the true front alike"},
         "seeds": list(range(seeds)), "checkpoints": checkpoints,
         "hypervolume": {"normalised_to": "the table's true front (feasible, distinct architectures) = 1.0",
                         "scaling": "each objective (minimised) scaled by the table's ideal and nadir",
-                        "reference_point": problem.ref.tolist(), "ideal": problem.ideal.tolist(),
-                        "nadir": (problem.ideal + problem.scale).tolist(), "true_front_size": len(problem.true_front)},
-        "budget_regret": {"quantiles": list(QUANTILES), "budgets": problem.cost_levels.tolist(),
+                        "reference_point": scoring.ref.tolist(), "ideal": scoring.ideal.tolist(),
+                        "nadir": (scoring.ideal + scoring.scale).tolist(), "true_front_size": len(scoring.true_front)},
+        "budget_regret": {"quantiles": list(QUANTILES), "budgets": scoring.cost_levels.tolist(),
                           "definition": "table's best accuracy within the budget minus the best found, averaged"},
         "strategies": summary_strategies, "wall_s": wall_total, "workers": workers, "versions": versions(),
     }
@@ -159,8 +169,8 @@ def run_bench(
     if plots:
         from hwnas.bench.plots import plot_fronts, plot_hv
 
-        plot_hv(out / "hv.png", problem, traces, seeds, evaluations, finals)
-        plot_fronts(out / "front.png", problem, traces, finals, seeds)
+        plot_hv(out / "hv.png", scoring, traces, seeds, evaluations, finals)
+        plot_fronts(out / "front.png", scoring, traces, finals, seeds)
     return summary
 
 
@@ -187,7 +197,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 Traces = dict[str, dict[int, list[dict[str, Any]]]]  # strategy -> seed -> rows (one per expensive evaluation)
 
 
-def _write_traces(out: Path, problem: Problem, strategies: Sequence[str],
+def _write_traces(out: Path, problem: Scoring, strategies: Sequence[str],
                   results: Sequence[tuple[str, int, list[dict[str, Any]], float]]) -> tuple[Traces, dict[str, list[float]]]:
     """One CSV per (strategy, seed) under ``out/traces``; returns the traces and wall times."""
     metrics = problem.objectives.metrics
@@ -203,7 +213,7 @@ def _write_traces(out: Path, problem: Problem, strategies: Sequence[str],
     return traces, walls
 
 
-def _score_strategies(problem: Problem, strategies: Sequence[str], traces: Traces, walls: dict[str, list[float]],
+def _score_strategies(problem: Scoring, strategies: Sequence[str], traces: Traces, walls: dict[str, list[float]],
                       evaluations_of: dict[str, int], seeds: int) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
     """Per strategy: scores at each checkpoint and at the end (mean and 95% CI over seeds), and
     the comparison with random search."""

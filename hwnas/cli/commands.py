@@ -69,14 +69,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from hwnas.models.onnx_io import check_writable, export_onnx
+    from hwnas.models.onnx_io import ParityCheck, check_writable, export_onnx
 
     space = _space(args)
     arch = space.parse(args.arch)
     check_writable(args.output)  # fail before spending time on the build
     model = space.build(arch, seed=args.seed)
     report = export_onnx(model, space.example_input(1, seed=args.seed), args.output, opset=args.opset,
-                         dynamic_batch=not args.static_batch, exporter=args.exporter, seed=args.seed)
+                         dynamic_batch=not args.static_batch, exporter=args.exporter, parity=ParityCheck(seed=args.seed))
     print(f"wrote {report.path}: {space.name} {arch.string} (id {arch.id})")
     print(f"  opset {report.opset}, {report.exporter} exporter, onnx.checker passed, "
           f"onnxruntime ran it ({', '.join(report.providers)})")
@@ -108,12 +108,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.device.spec import load_device, with_runtime
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
 
     spec = with_runtime(load_device(args.device), precision=args.precision, calibration_data=args.calibration_data)
     space = _space(args)
-    table = profile(spec, space, out=args.out, context_models=args.context_models, seed=args.seed,
-                    energy_model=args.energy_model, force=args.force, progress=not args.no_progress)
+    table = profile(spec, space, out=args.out, progress=not args.no_progress,
+                    settings=ProfileSettings(context_models=args.context_models, seed=args.seed,
+                                             energy_model=args.energy_model, force=args.force))
     fit = table.context.get("fit") or {}
     if fit:
         loo, raw = fit["leave_one_out"], fit["raw_sum"]
@@ -274,19 +275,17 @@ def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from hwnas.bench.run import BenchError, print_summary, run_bench
-    from hwnas.optimize.objectives import parse_budget
+    from hwnas.bench.problem import tabular_problem
+    from hwnas.bench.run import BenchError, BenchPlan, print_summary, run_bench
 
     if not args.objective:
         raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
-    summary = run_bench(
-        space=args.space, input_shape=args.input, table=args.table, objectives=args.objective,
-        strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], evaluations=args.evaluations,
-        seeds=args.seeds, out=args.out, budgets=[parse_budget(b) for b in args.budget],
-        cheap=args.cheap.split(",") if args.cheap is not None else None, workers=args.workers,
-        command=["hwnas", *args.argv], peers=[s.strip() for s in (args.peers or "").split(",") if s.strip()],
-        reference_evaluations=args.reference_evaluations,
-    )
+    problem = tabular_problem(args.space, args.table, args.objective, input_shape=args.input, budgets=args.budget,
+                              cheap=args.cheap.split(",") if args.cheap is not None else None)
+    plan = BenchPlan([s.strip() for s in args.strategies.split(",") if s.strip()], args.evaluations, args.seeds,
+                     peers=[s.strip() for s in (args.peers or "").split(",") if s.strip()],
+                     reference_evaluations=args.reference_evaluations)
+    summary = run_bench(problem, plan, args.out, workers=args.workers, command=["hwnas", *args.argv])
     print_summary(summary)
     print(f"seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['wall_s']:.1f} s on {summary['workers']} "
           f"worker(s); traces, summary.json, hv.png and front.png in {args.out}/")

@@ -29,7 +29,7 @@ from hwnas.latency.measurement import export_job, measure_files
 from hwnas.latency.predictor import Predictor
 from hwnas.latency.table import LatencyTable
 from hwnas.measure.timing import Protocol, Stats
-from hwnas.models.onnx_io import PARITY_ATOL, ExportReport, export_onnx
+from hwnas.models.onnx_io import PARITY_ATOL, ExportReport, ParityCheck, export_onnx
 from hwnas.optimize.objectives import Constraint
 from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.spaces.facts import describe
@@ -195,8 +195,8 @@ def _export_and_measure(b: _Batch, models: Sequence[ModelToExport], out: Path, t
                     model.load_state_dict(m.weights)
                 model = model.eval().to(memory_format=torch.contiguous_format)
                 example = torch.randn((spec.batch_size, *space.input_shape), generator=torch.Generator().manual_seed(seed))
-                exports.append(export_onnx(model, example, out / f"{m.name}.onnx", dynamic_batch=False, seed=seed,
-                                           atol=b.atol, providers=(spec.runtime.provider,)))
+                parity = ParityCheck(seed=seed, atol=b.atol, providers=(spec.runtime.provider,))
+                exports.append(export_onnx(model, example, out / f"{m.name}.onnx", dynamic_batch=False, parity=parity))
                 if int8 is not None:
                     q_files.append(quantize_file(Path(exports[-1].path), int8, space.input_shape, spec.batch_size))
                 bar.advance(task)

@@ -18,7 +18,8 @@ from hwnas.spaces.base import SearchSpace
 
 @dataclass(frozen=True)
 class AccuracyEstimator:
-    """A named way to score candidates, and what it needs of the search around it.
+    """A named way to score candidates, and what it needs of the search around it. The source it
+    builds declares its accuracy expensive (``cheap = False``): what a search spends evaluations on.
 
     ``check``: refuses bad options (a usage error) before any data loads or work starts.
     ``artifact``: the file name of something the estimator trains once and reuses (a supernet);
@@ -47,7 +48,8 @@ def estimator(name: str) -> AccuracyEstimator:
 
 
 def _table_accuracy(space: SearchSpace, *, benchmark: str | Path, column: str = "accuracy", **_: Any) -> MetricSource:
-    return BenchmarkMetrics(benchmark, space, columns={"accuracy": column} if column != "accuracy" else None)
+    return BenchmarkMetrics(benchmark, space, columns={"accuracy": column} if column != "accuracy" else None,
+                            expensive=("accuracy",))
 
 
 def _train_accuracy(space: SearchSpace, **options: Any) -> MetricSource:

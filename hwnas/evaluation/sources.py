@@ -13,10 +13,10 @@ import csv
 import enum
 import functools
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,9 +73,16 @@ class Evaluation:
 
 
 class MetricSource(abc.ABC):
-    """Computes some metrics for a batch of architectures (NaN where it cannot)."""
+    """Computes some metrics for a batch of architectures (NaN where it cannot). A source declares
+    whether its metrics are cheap (known before a candidate is trained: a search filters and ranks
+    by them) or expensive (the evaluations a search spends its budget on)."""
 
     provides: tuple[str, ...] = ()
+    cheap: ClassVar[bool] = True
+
+    def is_cheap(self, metric: str) -> bool:
+        """Whether ``metric`` (one this source provides) is cheap."""
+        return self.cheap
 
     @abc.abstractmethod
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]: ...
@@ -117,11 +124,14 @@ class FactsMetrics(MetricSource):
 
 
 class BenchmarkMetrics(MetricSource):
-    """Columns of a tabular benchmark, looked up by architecture id."""
+    """Columns of a tabular benchmark, looked up by architecture id. A lookup is cheap, but the
+    metrics named ``expensive`` stand for what a search would otherwise train for (the benchmark as
+    the accuracy estimator): they count as expensive evaluations."""
 
     def __init__(self, path: str | Path, space: type[SearchSpace] | SearchSpace, *,
-                 columns: dict[str, str] | None = None) -> None:
+                 columns: dict[str, str] | None = None, expensive: Collection[str] = ()) -> None:
         self.path = Path(path)
+        self.expensive = frozenset(expensive)
         self.space = space
         names, rows = _read_table_cached(str(self.path.resolve()), self.path.stat().st_mtime_ns if self.path.exists() else 0)
         if "arch" not in names:
@@ -195,6 +205,9 @@ class BenchmarkMetrics(MetricSource):
     def ids(self) -> list[str]:
         """The distinct architectures' ids, in the order of ``column``."""
         return list(self._index)
+
+    def is_cheap(self, metric: str) -> bool:
+        return metric not in self.expensive
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         rows = []

@@ -68,6 +68,7 @@ class SupernetAccuracy(MetricSource):
     """Validation accuracy of a subnet inheriting the trained supernet's weights (a proxy)."""
 
     provides = ("accuracy",)
+    cheap = False  # a training, or a supernet evaluation on the validation split
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", path: str | None = None,
                  threads: int | None = None, log: Any = say, **settings: Any) -> None:
@@ -215,6 +216,7 @@ class SupernetEnsemble(MetricSource):
     """``ensemble=K`` supernets with consecutive seeds; a subnet's accuracy is their mean (a proxy)."""
 
     provides = ("accuracy",)
+    cheap = False  # a training, or a supernet evaluation on the validation split
 
     def __init__(self, space: SearchSpace, *, ensemble: int, path: str | None = None, log: Any = say,
                  **options: Any) -> None:

@@ -159,6 +159,7 @@ class TrainAccuracy(MetricSource):
     run through onnxruntime: what an int8 device will answer."""
 
     provides = ("accuracy",)
+    cheap = False  # a training, or a supernet evaluation on the validation split
 
     def __init__(self, space: SearchSpace, *, dataset: str = "mnist5k", cache: str | None = None,
                  threads: int | None = None, quantized: bool | int = False, **settings: Any) -> None:

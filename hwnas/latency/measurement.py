@@ -16,7 +16,7 @@ from hwnas.device.target import Item, OnBatch, OnDone, Target
 from hwnas.device.connect import open_target
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Architecture, Block, SearchSpace, calibrate_batchnorm, init_weights
-from hwnas.models.onnx_io import export_onnx
+from hwnas.models.onnx_io import ParityCheck, export_onnx
 from hwnas.models.quantize import calibration_for, to_precision
 
 
@@ -74,7 +74,7 @@ def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, see
         model = space.build(job.arch, seed=seed)
     gen = torch.Generator().manual_seed(seed)
     example = tuple(torch.randn((batch, *s), generator=gen) for s in shapes)
-    export_onnx(model, example, path, dynamic_batch=False, parity_inputs=1, seed=seed)
+    export_onnx(model, example, path, dynamic_batch=False, parity=ParityCheck(inputs=1, seed=seed))
     precision = spec.runtime.precision
     if precision != "fp32":  # the device runs another precision: time what it runs
         # a block's inputs are activations inside a network: only whole models see real images

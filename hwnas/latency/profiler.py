@@ -11,7 +11,9 @@ How it works, and why: ``docs/design.md`` (hwnas.latency.profiler).
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,34 +55,40 @@ def _plan_context(space: SearchSpace, n: int, seed: int) -> list[str]:
     return list(seen.values())
 
 
-def profile(
-    spec: DeviceSpec,
-    space: SearchSpace,
-    *,
-    out: str | Path | None = None,
-    protocol: Protocol | None = None,
-    context_models: int | None = None,
-    seed: int = 0,
-    energy_model: bool = False,
-    force: bool = False,
-    progress: bool = True,
-    save_every_s: float = 2.0,
-    log: Callable[[str], None] = say,
-) -> LatencyTable:
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How a table is profiled: the protocol (default: the device spec's), the whole models timed
+    beside the blocks for the boundary fit (default by precision, at least 3), their seed, an
+    estimated energy model for a device without a meter, a fresh start, and how often a partial
+    table is saved."""
+
+    protocol: Protocol | None = None
+    context_models: int | None = None
+    seed: int = 0
+    energy_model: bool = False
+    force: bool = False  # re-profile from scratch instead of reusing or continuing the table
+    save_every_s: float = 2.0
+
+
+def profile(spec: DeviceSpec, space: SearchSpace, out: str | Path | None = None,
+            settings: ProfileSettings = ProfileSettings(), *, progress: bool = True,
+            log: Callable[[str], None] = say) -> LatencyTable:
     """Profile ``space`` on ``spec``'s device into a table at ``out`` (see the module docstring).
 
-    Raises TableMismatchError to continue a table made elsewhere, DeviceSpecError or
-    ProviderUnavailableError for a bad spec, and EnergyMeterError for an unreadable meter.
+    Raises UsageError for fewer than 3 context models, TableMismatchError to continue a table made
+    elsewhere, DeviceSpecError or ProviderUnavailableError for a bad spec, and EnergyMeterError
+    for an unreadable meter.
     """
+    context_models = settings.context_models
     if context_models is None:
         context_models = default_context_models(spec.runtime.precision)
     if context_models < 3:  # checked before any block is measured: the fit needs three models
         raise UsageError(f"--context-models must be at least 3 (the boundary fit needs them), got {context_models}")
+    settings = dataclasses.replace(settings, protocol=settings.protocol or spec.protocol, context_models=context_models)
     path = Path(out) if out else default_table_path(spec.name, space, precision=spec.runtime.precision)
     # one profile at a time writes into a table folder (and times the device)
     with exclusive(path.parent, f"latency table {path} (its folder)"):
-        return _profile(spec, space, path, protocol, context_models, seed, energy_model, force, progress,
-                        save_every_s, log)
+        return _profile(spec, space, path, settings, progress, log)
 
 
 # Whole models timed beside the blocks for the boundary fit. INT8 models have a quantize/dequantize
@@ -106,19 +114,18 @@ def quantization_record(spec: DeviceSpec, space: SearchSpace, seed: int) -> dict
                             "models": calibration_for(spec.runtime.calibration_data, space, seed).describe()}}
 
 
-def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protocol | None, context_models: int,
-             seed: int, energy_model: bool, force: bool, progress: bool, save_every_s: float,
+def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, settings: ProfileSettings, progress: bool,
              log: Callable[[str], None]) -> LatencyTable:
     target = open_target(spec)  # one for the whole profile: a remote one is probed once
     target.check_provider()
-    protocol = protocol or spec.protocol
+    protocol, seed, context_models = settings.protocol or spec.protocol, settings.seed, settings.context_models or 0
     fp = target.fingerprint()
     meter = open_meter(spec) if spec.remote is None else None  # an unreadable meter fails now; a remote one is read there
     has_meter = spec.energy.meter != "none"
-    if has_meter and energy_model:
+    if has_meter and settings.energy_model:
         raise HwnasError(f"{spec.source}: the device has an energy meter ({spec.energy.meter}); --energy-model is only for meter 'none'")
 
-    table = _existing_table(path, fp, space, protocol, force, log)
+    table = _existing_table(path, fp, space, protocol, settings.force, log)
     if table is not None and table.complete:
         return table
     if table is None:
@@ -145,8 +152,8 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, protocol: Protoco
 
     started = time.perf_counter()
     with torch_threads(1):
-        _run_jobs(jobs, table, path, space, target, protocol, has_meter, seed, progress, save_every_s)
-    if energy_model:
+        _run_jobs(jobs, table, path, space, target, settings, has_meter, progress)
+    if settings.energy_model:
         _estimate_energy(space, table)
     table.context["fit"] = fit_context(space, table)
     table.complete = True
@@ -188,8 +195,9 @@ def _existing_table(path: Path, fp: dict[str, Any], space: SearchSpace, protocol
 
 
 def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpace, target: Target,
-              protocol: Protocol, has_meter: bool, seed: int, progress: bool, save_every_s: float) -> None:
-    spec = target.spec
+              settings: ProfileSettings, has_meter: bool, progress: bool) -> None:
+    spec, seed, save_every_s = target.spec, settings.seed, settings.save_every_s
+    protocol = settings.protocol or spec.protocol
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}

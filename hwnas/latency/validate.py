@@ -13,6 +13,7 @@ again with another seed to see its held-out effect.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,13 @@ def validate(
     calibrate: bool = False,
     spec: DeviceSpec | None = None,
     allow_mismatch: bool = False,
-    plot: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = say,
 ) -> dict[str, Any]:
-    """Validate (and optionally calibrate) a table; writes ``<table>.validation.json`` and ``.png``."""
+    """Validate (and optionally calibrate) a table: time ``samples`` random models of its space on
+    its device (or on ``spec``, which must be the same device) beside sentinels, compare them with
+    the predictions, and write ``<table>.validation.json`` and ``.png``; returns the report.
+    Raises UsageError for fewer than 3 samples, TableMismatchError for another device."""
     if samples < 3:  # a rank correlation and a calibration fit need three models
         raise UsageError(f"--samples must be at least 3, got {samples}")
     table, space, accepted = open_table(table_path, allow_mismatch=allow_mismatch)
@@ -88,8 +91,9 @@ def validate(
     drift = drift_factor([s.table_ms for s in sentinels], [s.value(table.statistic) for s in sentinel_stats],
                          [s.job.kind == "model" for s in sentinels])
 
-    report = _report(table, archs, stats, measured, predicted, uncalibrated, raw, drift, sentinels, seed=seed,
-                     accepted=accepted, conditions={**state, "preflight": warnings})
+    compared = _Compared(measured, predicted, uncalibrated, raw)
+    report = _report(table, archs, stats, compared, drift, sentinels,
+                     {"seed": seed, "accepted_mismatches": accepted, "conditions": {**state, "preflight": warnings}})
     if calibrate:
         scale, offset = _fit_calibration(uncalibrated, measured)
         table.calibration = {"scale": scale, "offset_ms": offset, "samples": samples, "seed": seed,
@@ -101,8 +105,7 @@ def validate(
     out_json = stem.parent / f"{stem.name}.validation.json"
     write_json(out_json, report)
     report["report_path"] = str(out_json)
-    if plot:
-        report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
+    report["plot_path"] = str(_scatter(stem.parent / f"{stem.name}.validation.png", predicted, raw, measured, table.statistic))
     return report
 
 
@@ -125,16 +128,27 @@ def _time_jobs(jobs: list[Job], space: SearchSpace, spec: DeviceSpec, target: An
     return all_stats
 
 
-def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], measured: np.ndarray,
-            predicted: np.ndarray, uncalibrated: np.ndarray, raw: np.ndarray, drift: Drift, sentinels: list[Sentinel],
-            *, seed: int, accepted: list[str], conditions: dict[str, Any]) -> dict[str, Any]:
-    """validation.json: the errors raw and drift-corrected, the drift, what stayed unstable."""
-    samples = len(archs)
+@dataclass(frozen=True)
+class _Compared:
+    """Per sampled model: measured latency, and the prediction with and without its corrections."""
+
+    measured: np.ndarray
+    predicted: np.ndarray  # the predictor as a search sees it
+    uncalibrated: np.ndarray  # without the table's calibration
+    raw: np.ndarray  # the sum of isolated blocks
+
+
+def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], c: _Compared, drift: Drift,
+            sentinels: list[Sentinel], run: dict[str, Any]) -> dict[str, Any]:
+    """validation.json: the errors raw and drift-corrected, the drift, what stayed unstable.
+    ``run`` holds the seed, the accepted mismatches and the device's conditions."""
+    samples, conditions = len(archs), run["conditions"]
+    measured, predicted, uncalibrated, raw = c.measured, c.predicted, c.uncalibrated, c.raw
     tol = table.protocol.sweep_tol
     changed_entries, changed_models = table.unconfirmed()
     report: dict[str, Any] = {
-        "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": seed,
-        "accepted_mismatches": accepted, "unstable_measurements": int(sum(not s.stable for s in stats)),
+        "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": run["seed"],
+        "accepted_mismatches": run["accepted_mismatches"], "unstable_measurements": int(sum(not s.stable for s in stats)),
         "unstable_models": [a.string for a, s in zip(archs, stats) if not s.stable],
         "unstable_table_entries": sorted(k for k, e in table.entries.items() if not e["stats"].get("stable", True)),
         "unconfirmed_models": [a.string for a, s in zip(archs, stats) if s.sweep_spread > tol],  # sweeps disagreed

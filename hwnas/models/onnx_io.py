@@ -35,6 +35,17 @@ EXPORTERS = ("torchscript", "dynamo")
 
 
 @dataclass(frozen=True)
+class ParityCheck:
+    """How an exported file is checked against torch: on ``inputs`` random inputs drawn from
+    ``seed``, in an onnxruntime session with ``providers``, to within ``atol``."""
+
+    inputs: int = 3
+    seed: int = 0
+    atol: float = PARITY_ATOL
+    providers: Sequence[str] = ("CPUExecutionProvider",)
+
+
+@dataclass(frozen=True)
 class ExportReport:
     """What an export wrote and how it was verified."""
 
@@ -144,7 +155,7 @@ def ort_session(
         raise OnnxModelError(f"{path}: onnxruntime cannot load it ({first})") from None
 
 
-def parity(
+def max_difference(
     model: nn.Module, session: ort.InferenceSession, inputs: Sequence[tuple[torch.Tensor, ...]]
 ) -> float:
     """Largest absolute difference between torch and onnxruntime outputs over ``inputs``."""
@@ -168,17 +179,15 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
     exporter: str = "torchscript",
-    parity_inputs: int = 3,
-    seed: int = 0,
-    atol: float = PARITY_ATOL,
-    providers: Sequence[str] = ("CPUExecutionProvider",),
+    parity: ParityCheck = ParityCheck(),
 ) -> ExportReport:
     """Export ``model`` to ``path`` and verify it; the file appears only if every check passes.
 
-    Checks: ``onnx.checker`` (full), an onnxruntime session with ``providers``, and a max
-    absolute difference <= ``atol`` from torch on ``parity_inputs`` random inputs of the
-    example's shapes (drawn from ``seed``). Raises ExportError or UnwritableOutputError.
+    Checks: ``onnx.checker`` (full), an onnxruntime session with ``parity.providers``, and a max
+    absolute difference <= ``parity.atol`` from torch on ``parity.inputs`` random inputs of the
+    example's shapes (drawn from ``parity.seed``). Raises ExportError or UnwritableOutputError.
     """
+    providers, seed, atol, parity_inputs = parity.providers, parity.seed, parity.atol, parity.inputs
     from torch.onnx import _constants
 
     top = _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET if exporter == "torchscript" else _constants.ONNX_MAX_OPSET
@@ -207,7 +216,7 @@ def export_onnx(
         samples = [example] + [
             tuple(torch.randn((batch, *t.shape[1:]), generator=gen) for t in example) for _ in range(max(0, parity_inputs - 1))
         ]
-        diff = parity(model, session, samples)
+        diff = max_difference(model, session, samples)
         if not diff <= atol:  # also catches NaN
             raise ExportError(f"ONNX output differs from torch by {diff:.3g} (> {atol:g})")
     opset_written = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=opset)

@@ -205,11 +205,11 @@ def export_pair(model: Any, input_shape: Sequence[int], calibration: Calibration
     version: ``<folder>/<name>.onnx`` and ``<folder>/<name>.int8.onnx``."""
     import torch
 
-    from hwnas.models.onnx_io import export_onnx
+    from hwnas.models.onnx_io import ParityCheck, export_onnx
 
     example = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(seed))
     fp32 = folder / f"{name}.onnx"
-    export_onnx(model.eval(), example, fp32, dynamic_batch=True, seed=seed)
+    export_onnx(model.eval(), example, fp32, dynamic_batch=True, parity=ParityCheck(seed=seed))
     int8 = quantize_int8(fp32, folder / f"{name}.int8.onnx", calibration, [tuple(input_shape)], batch=1)
     return fp32, int8
 

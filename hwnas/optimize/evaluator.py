@@ -19,7 +19,7 @@ from hwnas.core.options import as_flag
 from hwnas.evaluation.sources import (BenchmarkMetrics, FactsMetrics, MetricSource, MissingArchitectureError,
                                       TableMetrics)
 from hwnas.optimize.config import ConfigError, RunConfig, SearchError
-from hwnas.optimize.objectives import ObjectiveSet
+from hwnas.optimize.objectives import ObjectiveError, ObjectiveSet
 from hwnas.spaces import SearchSpace
 from hwnas.spaces.architecture import Architecture
 
@@ -40,8 +40,12 @@ class CandidateEvaluator:
                 raise ConfigError(f"no source provides metric {metric!r} (available: {', '.join(have) or 'none'}; "
                                   "give --table for latency_ms/energy_mj, --benchmark for benchmark columns)")
             self.route[metric] = source
-        self.cheap_metrics = [m for m in objectives.metrics if objectives.is_cheap(m)]
-        self.expensive_metrics = [m for m in objectives.metrics if not objectives.is_cheap(m)]
+        try:  # cheapness is the sources' to declare
+            self.objectives = objectives.resolved(lambda m: self.route[m].is_cheap(m))
+        except ObjectiveError as exc:
+            raise ConfigError(str(exc)) from None
+        self.cheap_metrics = [m for m in objectives.metrics if self.objectives.is_cheap(m)]
+        self.expensive_metrics = [m for m in objectives.metrics if not self.objectives.is_cheap(m)]
 
     def _collect(self, metrics: list[str], archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -126,7 +130,9 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
         sources.append(TableMetrics(Predictor(table, space)))
         fingerprint = table.fingerprint
     if config.benchmark:
-        benchmark = BenchmarkMetrics(config.benchmark, space, columns=config.columns or None)
+        # the benchmark as the accuracy estimator: its expensive objectives' columns stand for trainings
+        expensive = config.objectives.expensive if config.accuracy == "table" else ()
+        benchmark = BenchmarkMetrics(config.benchmark, space, columns=config.columns or None, expensive=expensive)
         benchmark.check_values(config.objectives.metrics, config.objectives.costs)
         sources.append(benchmark)
     if config.accuracy and config.accuracy != "table":

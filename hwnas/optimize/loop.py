@@ -90,7 +90,8 @@ def _extended(stored: RunConfig, changes: dict[str, Any], run: RunDir) -> RunCon
 
 
 def _make_strategy(config: RunConfig, space: SearchSpace, evaluator: CandidateEvaluator) -> Strategy:
-    return STRATEGIES.get(config.strategy).create(space, config.objectives, np.random.default_rng(config.seed),
+    # the evaluator's objectives: each metric's cheapness resolved from its source
+    return STRATEGIES.get(config.strategy).create(space, evaluator.objectives, np.random.default_rng(config.seed),
                                                   config.strategy_options, cheap=evaluator.cheap)
 
 
@@ -156,7 +157,7 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
                 bar.update(task, completed=used, info=progress_info(trace, config.objectives))
 
         try:
-            trace, used, asked, stopped = run_strategy(strategy, evaluator, config.objectives, config.evaluations,
+            trace, used, asked, stopped = run_strategy(strategy, evaluator, evaluator.objectives, config.evaluations,
                                                        lookup=replay, record=record, on_progress=show, execute=execute)
         finally:
             pool.close()

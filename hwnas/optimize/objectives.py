@@ -15,9 +15,9 @@ import enum
 import os
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,9 @@ class ObjectiveSet:
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...] = ()
     source: str = "<memory>"
+    # every metric's cheapness, as its source declares it (``resolved``); None until then, when
+    # an objective's own flag counts and a budget on an objective's metric shares it
+    cheap_metrics: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.objectives]
@@ -149,10 +152,24 @@ class ObjectiveSet:
         return [o.name for o in self.objectives if not o.cheap]
 
     def is_cheap(self, metric: str) -> bool:
+        """Whether ``metric`` is known before a candidate's expensive evaluation. Raises
+        ObjectiveError for a metric that is no objective, before its source has said."""
+        if self.cheap_metrics is not None:
+            return metric in self.cheap_metrics
         for o in self.objectives:
             if o.name == metric:
                 return o.cheap
-        return metric in CHEAP_BY_DEFAULT or metric not in ("accuracy",)
+        raise ObjectiveError(f"{self.source}: whether {metric!r} is cheap is for its source to say (resolve first)")
+
+    def resolved(self, is_cheap: Callable[[str], bool]) -> ObjectiveSet:
+        """The set with every metric's cheapness taken from its source (``is_cheap``). Raises
+        ObjectiveError when an objective declares otherwise than its source."""
+        for o in self.objectives:
+            if o.cheap != is_cheap(o.name):
+                said, does = ("cheap", "expensive") if o.cheap else ("expensive", "cheap")
+                raise ObjectiveError(f"{self.source}: objective {o.name!r} is declared {said}, but its source "
+                                     f"computes it as {does}")
+        return replace(self, cheap_metrics=frozenset(m for m in self.metrics if is_cheap(m)))
 
     def with_budgets(self, budgets: list[Constraint]) -> ObjectiveSet:
         return ObjectiveSet(self.objectives, self.constraints + tuple(budgets), self.source)

@@ -61,7 +61,7 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     table = profile(spec, space, out=tmp_path / "idle.json", progress=False, log=lambda _m: None)
     profile_s = time.perf_counter() - t0
-    idle = validate(table.path, samples=30, seed=1, progress=False, plot=False, log=lambda _m: None)
+    idle = validate(table.path, samples=30, seed=1, progress=False, log=lambda _m: None)
     (ROOT / "bench-results").mkdir(exist_ok=True)
     (ROOT / "bench-results" / "drift-validation-idle.json").write_text(json.dumps(idle, indent=1) + "\n")
     archs = [space.parse(m["arch"]) for m in idle["models"]]
@@ -69,7 +69,7 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
     busy_proc = _busy(core)
     try:
         time.sleep(2.0)
-        busy = validate(table.path, samples=30, seed=1, progress=False, plot=False, log=lambda _m: None)
+        busy = validate(table.path, samples=30, seed=1, progress=False, log=lambda _m: None)
         (ROOT / "bench-results" / "drift-validation-busy.json").write_text(json.dumps(busy, indent=1) + "\n")
         target = open_target(spec)
         with tempfile.TemporaryDirectory() as tmp:  # a separate pass: the same models, timed alone

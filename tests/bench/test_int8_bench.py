@@ -56,7 +56,7 @@ def test_int8_prediction_rankings_and_accuracy(tmp_path: Path) -> None:  # long:
     small = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
     for label, space in (("mobilenet-1x28x28-scale0.25", small), ("mobilenet-3x32x32", get_space("mobilenet", input_shape="3x32x32"))):
         tables = _tables(tmp_path, space, label)
-        rep = validate(tables["int8"].path, samples=30, seed=1, progress=False, plot=False, log=lambda _m: None)
+        rep = validate(tables["int8"].path, samples=30, seed=1, progress=False, log=lambda _m: None)
         m, d = rep["predictor"], rep["drift_corrected"]
         results[label] = {"within_10": m["within_10"], "spearman": m["spearman_rho"], "mape": m["mape"],
                           "within_10_drift_corrected": d["within_10"], "drift": rep["drift"]["factor"]}

@@ -17,7 +17,7 @@ import pytest
 
 from hwnas.device.spec import load_device
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import profile
+from hwnas.latency.profiler import ProfileSettings, profile
 from hwnas.latency.table import LatencyTable
 from hwnas.latency.validate import validate
 from hwnas.spaces import get_space
@@ -46,7 +46,7 @@ def test_profile_time_repeatability_and_prediction(shape: str, tmp_path: Path) -
         times.append(time.perf_counter() - t0)
     a, b = (t.entries for t in tables)
     diff = np.array([b[k]["latency_ms"] / a[k]["latency_ms"] - 1 for k in a])
-    v = validate(tmp_path / "run1.json", samples=50, seed=1, progress=False, plot=False)
+    v = validate(tmp_path / "run1.json", samples=50, seed=1, progress=False)
     fit = tables[0].context["fit"]
     _report(f"mobilenet-{shape}", {
         "command": f"HWNAS_BENCH_SHAPES={shape} make bench  (or: hwnas profile --device devices/local-cpu.toml "
@@ -70,8 +70,8 @@ def test_predictor_throughput(tmp_path: Path) -> None:
     results = {}
     for name, shape in (("mobilenet", "3x32x32"), ("nb201", "3x32x32"), ("dppnet", "3x32x32")):
         space = get_space(name, input_shape=shape)
-        table = profile(spec, space, out=tmp_path / f"{name}.json", progress=False, context_models=10,
-                        protocol=spec.protocol.__class__(min_runs=10, max_runs=20, warmup_runs=2))
+        table = profile(spec, space, out=tmp_path / f"{name}.json", progress=False,
+                        settings=ProfileSettings(context_models=10, protocol=spec.protocol.__class__(min_runs=10, max_runs=20, warmup_runs=2)))
         predictor = Predictor(LatencyTable.load(table.path), space)
         genes = np.array([a.genes for a in space.sample(np.random.default_rng(0), 100_000)])
         rates = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.bench import BenchError, import_nb201, load_problem, run_bench, scores
+from hwnas.bench import BenchError, BenchPlan, import_nb201, load_problem, run_bench, scores, tabular_problem
 from hwnas.cli import main
 from hwnas.spaces.nb201 import benchmark_order
 
@@ -24,8 +24,8 @@ def _read_traces(out: Path) -> dict[str, str]:
 
 def test_end_to_end_bench_writes_traces_summary_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "b"
-    summary = run_bench(space="nb201", table=BENCH, objectives=OBJ, strategies=["nsga2", "evolution"],
-                        evaluations=15, seeds=2, out=out, workers=2, command=["test"])
+    summary = run_bench(tabular_problem("nb201", BENCH, OBJ),
+                        BenchPlan(["nsga2", "evolution"], 15, 2), out, workers=2, command=["test"])
     assert sorted(summary["strategies"]) == ["evolution", "nsga2", "random"]  # random is always beside them
     assert summary["seeds"] == [0, 1] and summary["checkpoints"] == [10, 15]
     for name in summary["strategies"]:
@@ -42,8 +42,8 @@ def test_end_to_end_bench_writes_traces_summary_and_plots(tmp_path: Path) -> Non
     assert (out / "hv.png").read_bytes()[:4] == b"\x89PNG" and (out / "front.png").read_bytes()[:4] == b"\x89PNG"
     # the same command gives identical traces, whatever the number of workers
     again = tmp_path / "again"
-    run_bench(space="nb201", table=BENCH, objectives=OBJ, strategies=["nsga2", "evolution"], evaluations=15,
-              seeds=2, out=again, workers=1, plots=False)
+    run_bench(tabular_problem("nb201", BENCH, OBJ),
+              BenchPlan(["nsga2", "evolution"], 15, 2), again, workers=1, plots=False)
     assert _read_traces(out) == _read_traces(again)
 
 
@@ -53,7 +53,7 @@ def test_metrics_match_hand_computed_values(tmp_path: Path) -> None:
     # (accuracy, latency): A (90, 1), B (80, 0.5), C (95, 2), D (85, 1.5); D is dominated by A
     values = [(90, 1.0), (80, 0.5), (95, 2.0), (85, 1.5)]
     table.write_text("arch,accuracy,lat\n" + "".join(f"{c},{a},{l}\n" for c, (a, l) in zip(cells, values)))
-    problem = load_problem("nb201", "3x32x32", table, ["accuracy:max", "lat:min"])
+    problem = load_problem(tabular_problem("nb201", table, ["accuracy:max", "lat:min"], input_shape="3x32x32"))
     assert len(problem.true_front) == 3
     # scaled: A (1/3, 1/3), B (1, 0), C (0, 1); reference (1.1, 1.1)
     true_hv = (1 / 3) * 0.1 + (2 / 3) * (1.1 - 1 / 3) + 0.1 * 1.1

@@ -18,7 +18,7 @@ import torch
 from hwnas.cli import main
 from hwnas.deploy.export import CARD_FIELDS, ExportSettings, export_front, proxy_label
 from hwnas.deploy.report import write_report
-from hwnas.latency.profiler import profile
+from hwnas.latency.profiler import ProfileSettings, profile
 from hwnas.optimize.loop import make_config, run_search
 from hwnas.optimize.objectives import objectives_from_specs, parse_budget
 from hwnas.spaces import get_space
@@ -32,7 +32,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, quick_spec) -> Path:
     `train` estimator under a latency budget."""
     root = tmp_path_factory.mktemp("export")
     space = get_space("nb201", input_shape="1x8x8", N=1)
-    table = profile(quick_spec, space, out=root / "nb201-1x8x8.json", context_models=12, progress=False, log=lambda _m: None)
+    table = profile(quick_spec, space, out=root / "nb201-1x8x8.json", progress=False, log=lambda _m: None,
+                    settings=ProfileSettings(context_models=12))
     generous = 10 * max(m["stats"]["p10_ms"] for m in table.context["models"])  # binds nothing
     cfg = make_config(space="nb201", input_shape="1x8x8", space_options={"N": 1},
                       objectives=objectives_from_specs(["accuracy:max", "latency_ms:min"]),

@@ -238,7 +238,7 @@ def test_export_measures_on_the_remote_device(sshd: Sshd, target_python: str, tm
 def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_path: Path) -> None:
     """`make bench`: wall time per table entry, remote over loopback against local, same protocol."""
     from hwnas.device.spec import parse_device
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
     from hwnas.spaces import get_space
 
     space = get_space("nb201", input_shape="3x16x16", N=1)
@@ -248,7 +248,8 @@ def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_pat
             {"name": "local", "runtime": {"intra_op_threads": 1},
              "protocol": {"warmup_runs": 3, "warmup_s": 0.2, "min_runs": 20, "max_runs": 80, "max_seconds": 60.0, "min_span_s": 0.2}})
         t0 = time.perf_counter()
-        table = profile(spec, space, out=tmp_path / f"{kind}.json", context_models=40, progress=False, log=lambda _m: None)
+        table = profile(spec, space, out=tmp_path / f"{kind}.json", progress=False, log=lambda _m: None,
+                        settings=ProfileSettings(context_models=40))
         walls[kind] = time.perf_counter() - t0
     n = len(table.entries) + len(table.context["models"])
     result = {"command": "make bench (tests/test_remote.py::test_bench_remote_overhead_per_entry)", "entries": n,

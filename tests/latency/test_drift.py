@@ -155,7 +155,7 @@ def test_validate_on_a_slowed_device_warns_and_reports_raw_and_corrected_errors(
     LatencyTable.load(tiny_table.path).save(table_path)
     monkeypatch.setattr(job, "measure", slowed)
     lines: list[str] = []
-    report = validate(table_path, samples=8, seed=5, progress=False, plot=False, log=lines.append)
+    report = validate(table_path, samples=8, seed=5, progress=False, log=lines.append)
     stored = json.loads(Path(report["report_path"]).read_text())
     # a shared machine drifts by itself too (0.7-1.9x between a profile and a pass minutes later,
     # measured), so the injected 3x is asserted as a clear slow-down, not to the percent

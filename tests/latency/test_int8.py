@@ -31,12 +31,13 @@ def _write_spec(path: Path, data: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def int8_table(tmp_path_factory: pytest.TempPathFactory):
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
 
     spec = parse_device(INT8_DEVICE, "int8.toml")
     space = get_space("nb201", input_shape="3x8x8", N=1)
     path = tmp_path_factory.mktemp("int8") / "nb201-3x8x8-int8.json"
-    return profile(spec, space, out=path, context_models=8, progress=False, log=lambda _m: None)
+    return profile(spec, space, out=path, progress=False, log=lambda _m: None,
+                   settings=ProfileSettings(context_models=8))
 
 
 def test_precision_in_the_spec_is_checked_in_one_line() -> None:
@@ -87,10 +88,10 @@ def test_a_table_of_the_other_precision_is_refused(int8_table, tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "precision: table 'int8', now 'fp32'" in err
     # an int8 (quantized) search refuses an fp32 table, before any training
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
 
-    fp32_table = profile(parse_device(QUICK_DEVICE, "q.toml"), get_space("nb201", input_shape="3x8x8", N=1),
-                         out=tmp_path / "fp32.json", context_models=3, progress=False, log=lambda _m: None)
+    fp32_table = profile(parse_device(QUICK_DEVICE, "q.toml"), get_space("nb201", input_shape="3x8x8", N=1), out=tmp_path / "fp32.json", progress=False, log=lambda _m: None,
+                         settings=ProfileSettings(context_models=3))
     argv = ["search", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1", "--objective", "accuracy:max",
             "--objective", "latency_ms:min", "--accuracy", "train", "--accuracy-opt", "quantized=1",
             "--table", str(fp32_table.path), "--evaluations", "2", "--run-dir", str(tmp_path / "r"), "--no-progress"]

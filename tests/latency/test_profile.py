@@ -16,7 +16,7 @@ import pytest
 from hwnas.cli import main
 from hwnas.latency import profiler as profiler_module
 from hwnas.latency.predictor import Predictor
-from hwnas.latency.profiler import profile
+from hwnas.latency.profiler import ProfileSettings, profile
 from hwnas.latency.table import LatencyTable, TableError, TableMismatchError, open_table
 from hwnas.latency.validate import validate
 from hwnas.spaces import get_space
@@ -59,7 +59,7 @@ def test_validate_measures_fresh_models_and_writes_its_report(tiny_table: Latenc
     assert np.median(np.abs(fitted / measured - 1)) < np.median(np.abs(summed / measured - 1))
     assert Path(report["report_path"]).is_file()
     assert Path(report["plot_path"]).read_bytes()[:4] == b"\x89PNG"
-    report = validate(table_path, samples=12, seed=4, calibrate=True, progress=False, plot=False)
+    report = validate(table_path, samples=12, seed=4, calibrate=True, progress=False)
     stored = LatencyTable.load(table_path).calibration
     assert stored is not None and stored["seed"] == 4 and report["calibration"]["scale"] == stored["scale"]
 
@@ -104,7 +104,8 @@ def test_profile_resumes_after_a_crash_without_remeasuring(quick_spec, tmp_path:
 
     monkeypatch.setattr(LatencyTable, "save", crashing_save)
     with pytest.raises(KeyboardInterrupt):
-        profile(quick_spec, space, out=out, context_models=6, progress=False, save_every_s=0, log=lambda _m: None)
+        profile(quick_spec, space, out=out, progress=False, log=lambda _m: None,
+                settings=ProfileSettings(context_models=6, save_every_s=0))
     partial = LatencyTable.load(out)
     assert not partial.complete
     measured = {k: v["stats"] for k, v in partial.entries.items() if v.get("stats")}
@@ -120,7 +121,8 @@ def test_profile_resumes_after_a_crash_without_remeasuring(quick_spec, tmp_path:
         return real_export(job, *args, **kwargs)
 
     monkeypatch.setattr(profiler_module, "export_job", counting)
-    full = profile(quick_spec, space, out=out, context_models=6, progress=False, log=lambda _m: None)
+    full = profile(quick_spec, space, out=out, progress=False, log=lambda _m: None,
+                   settings=ProfileSettings(context_models=6))
     assert full.complete and len(full.entries) == len(space.catalog())
     assert not set(exported) & set(measured)  # nothing measured before the crash was measured again
     for key, stats in measured.items():
@@ -135,7 +137,7 @@ def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp
         "from hwnas.spaces import get_space\n"
         "j.make_runner = t._drifting_first_runner(j, step_s=2e-5, cap_s=0.02)\n"
         f"p.profile(parse_device({quick_device!r}), get_space('nb201', input_shape='3x8x8', N=1), out={str(out)!r}, "
-        "context_models=6, progress=False, save_every_s=0)"
+        "settings=p.ProfileSettings(context_models=6, save_every_s=0), progress=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -155,8 +157,8 @@ def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp
             proc.kill()
     partial = LatencyTable.load(out)  # the atomic save leaves a valid file
     assert not partial.complete and len(partial.entries) >= 4
-    full = profile(quick_spec, get_space("nb201", input_shape="3x8x8", N=1), out=out, context_models=6,
-                   progress=False, log=lambda _m: None)
+    full = profile(quick_spec, get_space("nb201", input_shape="3x8x8", N=1), out=out, progress=False, log=lambda _m: None,
+                   settings=ProfileSettings(context_models=6))
     assert full.complete
     for key, entry in partial.entries.items():
         assert full.entries[key]["stats"] == entry["stats"]

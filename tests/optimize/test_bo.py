@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-from hwnas.bench import load_problem, run_bench, scores
+from hwnas.bench import BenchPlan, load_problem, run_bench, scores, tabular_problem
 from hwnas.cli import main
 from hwnas.core.errors import HwnasError
 from hwnas.optimize.archive import Archive
@@ -64,12 +64,12 @@ def test_ehvi_is_the_expected_hypervolume_improvement(k: int) -> None:
     cands = rng.uniform(0, 1, size=(5, k))
     mean, sd = rng.uniform(0, 1, 5), rng.uniform(0.05, 0.4, 5)
     got = expected_hv_improvement(cands, mean, sd, front[:, 1:], front[:, 0], lower=np.zeros(k),
-                                  ref=np.full(k, 1.1), ref_y=1.1, rng=np.random.default_rng(0))
+                                  ref=ref, rng=np.random.default_rng(0))
     want = [_mc_ehvi(c, m, s, front, ref) for c, m, s in zip(cands, mean, sd)]
     np.testing.assert_allclose(got, want, rtol=0.02, atol=1e-4)
     # an empty front: the whole box above the candidate, up to the reference point
     alone = expected_hv_improvement(cands[:1], mean[:1], np.full(1, 1e-9), np.zeros((0, k)), np.zeros(0),
-                                    lower=np.zeros(k), ref=np.full(k, 1.1), ref_y=1.1, rng=np.random.default_rng(0))
+                                    lower=np.zeros(k), ref=ref, rng=np.random.default_rng(0))
     assert alone[0] == pytest.approx(np.prod(1.1 - cands[0]) * (1.1 - mean[0]), rel=1e-6)
 
 
@@ -77,7 +77,7 @@ def test_ehvi_samples_the_cheap_region_when_the_grid_is_too_fine(monkeypatch: py
     rng = np.random.default_rng(3)
     front = rng.uniform(0, 1, size=(8, 3))
     cands, mean, sd = rng.uniform(0, 1, size=(4, 2)), rng.uniform(0, 1, 4), rng.uniform(0.05, 0.3, 4)
-    kw = dict(lower=np.zeros(2), ref=np.full(2, 1.1), ref_y=1.1)
+    kw = dict(lower=np.zeros(2), ref=np.full(3, 1.1))
     exact = expected_hv_improvement(cands, mean, sd, front[:, 1:], front[:, 0], rng=np.random.default_rng(0), **kw)
     monkeypatch.setattr(acquisition, "MAX_CELLS", 4)
     monkeypatch.setattr(acquisition, "MC_POINTS", 200_000)
@@ -165,9 +165,9 @@ def test_bo_beats_random_search_clearly_where_accuracy_follows_the_genes(tmp_pat
     table = tmp_path / "synthetic.csv"
     _synthetic_table(table)
     out = tmp_path / "bench"
-    summary = run_bench(space="nb201", table=table, objectives=["accuracy:max", "lat:min"], strategies=["bo"],
-                        evaluations=30, seeds=4, out=out, workers=2, plots=False,
-                        strategy_options={"bo": {"initial": 8}})
+    summary = run_bench(tabular_problem("nb201", table, ["accuracy:max", "lat:min"]),
+                        BenchPlan(["bo"], 30, 4, strategy_options={"bo": {"initial": 8}}),
+                        out, workers=2, plots=False)
     bo, rnd = summary["strategies"]["bo"]["final"], summary["strategies"]["random"]["final"]
     # measured: forest regret 0.53x random's and HV +0.09; gp 0.32x and +0.13
     assert bo["regret"]["mean"] < 0.7 * rnd["regret"]["mean"]
@@ -225,9 +225,9 @@ def test_bo_options_are_checked() -> None:
 def test_optuna_peers_run_beside_hwnas_with_the_same_trace_format(tmp_path: Path) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "b"
-    summary = run_bench(space="nb201", table=BENCH, objectives=["accuracy:max", "pi5_onnx_latency_ms:min"],
-                        strategies=["random"], peers=["optuna-tpe", "optuna-nsga2"], evaluations=12, seeds=2,
-                        out=out, workers=2, plots=False, reference_evaluations=40)
+    summary = run_bench(tabular_problem("nb201", BENCH, ["accuracy:max", "pi5_onnx_latency_ms:min"]),
+                        BenchPlan(["random"], 12, 2, peers=["optuna-tpe", "optuna-nsga2"], reference_evaluations=40),
+                        out, workers=2, plots=False)
     assert set(summary["strategies"]) == {"random", "optuna-tpe", "optuna-nsga2", "random@40"}
     assert summary["strategies"]["optuna-tpe"]["peer"] and not summary["strategies"]["random"]["peer"]
     assert summary["strategies"]["random@40"]["evaluations"] == 40
@@ -239,7 +239,7 @@ def test_optuna_peers_run_beside_hwnas_with_the_same_trace_format(tmp_path: Path
             assert len({r["arch"] for r in rows}) == 12 and all(r["status"] == "complete" for r in rows)
         assert (out / "traces" / peer / "seed0.csv").read_text().splitlines()[0] == ours
     # scored exactly like ours: the summary's number is the score of the written traces
-    problem = load_problem("nb201", "3x32x32", BENCH, ["accuracy:max", "pi5_onnx_latency_ms:min"])
+    problem = load_problem(tabular_problem("nb201", BENCH, ["accuracy:max", "pi5_onnx_latency_ms:min"], input_shape="3x32x32"))
     hv = []
     for seed in (0, 1):
         rows = list(csv.DictReader((out / "traces" / "optuna-tpe" / f"seed{seed}.csv").open()))
@@ -248,17 +248,17 @@ def test_optuna_peers_run_beside_hwnas_with_the_same_trace_format(tmp_path: Path
     assert summary["strategies"]["optuna-tpe"]["final"]["hv"]["mean"] == pytest.approx(np.mean(hv))
     assert json.loads((out / "summary.json").read_text())["strategies"]["optuna-tpe"]["peer"] is True
     again = tmp_path / "again"
-    run_bench(space="nb201", table=BENCH, objectives=["accuracy:max", "pi5_onnx_latency_ms:min"], strategies=["random"],
-              peers=["optuna-tpe"], evaluations=12, seeds=1, out=again, workers=1, plots=False)
+    run_bench(tabular_problem("nb201", BENCH, ["accuracy:max", "pi5_onnx_latency_ms:min"]),
+              BenchPlan(["random"], 12, 1, peers=["optuna-tpe"]), again, workers=1, plots=False)
     assert (again / "traces" / "optuna-tpe" / "seed0.csv").read_text() == \
         (out / "traces" / "optuna-tpe" / "seed0.csv").read_text()  # seeded: the same trace again
 
 
 def test_an_optuna_peer_under_a_hard_budget_spends_evaluations_only_inside_it(tmp_path: Path) -> None:
     pytest.importorskip("optuna")
-    run_bench(space="nb201", table=BENCH, objectives=["accuracy:max", "pi5_onnx_latency_ms:min"], strategies=["random"],
-              peers=["optuna-tpe"], budgets=[parse_budget("pi5_onnx_latency_ms<=2")], evaluations=10, seeds=1,
-              out=tmp_path, workers=1, plots=False)
+    run_bench(tabular_problem("nb201", BENCH, ["accuracy:max", "pi5_onnx_latency_ms:min"],
+                              budgets=["pi5_onnx_latency_ms<=2"]),
+              BenchPlan(["random"], 10, 1, peers=["optuna-tpe"]), tmp_path, workers=1, plots=False)
     rows = list(csv.DictReader((tmp_path / "traces" / "optuna-tpe" / "seed0.csv").open()))
     # candidates that break the budget were told to the sampler as constrained, not counted
     assert len(rows) == 10 and all(float(r["pi5_onnx_latency_ms"]) <= 2 for r in rows)

@@ -72,7 +72,7 @@ def test_an_old_table_loads_and_predicts() -> None:
 def test_an_old_tables_protocol_is_typed_kept_as_recorded_and_never_continued(tmp_path: Path, quick_spec) -> None:
     import pytest
 
-    from hwnas.latency.profiler import profile
+    from hwnas.latency.profiler import ProfileSettings, profile
     from hwnas.latency.table import LatencyTable, TableMismatchError
     from hwnas.measure.timing import Protocol
     from hwnas.spaces import get_space
@@ -85,4 +85,4 @@ def test_an_old_tables_protocol_is_typed_kept_as_recorded_and_never_continued(tm
         json.loads((DATA / "table-0.1.0-nb201-3x8x8.json").read_text())["protocol"])  # nothing invented on save
     space = get_space("nb201", input_shape="3x8x8", N=1)
     with pytest.raises(TableMismatchError, match="protocol.sweeps: table 'not recorded'"):
-        profile(quick_spec, space, out=copy, protocol=table.protocol, progress=False)
+        profile(quick_spec, space, out=copy, progress=False, settings=ProfileSettings(protocol=table.protocol))

@@ -109,6 +109,7 @@ class Flaky(MetricSource):
     """An accuracy estimator that fails in every way a real one can."""
 
     provides = ("accuracy",)
+    cheap = False
 
     def __init__(self, space, **_):
         self.table = BenchmarkMetrics(BENCH, space)

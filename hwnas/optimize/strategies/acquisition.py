@@ -49,10 +49,11 @@ def _levels(points: np.ndarray, front_cheap: np.ndarray, front_y: np.ndarray, re
 
 
 def expected_hv_improvement(cheap: np.ndarray, mean: np.ndarray, sd: np.ndarray, front_cheap: np.ndarray,
-                            front_y: np.ndarray, *, lower: np.ndarray, ref: np.ndarray, ref_y: float,
+                            front_y: np.ndarray, *, lower: np.ndarray, ref: np.ndarray,
                             rng: np.random.Generator) -> np.ndarray:
     """Expected hypervolume improvement of each candidate (rows of ``cheap`` with ``mean``,
-    ``sd``) over the front (``front_cheap``, ``front_y``), up to (``ref``, ``ref_y``).
+    ``sd``) over the front (``front_cheap``, ``front_y``), up to the reference point ``ref``: the
+    expensive objective's bound first, then the cheap objectives' (``k + 1`` values).
 
     ``lower`` bounds the cheap objectives from below (no candidate is better). ``rng`` is used
     only where the cheap region is sampled.
@@ -60,6 +61,7 @@ def expected_hv_improvement(cheap: np.ndarray, mean: np.ndarray, sd: np.ndarray,
     cheap = np.atleast_2d(np.asarray(cheap, dtype=float))
     front_cheap = np.asarray(front_cheap, dtype=float).reshape(-1, cheap.shape[1])
     front_y = np.asarray(front_y, dtype=float).ravel()
+    ref_y, ref = float(ref[0]), np.asarray(ref[1:], dtype=float)
     cells = _cells(front_cheap, front_y, lower, ref, ref_y)
     if cells is None:
         points = rng.uniform(lower, ref, size=(MC_POINTS, len(ref)))

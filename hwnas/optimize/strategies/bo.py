@@ -239,7 +239,7 @@ class BayesianOptimization(Strategy):
             else:
                 keep = non_dominated(np.column_stack([fr_c, fr_y])) if len(fr_y) else np.array([], dtype=int)
                 score = expected_hv_improvement(cand_c, cand_m, cand_s, fr_c[keep], fr_y[keep], lower=np.zeros(k),
-                                                ref=np.full(k, REF), ref_y=REF, rng=self.rng)
+                                                ref=np.full(k + 1, REF), rng=self.rng)
             best = int(np.argmax(np.where(available, score, -np.inf)))  # ties: the first in pool order
             picks.append(best)
             available[best] = False
