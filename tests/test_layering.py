@@ -147,3 +147,21 @@ def test_functions_stay_short() -> None:
             if last - first + 1 > MAX_FUNCTION_LINES and not any(LONG_REASON in ln for ln in lines[first - 1:last]):
                 long.append(f"{_module_name(path)}.{node.name}: {last - first + 1} lines")
     assert not long, "functions over 60 lines with no reason given:\n" + "\n".join(long)
+
+
+MAX_PARAMETERS = 8
+
+
+def test_functions_take_few_parameters() -> None:
+    """A function with more than 8 parameters (``self`` and ``cls`` aside) groups them in a typed
+    record instead (``ExportSettings``, ``ProfileSettings``, ``BenchPlan``, ``Sources``)."""
+    many = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                n = len(names) + bool(a.vararg) + bool(a.kwarg) - (names[:1] in (["self"], ["cls"]))
+                if n > MAX_PARAMETERS:
+                    many.append(f"{_module_name(path)}.{node.name}: {n} parameters")
+    assert not many, "functions over 8 parameters:\n" + "\n".join(many)

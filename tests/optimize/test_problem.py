@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hwnas.optimize.config import ConfigError, RunConfig, make_config
+from hwnas.optimize.objectives import parse_budget
 from hwnas.optimize.minimize import minimize
 from hwnas.optimize.problem import Problem, Sources
 
@@ -59,3 +60,24 @@ def test_minimize_is_what_the_command_line_and_hwnas_search_run(tmp_path: Path) 
     fronts = [[m["arch_id"] for m in json.loads((tmp_path / d / "front.json").read_text())["front"]] for d in "mac"]
     assert fronts[0] == fronts[1] == fronts[2] and fronts[0]
     assert via_api.used == result.used
+
+
+def test_cheapness_is_declared_by_each_metric_source() -> None:
+    from hwnas.evaluation.sources import BenchmarkMetrics, FactsMetrics
+    from hwnas.optimize.evaluator import CandidateEvaluator
+    from hwnas.optimize.objectives import ObjectiveError, objectives_from_specs
+    from hwnas.spaces import get_space
+
+    space = get_space("nb201", input_shape="3x32x32")
+    objectives = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"]).with_budgets(
+        [parse_budget("params<=1e6")])
+    with pytest.raises(ObjectiveError, match="'params' is cheap is for its source"):
+        objectives.is_cheap("params")  # a budget-only metric: not known until its source says
+    bench = BenchmarkMetrics(BENCH, space, expensive=("accuracy",))  # the benchmark stands in for training
+    evaluator = CandidateEvaluator(objectives, [bench, FactsMetrics(space)])
+    assert evaluator.cheap_metrics == ["pi5_onnx_latency_ms", "params"] and evaluator.expensive_metrics == ["accuracy"]
+    assert evaluator.objectives.is_cheap("params")
+    # an objective declared cheap whose source trains for it is refused, naming both
+    wrong = objectives_from_specs(["accuracy:max", "pi5_onnx_latency_ms:min"], cheap={"accuracy", "pi5_onnx_latency_ms"})
+    with pytest.raises(ConfigError, match="'accuracy' is declared cheap, but its source computes it as expensive"):
+        CandidateEvaluator(wrong, [bench])
