@@ -99,9 +99,10 @@ def _profile_and_validate(seed: int) -> Path:
     path = default_table_path(spec.name, space, precision=spec.runtime.precision)  # under the working folder
     print(f"\n== 1. profile {spec.name}: mobilenet (scale 0.25) at 1x28x28 -> {path}")
     table = profile(spec, space, out=path, settings=ProfileSettings(seed=seed))
-    fit = table.context["fit"]
-    print(f"   boundary correction, leave-one-out on {fit['n_models']} models: MAPE {fit['leave_one_out']['mape']:.1%} "
-          f"(plain sum of blocks: {fit['raw_sum']['mape']:.1%})")
+    fit = table.context.fit
+    assert fit is not None  # a finished profile has its fit
+    print(f"   boundary correction, leave-one-out on {fit.n_models} models: MAPE {fit.leave_one_out['mape']:.1%} "
+          f"(plain sum of blocks: {fit.raw_sum['mape']:.1%})")
     report = validate(path, samples=20, seed=seed + 1)
     m, raw = report["predictor"], report["raw_block_sum"]
     print(f"   validated on 20 fresh models: MAPE {m['mape']:.1%}, {m['within_10']:.0%} within ±10%, Spearman "

@@ -115,10 +115,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     table = profile(spec, space, out=args.out, progress=not args.no_progress,
                     settings=ProfileSettings(context_models=args.context_models, seed=args.seed,
                                              energy_model=args.energy_model, force=args.force))
-    fit = table.context.get("fit") or {}
+    fit = table.context.fit
     if fit:
-        loo, raw = fit["leave_one_out"], fit["raw_sum"]
-        print(f"whole-model check on {fit['n_models']} context models (leave-one-out): MAPE {loo['mape']:.1%}, "
+        loo, raw = fit.leave_one_out, fit.raw_sum
+        print(f"whole-model check on {fit.n_models} context models (leave-one-out): MAPE {loo['mape']:.1%}, "
               f"{loo['within_10']:.0%} within ±10%  (sum of isolated blocks: MAPE {raw['mape']:.1%}, "
               f"{raw['within_10']:.0%} within ±10%)")
     print(f"table: {table.path}  (statistic: {table.statistic})")

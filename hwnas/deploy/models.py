@@ -253,7 +253,7 @@ def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float 
                     "measured_stats": st.to_dict(), "protocol": b.protocol.to_dict()},
         "energy": {"predicted_mj": pred_mj, "measured_mj": meas_mj, "error_pct": _pct_error(pred_mj, meas_mj),
                    "meter": b.meter_source,
-                   "predicted_source": table.energy.get("source") if table is not None else None},
+                   "predicted_source": table.energy.source if table is not None else None},
         "budget": _budget_checks(b.provenance.constraints, known),
         "int8": int8,
         "device": {"name": b.spec.name, "spec": b.spec.source, "fingerprint": b.fingerprint, "conditions": b.conditions},

@@ -106,7 +106,7 @@ class TableMetrics(MetricSource):
     def describe(self) -> dict[str, Any]:
         t = self.predictor.table
         return {"source": "latency table", "path": str(t.path), "statistic": t.statistic,
-                "energy": t.energy, "calibrated": t.calibration is not None, "fingerprint": t.fingerprint}
+                "energy": t.energy.to_dict(), "calibrated": t.calibration is not None, "fingerprint": t.fingerprint}
 
 
 class FactsMetrics(MetricSource):

@@ -11,11 +11,11 @@ How it works, and why: ``docs/design.md`` (hwnas.latency.correction).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
 from hwnas.core.errors import HwnasError
+from hwnas.latency.records import ContextFit, KindTerms
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
 
@@ -49,9 +49,9 @@ def block_params(space: SearchSpace, table: LatencyTable) -> np.ndarray:
         entry = table.entries.get(b.key)
         if entry is None:
             continue
-        if entry.get("params") is None:
-            entry["params"] = count_params(space.build_block(b))
-        out[i] = entry["params"] / PARAM_UNIT
+        if entry.params is None:
+            entry.params = count_params(space.build_block(b))
+        out[i] = entry.params / PARAM_UNIT
     return out
 
 
@@ -78,15 +78,16 @@ def _error_summary(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
             "max_abs_err": float(np.max(np.abs(rel))), "median_err": float(np.median(rel))}
 
 
-def fit_context(space: SearchSpace, table: LatencyTable, *, ridge: float = RIDGE) -> dict[str, Any]:
-    """Fit the boundary correction on the table's context models (see the module docstring)."""
-    models = table.context.get("models", [])
+def fit_context(space: SearchSpace, table: LatencyTable, *, ridge: float = RIDGE) -> ContextFit:
+    """Fit the boundary correction on the table's context models (see the module docstring);
+    raises CorrectionError for fewer than 3 models or one that uses a block the table lacks."""
+    models = [m for m in table.context.models if m.stats]
     if len(models) < 3:
         raise CorrectionError(f"{table.path or 'the table'}: the context fit needs at least 3 whole models, "
                               f"got {len(models)} (profile with --context-models 3 or more)")
     stat = table.statistic
-    genes = np.array([space.parse(m["arch"]).genes for m in models])
-    measured = np.array([m["stats"][f"{stat}_ms"] for m in models])
+    genes = np.array([space.parse(m.arch).genes for m in models])
+    measured = np.array([float(m.stats[f"{stat}_ms"]) for m in models])  # type: ignore[index,arg-type]
     iso = iso_values(space, table)
     counts = space.block_counts(genes)
     raw = counts @ iso
@@ -101,18 +102,15 @@ def fit_context(space: SearchSpace, table: LatencyTable, *, ridge: float = RIDGE
         c = _solve(A[keep], y[keep], ridge)
         loo[i] = raw[i] - X[i] @ c
     k = len(kinds)
-    return {
-        "formula": "sum_b [t(b) - per_block_ms[kind] - per_100k_elements_ms[kind] * elements(b)/1e5 "
-                   "- per_100k_params_ms[kind] * params(b)/1e5] + overhead_ms",
-        "overhead_ms": float(-coef[-1]),
-        "per_kind": {kind: {"per_block_ms": float(coef[i]), "per_100k_elements_ms": float(coef[k + i]),
-                            "per_100k_params_ms": float(coef[2 * k + i])}
-                     for i, kind in enumerate(kinds)},
-        "ridge": ridge,
-        "n_models": len(models),
-        "leave_one_out": _error_summary(loo, measured),
-        "raw_sum": _error_summary(raw, measured),
-    }
+    return ContextFit(
+        overhead_ms=float(-coef[-1]),
+        per_kind={kind: KindTerms(float(coef[i]), float(coef[k + i]), float(coef[2 * k + i]))
+                  for i, kind in enumerate(kinds)},
+        ridge=ridge, n_models=len(models),
+        leave_one_out=_error_summary(loo, measured), raw_sum=_error_summary(raw, measured),
+        formula="sum_b [t(b) - per_block_ms[kind] - per_100k_elements_ms[kind] * elements(b)/1e5 "
+                "- per_100k_params_ms[kind] * params(b)/1e5] + overhead_ms",
+    )
 
 
 def iso_values(space: SearchSpace, table: LatencyTable) -> np.ndarray:
@@ -121,5 +119,5 @@ def iso_values(space: SearchSpace, table: LatencyTable) -> np.ndarray:
     for i, b in enumerate(space.catalog()):
         entry = table.entries.get(b.key)
         if entry is not None:
-            out[i] = entry["latency_ms"]
+            out[i] = entry.latency_ms
     return out

@@ -41,12 +41,12 @@ def choose_sentinels(table: LatencyTable, space: SearchSpace, blocks: int = SENT
     over theirs (the median one first, then the 10th, 30th, 70th and 90th percentiles). Deterministic: the same table gives the same sentinels."""
     stat = f"{table.statistic}_ms"
     catalog = {b.key: b for b in space.catalog()}
-    stable = sorted(((e["stats"][stat], key) for key, e in table.entries.items()
-                     if key in catalog and e.get("stats", {}).get("stable", True) and e["stats"].get(stat, 0) > 0))
+    stable = sorted(((float(e.stats[stat]), key) for key, e in table.entries.items()  # type: ignore[arg-type]
+                     if key in catalog and e.stable and float(e.stats.get(stat, 0) or 0) > 0))
     picks = sorted({int(round(i)) for i in np.linspace(0, len(stable) - 1, min(blocks, len(stable)))}) if stable else []
     out = [Sentinel(Job("block", stable[i][1], block=catalog[stable[i][1]]), float(stable[i][0])) for i in picks]
-    timed = sorted((m["stats"][stat], m["arch"]) for m in table.context.get("models", [])
-                   if m.get("stats") and m["stats"].get(stat, 0) > 0)
+    timed = sorted((float(m.stats[stat]), m.arch) for m in table.context.models  # type: ignore[arg-type]
+                   if m.stats and float(m.stats.get(stat, 0) or 0) > 0)
     ranks = [0.5, 0.1, 0.3, 0.7, 0.9][:models]
     for i in dict.fromkeys(int(q * len(timed)) for q in ranks if timed):  # few models: no repeats
         ms, arch = timed[i]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.latency.correction import block_params, catalog_features, fit_context, iso_values
+from hwnas.latency.records import KindTerms, TableEntry
 from hwnas.latency.table import LatencyTable, MissingEntryError
 from hwnas.spaces.base import Architecture, SearchSpace
 
@@ -31,6 +32,10 @@ class Prediction:
     energy_estimated: bool
 
 
+def _energy(entry: TableEntry | None) -> float:
+    return np.nan if entry is None or entry.energy_mj is None else float(entry.energy_mj)
+
+
 class Predictor:
     """Vectorised latency/energy prediction for one table and the space it was made for."""
 
@@ -39,25 +44,25 @@ class Predictor:
         self.statistic = table.statistic
         self.keys = [b.key for b in space.catalog()]
         iso = iso_values(space, table)
-        fit = table.context.get("fit") if context else None
+        fit = table.context.fit if context else None
         self.overhead_ms = 0.0
         value = iso.copy()
         if fit:
             kinds, kind_of, elements = catalog_features(space)
-            beta = np.array([fit["per_kind"].get(k, {}).get("per_block_ms", 0.0) for k in kinds])
-            gamma = np.array([fit["per_kind"].get(k, {}).get("per_100k_elements_ms", 0.0) for k in kinds])
-            delta = np.array([fit["per_kind"].get(k, {}).get("per_100k_params_ms", 0.0) for k in kinds])
+            terms = [fit.per_kind.get(k, KindTerms()) for k in kinds]
+            beta = np.array([t.per_block_ms for t in terms])
+            gamma = np.array([t.per_100k_elements_ms for t in terms])
+            delta = np.array([t.per_100k_params_ms or 0.0 for t in terms])
             value = iso - beta[kind_of] - gamma[kind_of] * elements
             if delta.any():  # tables fitted before the params term have none
                 value = value - delta[kind_of] * block_params(space, table)
-            self.overhead_ms = float(fit["overhead_ms"])
+            self.overhead_ms = fit.overhead_ms
         self.isolated_ms, self.value_ms = iso, value
         cal = table.calibration if calibrated else None
-        self.scale, self.offset_ms = (float(cal["scale"]), float(cal["offset_ms"])) if cal else (1.0, 0.0)
+        self.scale, self.offset_ms = (cal.scale, cal.offset_ms) if cal else (1.0, 0.0)
         self.energy_mj: np.ndarray | None = None
-        if table.energy.get("available"):
-            e = np.array([table.entries.get(k, {}).get("energy_mj", np.nan) if k in table.entries else np.nan
-                          for k in self.keys], dtype=float)
+        if table.energy.available:
+            e = np.array([_energy(table.entries.get(k)) for k in self.keys], dtype=float)
             ratio = np.clip(np.divide(value, iso, out=np.ones_like(iso), where=iso > 0), 0.0, None)
             self.energy_mj = e * ratio
 
@@ -77,8 +82,7 @@ class Predictor:
         if self.energy_mj is not None:
             e = self.energy_mj[idx]
             energy = (np.where(used, e, 0.0) * weight).sum(1)
-        return Prediction(latency, energy, self.statistic, self.table.energy.get("source"),
-                          bool(self.table.energy.get("estimated")))
+        return Prediction(latency, energy, self.statistic, self.table.energy.source, self.table.energy.estimated)
 
     def predict(self, archs: Sequence[Architecture]) -> Prediction:
         return self.predict_genes(np.array([a.genes for a in archs], dtype=np.int64))

@@ -32,16 +32,16 @@ from hwnas.device.target import Target
 from hwnas.device.connect import open_target
 from hwnas.latency.correction import fit_context
 from hwnas.latency.measurement import Job, export_job, measure_files
+from hwnas.latency.records import ContextModel, TableContext, TableEnergy, TableEntry
 from hwnas.latency.table import LatencyTable, TableMismatchError, default_table_path, space_record
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.base import Block, SearchSpace
 from hwnas.models.quantize import Calibration, calibration_for
 
 
-def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> dict[str, Any]:
-    return {"kind": block.kind, "in_shape": list(block.in_shape), "out_shape": list(block.out_shape),
-            "n_inputs": block.n_inputs, "latency_ms": stats[f"{statistic}_ms"], "stats": stats,
-            "energy_mj": None}
+def _entry_record(block: Block, stats: dict[str, Any], statistic: str) -> TableEntry:
+    return TableEntry(block.kind, list(block.in_shape), list(block.out_shape), block.n_inputs,
+                      stats[f"{statistic}_ms"], stats)
 
 
 def _plan_context(space: SearchSpace, n: int, seed: int) -> list[str]:
@@ -131,7 +131,7 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, settings: Profile
     if table is None:
         table = LatencyTable(fingerprint=fp, device=spec.to_dict(), space=space_record(space),
                              protocol=protocol, statistic=protocol.statistic, hwnas_version=__version__, path=path)
-        table.context = {"seed": seed, "planned": _plan_context(space, context_models, seed), "models": [], "fit": None}
+        table.context = TableContext(seed=seed, planned=_plan_context(space, context_models, seed))
         table.quantization = quantization_record(spec, space, seed)
     state, warnings = target.preflight()
     for line in warnings:
@@ -139,15 +139,14 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, settings: Profile
     table.conditions = {**state, "preflight": warnings}  # a continued profile records its latest start
     if has_meter:
         source = meter.source if meter else f"{spec.energy.meter}@{spec.remote.connection if spec.remote else ''}"
-        table.energy = {"available": True, "source": source, "estimated": False,
-                        "note": "window energy / inferences, idle power included"}
+        table.energy = TableEnergy(True, source, False, "window energy / inferences, idle power included")
 
-    def finished(record: dict[str, Any] | None) -> bool:
-        return record is not None and (not has_meter or record.get("energy_mj") is not None)
+    def finished(record: TableEntry | ContextModel | None) -> bool:
+        return record is not None and (not has_meter or record.energy_mj is not None)
 
-    done_models = {m["arch"] for m in table.context["models"] if finished(m)}
+    done_models = {m.arch for m in table.context.models if finished(m)}
     blocks = [Job("block", b.key, block=b) for b in space.catalog() if not finished(table.entries.get(b.key))]
-    models = [Job("model", a, arch=space.parse(a)) for a in table.context["planned"] if a not in done_models]
+    models = [Job("model", a, arch=space.parse(a)) for a in table.context.planned if a not in done_models]
     jobs: list[Job] = blocks + models  # measured together, interleaved: both meet the same machine
 
     started = time.perf_counter()
@@ -155,20 +154,20 @@ def _profile(spec: DeviceSpec, space: SearchSpace, path: Path, settings: Profile
         _run_jobs(jobs, table, path, space, target, settings, has_meter, progress)
     if settings.energy_model:
         _estimate_energy(space, table)
-    table.context["fit"] = fit_context(space, table)
+    table.context.fit = fit_context(space, table)
     table.complete = True
     table.save(path)
-    unstable = [k for k, e in table.entries.items() if not e["stats"]["stable"]]
+    unstable = [k for k, e in table.entries.items() if not e.stable]
     if unstable:
         log(f"warning: {len(unstable)} entries stayed unstable after re-measurement (kept, flagged 'stable: false'), "
             f"e.g. {unstable[0]}")
     entries, models = table.unconfirmed()
     if entries or models:
-        log(f"warning: {len(entries)} of {len(table.entries)} entries and {len(models)} of {len(table.context['models'])} "
+        log(f"warning: {len(entries)} of {len(table.entries)} entries and {len(models)} of {len(table.context.models)} "
             f"context models still differed by more than {protocol.sweep_tol:.0%} between their two fastest sweeps: "
             "the device changed while it was profiled (other work, heat); the table may not hold: re-profile "
             "(--force) when `hwnas doctor` finds the device quiet")
-    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context['models'])} context models, "
+    log(f"wrote {path}: {len(table.entries)} entries, {len(table.context.models)} context models, "
         f"{time.perf_counter() - started:.0f} s")
     return table
 
@@ -200,21 +199,21 @@ def _run_jobs(jobs: list[Job], table: LatencyTable, path: Path, space: SearchSpa
     protocol = settings.protocol or spec.protocol
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    model_index = {m["arch"]: i for i, m in enumerate(table.context["models"])}
+    model_index = {m.arch: i for i, m in enumerate(table.context.models)}
 
     def record(job: Job, stats: dict[str, Any], energy: float | None) -> None:
         if job.kind == "block":
             assert job.block is not None
             entry = _entry_record(job.block, stats, protocol.statistic)
-            entry["energy_mj"] = energy
+            entry.energy_mj = energy
             table.entries[job.key] = entry
         else:
-            row = {"arch": job.key, "stats": stats, "energy_mj": energy}
+            row = ContextModel(job.key, stats, energy)
             if job.key in model_index:
-                table.context["models"][model_index[job.key]] = row
+                table.context.models[model_index[job.key]] = row
             else:
-                model_index[job.key] = len(table.context["models"])
-                table.context["models"].append(row)
+                model_index[job.key] = len(table.context.models)
+                table.context.models.append(row)
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
@@ -254,6 +253,5 @@ def _estimate_energy(space: SearchSpace, table: LatencyTable) -> None:
     for block in space.catalog():
         params, macs = block_facts(space, block)
         bytes_moved = 4 * (params + int(np.prod(block.in_shape)) * block.n_inputs + int(np.prod(block.out_shape)))
-        table.entries[block.key]["energy_mj"] = estimate_energy_mj(macs, bytes_moved)
-    table.energy = {"available": True, "source": f"estimated:{ENERGY_MODEL['name']}", "estimated": True,
-                    "model": dict(ENERGY_MODEL)}
+        table.entries[block.key].energy_mj = estimate_energy_mj(macs, bytes_moved)
+    table.energy = TableEnergy(True, f"estimated:{ENERGY_MODEL['name']}", True, model=dict(ENERGY_MODEL))

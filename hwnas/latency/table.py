@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 from hwnas.core.errors import HwnasError
 from hwnas.core.files import read_text, write_atomic
 from hwnas.device.spec import IDENTITY_FIELDS
+from hwnas.latency.records import (Facts, TableCalibration, TableContext, TableEnergy, TableEntry, TableError,
+                                   TableSpace)
 from hwnas.measure.timing import STATISTICS, Protocol
 from hwnas.spaces.base import SearchSpace, shape_str
 
@@ -32,8 +34,6 @@ FORMAT_VERSION = 1
 MAX_LATENCY_MS = 3.6e6  # an hour (or as many mJ) for one block: a larger value is corrupt, and overflows sums
 
 
-class TableError(HwnasError, ValueError):
-    """A table file that is missing or malformed."""
 
 
 class TableMismatchError(HwnasError, ValueError):
@@ -61,26 +61,28 @@ def default_table_path(device: str, space: SearchSpace, root: str | Path = "late
     return Path(root) / device / f"{space.name}{tag}-{shape_str(space.input_shape)}{suffix}.json"
 
 
-def space_record(space: SearchSpace) -> dict[str, Any]:
-    return {"name": space.name, "version": space.version, "config": space.config()}
+def space_record(space: SearchSpace) -> TableSpace:
+    """The identity a table records of ``space`` (as JSON: tuples become lists)."""
+    return TableSpace.from_dict(json.loads(json.dumps({"name": space.name, "version": space.version,
+                                                       "config": space.config()})))
 
 
 @dataclass
 class LatencyTable:
     """In-memory form of a table file (plain data; see the module docstring for the fields)."""
 
-    fingerprint: dict[str, Any]
-    device: dict[str, Any]
-    space: dict[str, Any]
+    fingerprint: Facts  # what the device reported about itself; IDENTITY_FIELDS must match to use the table
+    device: Facts  # the device spec, as ``DeviceSpec.to_dict`` writes it (``spec_from_record`` reads it)
+    space: TableSpace
     protocol: Protocol
     statistic: str
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    energy: dict[str, Any] = field(default_factory=lambda: {"available": False, "source": None, "estimated": False})
-    context: dict[str, Any] = field(default_factory=lambda: {"models": [], "fit": None})
-    calibration: dict[str, Any] | None = None
-    conditions: dict[str, Any] | None = None  # the device's state when profiled (None: not recorded)
+    entries: dict[str, TableEntry] = field(default_factory=dict)
+    energy: TableEnergy = TableEnergy()
+    context: TableContext = field(default_factory=TableContext)
+    calibration: TableCalibration | None = None
+    conditions: Facts | None = None  # the device's state when profiled (None: not recorded)
     # how files were converted to the device's precision (None: fp32, timed as exported)
-    quantization: dict[str, Any] | None = None
+    quantization: Facts | None = None
     complete: bool = False
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     hwnas_version: str = ""
@@ -93,11 +95,12 @@ class LatencyTable:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "hwnas_version": self.hwnas_version,
             "created": self.created, "complete": self.complete, "statistic": self.statistic,
-            "fingerprint": self.fingerprint, "device": self.device, "space": self.space,
+            "fingerprint": self.fingerprint, "device": self.device, "space": self.space.to_dict(),
             "protocol": {k: v for k, v in self.protocol.to_dict().items() if k not in self.unrecorded_protocol},
-            "energy": self.energy, "calibration": self.calibration, "conditions": self.conditions,
-            "quantization": self.quantization, "context": self.context,
-            "entries": self.entries,
+            "energy": self.energy.to_dict(),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "conditions": self.conditions, "quantization": self.quantization, "context": self.context.to_dict(),
+            "entries": {k: e.to_dict() for k, e in self.entries.items()},
         }
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -123,15 +126,24 @@ class LatencyTable:
             raise TableError(f"{p}: field 'format_version': {data.get('format_version')!r} is not supported "
                              f"(this hwnas reads version {FORMAT_VERSION})")
         try:
+            entries = data["entries"]
+            if not isinstance(entries, dict):
+                raise TableError("field 'entries': not an object")
+            calibration = data.get("calibration")
             table = cls(
-                fingerprint=dict(data["fingerprint"]), device=dict(data["device"]), space=dict(data["space"]),
-                protocol=_protocol(p, data["protocol"]), statistic=str(data["statistic"]), entries=dict(data["entries"]),
-                energy=dict(data["energy"]), context=dict(data["context"]), calibration=data.get("calibration"),
+                fingerprint=dict(data["fingerprint"]), device=dict(data["device"]),
+                space=TableSpace.from_dict(data["space"]), protocol=_protocol(p, data["protocol"]),
+                statistic=str(data["statistic"]),
+                entries={k: TableEntry.from_dict(f"entries[{k!r}]", e) for k, e in entries.items()},
+                energy=TableEnergy.from_dict(data["energy"]), context=TableContext.from_dict(data["context"]),
+                calibration=None if calibration is None else TableCalibration.from_dict(calibration),
                 conditions=data.get("conditions"), quantization=data.get("quantization"),
                 complete=bool(data["complete"]), created=str(data["created"]),
                 hwnas_version=str(data.get("hwnas_version", "")), path=p,
                 unrecorded_protocol=tuple(k for k in Protocol().to_dict() if k not in data["protocol"]),
             )
+        except TableError as exc:
+            raise TableError(f"{p}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise TableError(f"{p}: field {exc}: missing or malformed") from None
         _check_values(p, table)
@@ -148,8 +160,8 @@ class LatencyTable:
         protocol's ``sweep_tol``: the device changed while it was profiled (tables made before
         sweeps have none)."""
         tol = self.protocol.sweep_tol  # tables from before sweeps: the default
-        entries = sorted(k for k, e in self.entries.items() if e.get("stats", {}).get("sweep_spread", 0.0) > tol)
-        models = [m["arch"] for m in self.context.get("models", []) if (m.get("stats") or {}).get("sweep_spread", 0.0) > tol]
+        entries = sorted(k for k, e in self.entries.items() if e.sweep_spread > tol)
+        models = [m.arch for m in self.context.models if float((m.stats or {}).get("sweep_spread", 0.0) or 0.0) > tol]
         return entries, models
 
     # ----- safety ---------------------------------------------------------------------------
@@ -161,10 +173,10 @@ class LatencyTable:
                 if self.fingerprint.get(key) != fingerprint.get(key):
                     out.append(f"{key}: table {self.fingerprint.get(key)!r}, now {fingerprint.get(key)!r}")
         if space is not None:
-            here = space_record(space)
+            now = space_record(space)
             for key in ("name", "version", "config"):
-                if self.space.get(key) != json.loads(json.dumps(here[key])):
-                    out.append(f"space.{key}: table {self.space.get(key)!r}, this space {here[key]!r}")
+                if getattr(self.space, key) != getattr(now, key):
+                    out.append(f"space.{key}: table {getattr(self.space, key)!r}, this space {getattr(now, key)!r}")
         return out
 
     def check(self, *, fingerprint: dict[str, Any] | None = None, space: SearchSpace | None = None,
@@ -185,17 +197,14 @@ def _check_values(path: Path, table: LatencyTable) -> None:
     if table.statistic not in STATISTICS:
         raise TableError(f"{path}: field 'statistic': {table.statistic!r} is not one of {', '.join(STATISTICS)}")
     for key, entry in table.entries.items():
-        if not isinstance(entry, dict):
-            raise TableError(f"{path}: entries[{key!r}]: not an object")
-        latency = entry.get("latency_ms")
+        latency = entry.latency_ms
         if not _is_number(latency) or not (0 < latency <= MAX_LATENCY_MS):
             raise TableError(f"{path}: entries[{key!r}].latency_ms: {latency!r} is not a finite positive number "
                              f"<= {MAX_LATENCY_MS:g}")
-        stats = entry.get("stats") or {}
-        for name, value in stats.items():
+        for name, value in entry.stats.items():
             if name.endswith("_ms") and (not _is_number(value) or not (0 <= value <= MAX_LATENCY_MS)):
                 raise TableError(f"{path}: entries[{key!r}].stats.{name}: {value!r} is not a finite non-negative number")
-        energy = entry.get("energy_mj")
+        energy = entry.energy_mj
         if energy is not None and (not _is_number(energy) or not (0 <= energy <= MAX_LATENCY_MS)):
             raise TableError(f"{path}: entries[{key!r}].energy_mj: {energy!r} is not a finite non-negative number")
 
@@ -239,10 +248,10 @@ def open_table(path: str | Path, *, allow_mismatch: bool = False, check_device: 
     from hwnas.spaces import get_space
 
     table = LatencyTable.load(path)
-    cfg = dict(table.space.get("config", {}))
-    shape = tuple(cfg.pop("input_shape", ()))
+    cfg = dict(table.space.config)
+    shape = tuple(cfg.pop("input_shape", ()))  # type: ignore[arg-type]
     classes = cfg.pop("num_classes", 10)
-    space = get_space(table.space["name"], input_shape=shape, num_classes=classes, **cfg)  # type: ignore[arg-type]
+    space = get_space(table.space.name, input_shape=shape, num_classes=classes, **cfg)  # type: ignore[arg-type]
     fp = fingerprint(spec_from_record(table.device)) if check_device else None
     diffs = table.check(fingerprint=fp, space=space, allow_mismatch=allow_mismatch)
     if not table.complete:

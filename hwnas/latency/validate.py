@@ -31,6 +31,7 @@ from hwnas.device.connect import open_target
 from hwnas.latency.drift import Drift, Sentinel, choose_sentinels, drift_factor
 from hwnas.latency.measurement import Job, export_job, measure_files
 from hwnas.latency.predictor import Predictor
+from hwnas.latency.records import TableCalibration
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.measure.timing import Protocol, Stats
 from hwnas.spaces.architecture import Architecture
@@ -96,10 +97,9 @@ def validate(
                      {"seed": seed, "accepted_mismatches": accepted, "conditions": {**state, "preflight": warnings}})
     if calibrate:
         scale, offset = _fit_calibration(uncalibrated, measured)
-        table.calibration = {"scale": scale, "offset_ms": offset, "samples": samples, "seed": seed,
-                             "fitted_on": "hwnas validate --calibrate"}
+        table.calibration = TableCalibration(scale, offset, samples, seed, "hwnas validate --calibrate")
         table.save()
-        report["calibration"] = {**table.calibration,
+        report["calibration"] = {**table.calibration.to_dict(),
                                  "in_sample": _metrics(scale * uncalibrated + offset, measured)}
     stem = Path(str(table.path)).with_suffix("")
     out_json = stem.parent / f"{stem.name}.validation.json"
@@ -150,7 +150,7 @@ def _report(table: LatencyTable, archs: list[Architecture], stats: list[Stats], 
         "table": str(table.path), "statistic": table.statistic, "samples": samples, "seed": run["seed"],
         "accepted_mismatches": run["accepted_mismatches"], "unstable_measurements": int(sum(not s.stable for s in stats)),
         "unstable_models": [a.string for a, s in zip(archs, stats) if not s.stable],
-        "unstable_table_entries": sorted(k for k, e in table.entries.items() if not e["stats"].get("stable", True)),
+        "unstable_table_entries": sorted(k for k, e in table.entries.items() if not e.stable),
         "unconfirmed_models": [a.string for a, s in zip(archs, stats) if s.sweep_spread > tol],  # sweeps disagreed
         "unconfirmed_table_entries": changed_entries, "unconfirmed_context_models": changed_models,
         "conditions": conditions, "preflight": conditions["preflight"], "table_conditions": table.conditions,

@@ -80,7 +80,7 @@ def test_validation_on_a_busy_device(tmp_path: Path) -> None:
         loaded = profile(spec, space, out=tmp_path / "busy.json", progress=False, log=lambda _m: None)
     finally:
         busy_proc.kill()
-    true = float(np.median([loaded.entries[k]["latency_ms"] / table.entries[k]["latency_ms"] for k in table.entries]))
+    true = float(np.median([loaded.entries[k].latency_ms / table.entries[k].latency_ms for k in table.entries]))
     result = {
         "command": f"HWNAS_BENCH_DEVICE={DEVICE} HWNAS_BENCH_DRIFT_SHAPE={SHAPE} .venv/bin/python -m pytest -q -m bench -s tests/bench/test_drift_bench.py",
         "space": f"mobilenet {SHAPE}", "device": str(DEVICE.relative_to(ROOT) if DEVICE.is_relative_to(ROOT) else DEVICE),

@@ -45,9 +45,9 @@ def test_profile_time_repeatability_and_prediction(shape: str, tmp_path: Path) -
         tables.append(profile(spec, space, out=tmp_path / f"run{run}.json", progress=False))
         times.append(time.perf_counter() - t0)
     a, b = (t.entries for t in tables)
-    diff = np.array([b[k]["latency_ms"] / a[k]["latency_ms"] - 1 for k in a])
+    diff = np.array([b[k].latency_ms / a[k].latency_ms - 1 for k in a])
     v = validate(tmp_path / "run1.json", samples=50, seed=1, progress=False)
-    fit = tables[0].context["fit"]
+    fit = tables[0].context.fit
     _report(f"mobilenet-{shape}", {
         "command": f"HWNAS_BENCH_SHAPES={shape} make bench  (or: hwnas profile --device devices/local-cpu.toml "
                    f"--space mobilenet --input {shape} && hwnas validate --table <table> --samples 50 --seed 1)",
@@ -58,8 +58,8 @@ def test_profile_time_repeatability_and_prediction(shape: str, tmp_path: Path) -
         "c_validation_50_models": {k: v["predictor"][k] for k in ("mape", "within_10", "spearman_rho", "max_abs_err")},
         "c_raw_block_sum": {k: v["raw_block_sum"][k] for k in ("mape", "within_10", "spearman_rho")},
         "c_targets": ">= 95% within 10%, Spearman rho >= 0.95",
-        "context_fit_leave_one_out": fit["leave_one_out"],
-        "unstable_entries": sum(not e["stats"]["stable"] for e in a.values()),
+        "context_fit_leave_one_out": dict(fit.leave_one_out) if fit else None,
+        "unstable_entries": sum(not e.stable for e in a.values()),
         "fingerprint": tables[0].fingerprint,
     })
 

@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, quick_spec) -> Path:
     space = get_space("nb201", input_shape="1x8x8", N=1)
     table = profile(quick_spec, space, out=root / "nb201-1x8x8.json", progress=False, log=lambda _m: None,
                     settings=ProfileSettings(context_models=12))
-    generous = 10 * max(m["stats"]["p10_ms"] for m in table.context["models"])  # binds nothing
+    generous = 10 * max(m.stats["p10_ms"] for m in table.context.models if m.stats)  # binds nothing
     cfg = make_config(space="nb201", input_shape="1x8x8", space_options={"N": 1},
                       objectives=objectives_from_specs(["accuracy:max", "latency_ms:min"]),
                       budgets=[parse_budget(f"latency_ms<={generous:.4f}")], strategy="nsga2",

@@ -251,7 +251,7 @@ def test_bench_remote_overhead_per_entry(sshd: Sshd, target_python: str, tmp_pat
         table = profile(spec, space, out=tmp_path / f"{kind}.json", progress=False, log=lambda _m: None,
                         settings=ProfileSettings(context_models=40))
         walls[kind] = time.perf_counter() - t0
-    n = len(table.entries) + len(table.context["models"])
+    n = len(table.entries) + len(table.context.models)
     result = {"command": "make bench (tests/test_remote.py::test_bench_remote_overhead_per_entry)", "entries": n,
               "wall_s": walls, "overhead_ms_per_entry": 1e3 * (walls["remote"] - walls["local"]) / n,
               "remote_batch": 32, "note": "loopback sshd on this machine; includes probing and sending the agent"}

@@ -77,10 +77,10 @@ def test_sentinels_span_the_table_and_include_reference_models(tiny_table) -> No
     sentinels = choose_sentinels(table, space)
     blocks = [s for s in sentinels if s.job.kind == "block"]
     models = [s for s in sentinels if s.job.kind == "model"]
-    context = sorted((m["stats"][f"{table.statistic}_ms"], m["arch"]) for m in table.context["models"])
+    context = sorted((m.stats[f"{table.statistic}_ms"], m.arch) for m in table.context.models)
     n = len(context)  # the median first, then the 10th, 30th, 70th and 90th percentiles
     assert [s.job.key for s in models] == [context[int(q * n)][1] for q in (0.5, 0.1, 0.3, 0.7, 0.9)]
-    values = sorted(e["stats"][f"{table.statistic}_ms"] for e in table.entries.values())
+    values = sorted(e.stats[f"{table.statistic}_ms"] for e in table.entries.values())
     assert blocks[0].table_ms == values[0] and blocks[-1].table_ms == values[-1]  # the whole range
     assert choose_sentinels(table, space) == sentinels  # deterministic
 
@@ -197,11 +197,11 @@ def test_a_table_names_what_changed_while_it_was_profiled(tiny_table) -> None:
     import copy
 
     table = copy.deepcopy(tiny_table)
-    for stats in [e["stats"] for e in table.entries.values()] + [m["stats"] for m in table.context["models"]]:
+    for stats in [e.stats for e in table.entries.values()] + [m.stats for m in table.context.models]:
         stats.pop("sweep_spread", None)  # as in a table made before sweeps
     assert table.unconfirmed() == ([], [])
     key = sorted(table.entries)[3]
-    table.entries[key]["stats"]["sweep_spread"] = 0.2
-    table.entries[sorted(table.entries)[4]]["stats"]["sweep_spread"] = 0.01  # within tolerance
-    table.context["models"][0]["stats"]["sweep_spread"] = 0.08
-    assert table.unconfirmed() == ([key], [table.context["models"][0]["arch"]])
+    table.entries[key].stats["sweep_spread"] = 0.2
+    table.entries[sorted(table.entries)[4]].stats["sweep_spread"] = 0.01  # within tolerance
+    table.context.models[0].stats["sweep_spread"] = 0.08
+    assert table.unconfirmed() == ([key], [table.context.models[0].arch])

@@ -69,7 +69,7 @@ def test_a_tiny_int8_profile_and_validate(int8_table, tmp_path: Path, capsys: py
     assert table.complete and table.fingerprint["precision"] == "int8"
     q = table.quantization
     assert q["format"] == "QDQ" and q["calibration"]["models"]["real_images"] is False
-    assert all(e["latency_ms"] > 0 for e in table.entries.values())
+    assert all(e.latency_ms > 0 for e in table.entries.values())
     assert main(["validate", "--table", str(table.path), "--samples", "4", "--no-progress"]) == 0
     report = json.loads(Path(str(table.path).replace(".json", ".validation.json")).read_text())
     assert len(report["models"]) == 4

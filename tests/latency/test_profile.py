@@ -27,18 +27,19 @@ def test_tiny_profile_is_complete_and_records_its_provenance(tiny_table: Latency
     assert tiny_table.complete
     assert set(tiny_table.entries) == {b.key for b in space.catalog()}
     entry = tiny_table.entries["nor_conv_3x3-in:16x8x8-out:16"]
-    assert entry["latency_ms"] == entry["stats"]["p10_ms"] > 0
+    assert entry.latency_ms == entry.stats["p10_ms"] > 0
     for stat in ("min_ms", "p10_ms", "p50_ms", "p90_ms", "mean_ms", "std_ms", "cv", "n_runs", "stable"):
-        assert stat in entry["stats"]
-    assert entry["stats"]["min_ms"] <= entry["stats"]["p10_ms"] <= entry["stats"]["p50_ms"] <= entry["stats"]["p90_ms"]
-    assert tiny_table.energy["available"] is False and entry["energy_mj"] is None  # no meter: no energy invented
+        assert stat in entry.stats
+    assert entry.stats["min_ms"] <= entry.stats["p10_ms"] <= entry.stats["p50_ms"] <= entry.stats["p90_ms"]
+    assert tiny_table.energy.available is False and entry.energy_mj is None  # no meter: no energy invented
     assert tiny_table.fingerprint["provider_used"] == "CPUExecutionProvider"
-    assert tiny_table.space == {"name": "nb201", "version": space.version, "config": space.config()}
+    assert tiny_table.space.to_dict() == json.loads(json.dumps({"name": "nb201", "version": space.version,
+                                                                "config": space.config()}))
     assert tiny_table.protocol.statistic == tiny_table.statistic == "p10"
-    fit = tiny_table.context["fit"]
-    assert fit["n_models"] == 16 and "leave_one_out" in fit and "raw_sum" in fit
+    fit = tiny_table.context.fit
+    assert fit is not None and fit.n_models == 16
     # the boundary correction must beat summing isolated blocks on these small models
-    assert fit["leave_one_out"]["mape"] < fit["raw_sum"]["mape"]
+    assert fit.leave_one_out["mape"] < fit.raw_sum["mape"]
     loaded = LatencyTable.load(tiny_table.path)
     assert loaded.to_dict() == json.loads(json.dumps(tiny_table.to_dict()))
 
@@ -61,7 +62,7 @@ def test_validate_measures_fresh_models_and_writes_its_report(tiny_table: Latenc
     assert Path(report["plot_path"]).read_bytes()[:4] == b"\x89PNG"
     report = validate(table_path, samples=12, seed=4, calibrate=True, progress=False)
     stored = LatencyTable.load(table_path).calibration
-    assert stored is not None and stored["seed"] == 4 and report["calibration"]["scale"] == stored["scale"]
+    assert stored is not None and stored.seed == 4 and report["calibration"]["scale"] == stored.scale
 
 
 def _drifting_first_runner(monkeypatch_target, step_s: float = 2e-6, cap_s: float = 2e-3):
@@ -108,9 +109,9 @@ def test_profile_resumes_after_a_crash_without_remeasuring(quick_spec, tmp_path:
                 settings=ProfileSettings(context_models=6, save_every_s=0))
     partial = LatencyTable.load(out)
     assert not partial.complete
-    measured = {k: v["stats"] for k, v in partial.entries.items() if v.get("stats")}
+    measured = {k: v.stats for k, v in partial.entries.items() if v.stats}
     total = len(space.catalog()) + 6
-    finished = len(measured) + sum(1 for m in partial.context["models"] if m.get("stats"))
+    finished = len(measured) + sum(1 for m in partial.context.models if m.stats)
     assert finished == len(saves) < total  # every finished job was saved, and the rest was not yet done
     monkeypatch.undo()
     exported: list[str] = []
@@ -126,7 +127,7 @@ def test_profile_resumes_after_a_crash_without_remeasuring(quick_spec, tmp_path:
     assert full.complete and len(full.entries) == len(space.catalog())
     assert not set(exported) & set(measured)  # nothing measured before the crash was measured again
     for key, stats in measured.items():
-        assert full.entries[key]["stats"] == stats
+        assert full.entries[key].stats == stats
 
 
 def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp_path: Path) -> None:
@@ -161,7 +162,7 @@ def test_profile_killed_with_sigkill_resumes(quick_spec, quick_device: dict, tmp
                    settings=ProfileSettings(context_models=6))
     assert full.complete
     for key, entry in partial.entries.items():
-        assert full.entries[key]["stats"] == entry["stats"]
+        assert full.entries[key].stats == entry.stats
 
 
 def _edited(tiny_table: LatencyTable, tmp_path: Path, edit) -> Path:
@@ -219,8 +220,8 @@ def test_profile_cli_with_energy_estimate_and_reuse(tmp_path: Path, capsys: pyte
     text = capsys.readouterr().out
     assert "leave-one-out" in text and str(out) in text
     table = LatencyTable.load(out)
-    assert table.energy["estimated"] and table.energy["source"].startswith("estimated:")
-    assert all(e["energy_mj"] > 0 for e in table.entries.values())
+    assert table.energy.estimated and str(table.energy.source).startswith("estimated:")
+    assert all(e.energy_mj is not None and e.energy_mj > 0 for e in table.entries.values())
     assert main(argv) == 0
     assert "nothing to do" in capsys.readouterr().err  # a complete, matching table is reused
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

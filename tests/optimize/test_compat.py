@@ -86,3 +86,20 @@ def test_an_old_tables_protocol_is_typed_kept_as_recorded_and_never_continued(tm
     space = get_space("nb201", input_shape="3x8x8", N=1)
     with pytest.raises(TableMismatchError, match="protocol.sweeps: table 'not recorded'"):
         profile(quick_spec, space, out=copy, progress=False, settings=ProfileSettings(protocol=table.protocol))
+
+
+def test_an_old_table_reads_into_typed_records_and_writes_back_unchanged(tmp_path: Path) -> None:
+    from hwnas.latency.records import ContextFit, TableEntry
+    from hwnas.latency.table import LatencyTable
+
+    path = DATA / "table-0.1.0-nb201-3x8x8.json"
+    stored = json.loads(path.read_text())
+    table = LatencyTable.load(path)
+    assert all(isinstance(e, TableEntry) for e in table.entries.values())
+    assert isinstance(table.context.fit, ContextFit) and table.context.fit.per_kind
+    assert table.space.name == "nb201" and table.precision == "fp32"
+    table.save(tmp_path / "again.json")
+    again = json.loads((tmp_path / "again.json").read_text())
+    # the additions: the precision (tables of that version were fp32), and the fields they lacked, empty
+    assert again == {**stored, "fingerprint": {**stored["fingerprint"], "precision": "fp32"},
+                     "conditions": None, "quantization": None}
