@@ -36,7 +36,7 @@ def fingerprint(spec: DeviceSpec) -> dict[str, Any]:
 def device_session(model_path: str | os.PathLike[str], spec: DeviceSpec) -> ort.InferenceSession:
     """A local onnxruntime session on the spec's provider, refusing any silent fallback to the CPU."""
     LocalTarget(spec).check_provider()
-    return session.open_session(model_path, spec.to_dict()["runtime"], source=spec.source)
+    return session.open_session(model_path, spec.runtime, source=spec.source)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ __all__ = ["ENERGY_MODEL", "EnergyMeter", "EnergyMeterError", "ExternalMeter", "
 
 def open_meter(spec: DeviceSpec) -> EnergyMeter | None:
     """The spec's meter, or None for ``meter = "none"``. Raises EnergyMeterError if unreadable."""
-    return meters.open_meter(spec.to_dict()["energy"], source=spec.source)
+    return meters.open_meter(spec.energy, source=spec.source)
 
 
 # A stated, deliberately simple energy model (Horowitz, ISSCC 2014, 45 nm): a 32-bit float

@@ -42,7 +42,7 @@ class LocalTarget(Target):
         import onnx
 
         self.check_provider()
-        return {"device": self.spec.name, **host.fingerprint(self.spec.to_dict()["runtime"], self.spec.batch_size),
+        return {"device": self.spec.name, **host.fingerprint(self.spec.runtime, self.spec.batch_size),
                 "onnx_version": onnx.__version__}
 
     def conditions(self) -> dict[str, Any]:

@@ -14,15 +14,16 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import HwnasError
 from hwnas.core.presets import resolve
 from hwnas.core.tomlfile import read_toml
-from hwnas.measure.session import EXEC_MODES, OPT_LEVELS, ProviderUnavailableError
+from hwnas.measure.meters import EnergySettings
+from hwnas.measure.session import EXEC_MODES, OPT_LEVELS, ProviderUnavailableError, RuntimeSettings
 from hwnas.measure.timing import Protocol
 
 __all__ = ["DeviceSpec", "DeviceSpecError", "EnergySettings", "IDENTITY_FIELDS", "ProviderUnavailableError",
@@ -39,32 +40,6 @@ MAX_INT = 2**31 - 1
 
 class DeviceSpecError(HwnasError, ValueError):
     """A device spec that is missing, malformed or names something unknown."""
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    provider: str = "CPUExecutionProvider"
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    graph_optimization: str = "all"
-    execution_mode: str = "sequential"
-    allow_spinning: bool = False
-    affinity: tuple[int, ...] | None = None
-    provider_options: Mapping[str, Any] = field(default_factory=dict)
-    # the numeric format models are profiled, searched and deployed in: every file timed on the
-    # device is converted to it first (hwnas.models.quantize); part of a table's identity
-    precision: str = "fp32"
-    calibration_data: str | None = None  # int8: a dataset for whole models' activation ranges
-
-
-@dataclass(frozen=True)
-class EnergySettings:
-    meter: str = "none"
-    path: str | None = None  # rapl: powercap zone folder; external: CSV of power samples
-    gpu_index: int = 0  # nvml
-    time_column: str = "timestamp_s"  # external
-    power_column: str = "power_w"  # external
-    min_window_s: float = 0.2  # an energy reading spans at least this long
 
 
 @dataclass(frozen=True)
@@ -101,7 +76,6 @@ class DeviceSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (what a table stores); ``spec_from_record`` reverses it."""
         d = asdict(self)
-        d["runtime"]["provider_options"] = dict(self.runtime.provider_options)
         return json.loads(json.dumps(d))
 
     def settings(self) -> dict[str, Any]:
@@ -183,6 +157,11 @@ def _parse_runtime(data: dict[str, Any], path: str) -> RuntimeSettings:
             raise _fail(path, p + "affinity", f"expected a non-empty list of core numbers, got {affinity!r}")
         affinity = tuple(affinity)
     options = _take(rt, "provider_options", dict, path, p, {})
+    nested = next((k for k, v in options.items() if isinstance(v, (dict, list))), None)
+    if nested is not None:
+        raise _fail(path, p + f"provider_options.{nested}", "expected a single value (onnxruntime takes text)")
+    # onnxruntime reads provider options as text; a TOML true/false is its "1"/"0"
+    options = {str(k): ("1" if v else "0") if isinstance(v, bool) else str(v) for k, v in options.items()}
     precision = _take(rt, "precision", str, path, p, "fp32")
     if precision not in PRECISIONS:
         raise _fail(path, p + "precision", f"{precision!r} is not one of {', '.join(PRECISIONS)}")

@@ -183,12 +183,12 @@ class RemoteTarget(Target):
 
     def conditions(self) -> dict[str, Any]:
         self.probe()
-        request = json.dumps({"affinity": self.spec.to_dict()["runtime"].get("affinity")})
+        request = json.dumps({"affinity": self.spec.runtime.to_dict()["affinity"]})
         return json.loads(self._agent("conditions", stdin=request, during="while reading the device's conditions"))
 
     def fingerprint(self) -> dict[str, Any]:
         self.probe()
-        request = json.dumps({"runtime": self.spec.to_dict()["runtime"], "batch_size": self.spec.batch_size})
+        request = json.dumps({"runtime": self.spec.runtime.to_dict(), "batch_size": self.spec.batch_size})
         fp = json.loads(self._agent("fingerprint", stdin=request, during="while reading the fingerprint"))
         return {"device": self.spec.name, **fp, "remote": self.remote.connection}
 

@@ -69,7 +69,6 @@ class Target(abc.ABC):
 
     def job(self, items: Sequence[Item], protocol: Protocol, seed: int, folder: str = "") -> dict[str, Any]:
         """The measurement job (``hwnas.measure.job``) for these files."""
-        d = self.spec.to_dict()
         return {"folder": folder, "files": [{"file": str(path), "shapes": [list(s) for s in shapes]} for path, shapes in items],
-                "runtime": d["runtime"], "energy": d["energy"], "batch_size": self.spec.batch_size,
+                "runtime": self.spec.runtime.to_dict(), "energy": self.spec.energy.to_dict(), "batch_size": self.spec.batch_size,
                 "protocol": protocol.to_dict(), "seed": seed}

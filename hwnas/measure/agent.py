@@ -23,6 +23,7 @@ import onnxruntime as ort
 from hwnas.measure.conditions import read_conditions
 from hwnas.measure.host import fingerprint
 from hwnas.measure.job import run_job_json
+from hwnas.measure.session import RuntimeSettings
 
 USAGE = ("usage: python -m hwnas.measure.agent probe | fingerprint < runtime.json | conditions < affinity.json "
          "| measure JOB.json")
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "fingerprint":
         request = json.loads(sys.stdin.read())
-        print(json.dumps(fingerprint(request["runtime"], request["batch_size"])))
+        print(json.dumps(fingerprint(RuntimeSettings.from_dict(request["runtime"]), request["batch_size"])))
         return 0
     if command == "conditions":
         request = json.loads(sys.stdin.read() or "{}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import onnxruntime as ort
 
 from hwnas.core.errors import HwnasError
-from hwnas.measure.session import CPU, probe_session
+from hwnas.measure.session import RuntimeSettings, probe_session
 
 
 class AffinityError(HwnasError, ValueError):
@@ -29,21 +29,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def fingerprint(runtime: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+def fingerprint(runtime: RuntimeSettings, batch_size: int) -> dict[str, Any]:
     """What identifies this machine and runtime. ``provider_used`` comes from a real session."""
     sess = probe_session(runtime)
-    affinity = runtime.get("affinity")
+    affinity = runtime.affinity
     return {
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "system": platform.system(), "os": platform.platform(), "python": platform.python_version(),
         "onnxruntime_version": ort.__version__, "onnx_version": None, "provider_used": sess.get_providers()[0],
         "affinity": list(affinity) if affinity else None,
-        "provider": runtime.get("provider", CPU),
-        "intra_op_threads": runtime.get("intra_op_threads", 1), "inter_op_threads": runtime.get("inter_op_threads", 1),
-        "graph_optimization": runtime.get("graph_optimization", "all"),
-        "execution_mode": runtime.get("execution_mode", "sequential"),
-        "allow_spinning": bool(runtime.get("allow_spinning", False)), "batch_size": batch_size,
-        "precision": runtime.get("precision", "fp32"),
+        "provider": runtime.provider,
+        "intra_op_threads": runtime.intra_op_threads, "inter_op_threads": runtime.inter_op_threads,
+        "graph_optimization": runtime.graph_optimization, "execution_mode": runtime.execution_mode,
+        "allow_spinning": runtime.allow_spinning, "batch_size": batch_size, "precision": runtime.precision,
     }
 
 

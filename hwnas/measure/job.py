@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hwnas.measure.host import pinned
-from hwnas.measure.meters import open_meter
-from hwnas.measure.session import make_runner
+from hwnas.measure.meters import EnergySettings, open_meter
+from hwnas.measure.session import RuntimeSettings, make_runner
 from hwnas.measure.timing import Protocol, Stats, measure
 
 
@@ -24,12 +24,13 @@ def run_job(job: Mapping[str, Any], *, source: str = "device spec",
             on_done: Callable[[int, Stats], None] | None = None) -> tuple[list[Stats], list[float | None], str | None]:
     """Time the job's files; returns their statistics, energy per inference (mJ, None without a
     meter) and the meter's source. ``on_done(i, stats)`` follows progress as entries finish."""
-    runtime, energy = job["runtime"], job.get("energy") or {}
+    runtime = RuntimeSettings.from_dict(job["runtime"])
+    energy = EnergySettings.from_dict(job.get("energy") or {})
     runners = [make_runner(os.path.join(job.get("folder", ""), f["file"]), runtime, f["shapes"], job["batch_size"],
                            job.get("seed", 0), source=source) for f in job["files"]]
     meter = open_meter(energy, source=source)
-    window_s = float(energy.get("min_window_s", 0.2))
-    with pinned(runtime.get("affinity")):
+    window_s = energy.min_window_s
+    with pinned(runtime.affinity):
         stats = measure(runners, Protocol(**job["protocol"]), on_done=on_done)
         joules = [meter.measure(r, min_window_s=window_s)[0] for r in runners] if meter else [None] * len(runners)
     return stats, joules, meter.source if meter else None

@@ -20,6 +20,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -176,17 +177,35 @@ def integrate_power_mj(t_s: np.ndarray, power_w: np.ndarray, t0: float, t1: floa
     return float(np.sum((ps[1:] + ps[:-1]) * np.diff(ts)) / 2.0 * 1000.0)
 
 
-def open_meter(energy: Mapping[str, Any], *, source: str = "device spec") -> EnergyMeter | None:
-    """The meter a device spec's ``energy`` settings name, or None for ``meter = "none"``.
-    Raises EnergyMeterError if it cannot be read."""
-    meter = energy.get("meter", "none")
-    if meter == "none":
+@dataclass(frozen=True)
+class EnergySettings:
+    """Which meter reads a device's energy, and how."""
+
+    meter: str = "none"  # none, rapl, nvml or external
+    path: str | None = None  # rapl: powercap zone folder; external: CSV of power samples
+    gpu_index: int = 0  # nvml
+    time_column: str = "timestamp_s"  # external
+    power_column: str = "power_w"  # external
+    min_window_s: float = 0.2  # an energy reading spans at least this long
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnergySettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def open_meter(energy: EnergySettings, *, source: str = "device spec") -> EnergyMeter | None:
+    """The meter ``energy`` names, or None for ``meter = "none"``. Raises EnergyMeterError if it
+    cannot be read."""
+    if energy.meter == "none":
         return None
-    if meter == "rapl":
-        return RaplMeter(energy.get("path") or "/sys/class/powercap/intel-rapl:0")
-    if meter == "nvml":
-        return NvmlMeter(int(energy.get("gpu_index", 0)))
-    if meter == "external":
-        return ExternalMeter(energy.get("path") or "", time_column=energy.get("time_column", "timestamp_s"),
-                             power_column=energy.get("power_column", "power_w"))
-    raise EnergyMeterError(f"{source}: field 'energy.meter': unknown meter {meter!r}")
+    if energy.meter == "rapl":
+        return RaplMeter(energy.path or "/sys/class/powercap/intel-rapl:0")
+    if energy.meter == "nvml":
+        return NvmlMeter(energy.gpu_index)
+    if energy.meter == "external":
+        return ExternalMeter(energy.path or "", time_column=energy.time_column, power_column=energy.power_column)
+    raise EnergyMeterError(f"{source}: field 'energy.meter': unknown meter {energy.meter!r}")
