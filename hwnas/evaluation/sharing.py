@@ -13,6 +13,7 @@ from torch import nn
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.training import settings_key
 from hwnas.spaces.base import Architecture, SearchSpace, init_weights
+from hwnas.spaces.hooks import supernet_group, supernet_splits, supernet_templates
 
 
 # Bump when the spaces' sharing slots change (dppnet's became per cell length in 2; mobilenet's
@@ -149,9 +150,9 @@ def checked_split(space: SearchSpace, split: str) -> str | None:
     """The decision to split the supernet on, None for "none"; a one-line error for what the space lacks."""
     if split == "none":
         return None
-    if split not in space.supernet_splits():
+    if split not in supernet_splits(space):
         raise HwnasError(f"supernet: space {space.name} cannot be split on {split!r} "
-                         f"(splits: {', '.join(('none',) + space.supernet_splits())})")
+                         f"(splits: {', '.join(('none',) + supernet_splits(space))})")
     return split
 
 
@@ -173,7 +174,7 @@ class Supernet(nn.Module):
         self.names: dict[tuple[str, str], str] = {}
         self.weights = nn.ParameterDict()
         roles: dict[tuple[str, str], tuple[str, str, bool]] = {}
-        for i, arch in enumerate(space.supernet_templates()):
+        for i, arch in enumerate(supernet_templates(space)):
             model = init_weights(space.build_module(arch), seed + i)
             for module, pname, slot, local, start in self._slots(arch, model):
                 p = getattr(module, pname).detach()
@@ -198,7 +199,7 @@ class Supernet(nn.Module):
         out = _slots(self.space, arch, model, self.share_convs)
         if self.split is None:
             return out
-        group = self.space.supernet_group(arch, self.split)
+        group = supernet_group(self.space, arch, self.split)
         return [(module, pname, f"{group}/{slot}", local, start) for module, pname, slot, local, start in out]
 
     def subnet(self, arch: Architecture) -> nn.Module:

@@ -37,6 +37,7 @@ from hwnas.core.options import POSITIVE, OptionError, Option, check_options, sch
 from hwnas.evaluation.sources import MetricSource
 from hwnas.evaluation.training import accuracy_on, nhwc
 from hwnas.spaces.base import Architecture, SearchSpace, calibrate_batchnorm
+from hwnas.spaces.hooks import extremes
 
 __all__ = ["SHARING_VERSION", "Supernet", "SupernetAccuracy", "SupernetEnsemble", "SupernetSettings", "fair_paths",
            "member_path"]
@@ -75,7 +76,7 @@ class SupernetAccuracy(MetricSource):
         given = {"dataset": dataset, "path": path, "threads": threads, **settings}
         check_supernet_options({k: v for k, v in given.items() if v is not None})
         self.space, self.settings, self.dataset_name = space, SupernetSettings(**settings), dataset
-        if self.settings.sampling == "sandwich" and space.sandwich() is None:
+        if self.settings.sampling == "sandwich" and extremes(space) is None:
             raise HwnasError(f"supernet: space {space.name} has no largest/smallest pair for sampling=sandwich")
         checked_split(space, self.settings.split)  # before the data loads
         check_share_convs(space, self.settings.share_convs)  # likewise
@@ -138,7 +139,7 @@ class SupernetAccuracy(MetricSource):
         opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps))
         loss_fn = nn.CrossEntropyLoss()
-        fixed = list(self.space.sandwich() or ()) if s.sampling == "sandwich" else []
+        fixed = list(extremes(self.space) or ()) if s.sampling == "sandwich" else []
         draw = self.space.sample_architectures if s.uniform_over == "architectures" else self.space.sample
         for epoch in range(s.epochs):
             order = rng.permutation(idx)

@@ -10,6 +10,7 @@ from hwnas.core.errors import HwnasError
 from hwnas.optimize.evaluator import CandidateEvaluator
 from hwnas.optimize.objectives import Constraint
 from hwnas.spaces import SearchSpace
+from hwnas.spaces.hooks import extremes
 
 SAMPLES = 200  # random architectures, beside the space's largest and smallest
 
@@ -22,9 +23,9 @@ def budget_warnings(constraints: tuple[Constraint, ...], space: SearchSpace, eva
     if not checked:
         return []
     archs = space.sample(rng, SAMPLES)
-    extremes = space.sandwich()
-    if extremes:
-        archs += list(extremes)
+    largest_smallest = extremes(space)
+    if largest_smallest:
+        archs += list(largest_smallest)
     try:
         values = evaluator.cheap(archs)
     except HwnasError:  # a benchmark that lacks some sampled architectures: no judgement

@@ -231,22 +231,6 @@ class SearchSpace(abc.ABC):
         return cls.decode(np.where(mask, ga, gb)), cls.decode(np.where(mask, gb, ga))
 
     @classmethod
-    def growth_steps(cls) -> list[list[int]] | None:
-        """For progressive (DPP-Net) search: the genes each growth step decides, in order. Genes
-        not yet decided take value 0, which must give a valid, smaller member. None: the space
-        does not grow (it is not a cell space)."""
-        return None
-
-    @classmethod
-    def grown(cls, genes: Sequence[int], step: int) -> tuple[int, ...]:
-        """``genes`` with everything decided after ``step`` reset to 0 (see growth_steps)."""
-        steps = cls.growth_steps()
-        if steps is None:
-            raise InvalidArchitectureError(f"{cls.name}: the space does not define growth steps")
-        keep = {g for s in steps[: step + 1] for g in s}
-        return tuple(int(v) if i in keep else 0 for i, v in enumerate(genes))
-
-    @classmethod
     def _check_arch(cls, arch: Architecture) -> None:
         if not isinstance(arch, Architecture) or arch.space != cls.name:
             got = arch.space if isinstance(arch, Architecture) else type(arch).__name__
@@ -287,31 +271,13 @@ class SearchSpace(abc.ABC):
 
     # ----- the latency-table view ---------------------------------------------------------------
     @abc.abstractmethod
-    def _catalog_templates(self) -> list[Architecture]:
+    def catalog_templates(self) -> list[Architecture]:
         """Architectures whose blocks, together, are every distinct block of the space."""
-
-    def sandwich(self) -> tuple[Architecture, Architecture] | None:
-        """The largest and the smallest architecture (by compute), for the supernet's sandwich
-        rule; None where the space has no such pair."""
-        return None
-
-    def supernet_templates(self) -> list[Architecture]:
-        """Architectures that, together, occupy every weight-sharing slot at its largest shape
-        (and, for every split the space offers, in every group of that split)."""
-        return self._catalog_templates()
-
-    def supernet_splits(self) -> tuple[str, ...]:
-        """Decisions the supernet can be split on (few-shot NAS): one sub-supernet per choice."""
-        return ()
-
-    def supernet_group(self, arch: Architecture, split: str) -> str:
-        """Which sub-supernet ``arch`` belongs to when the supernet is split on ``split``."""
-        raise InvalidArchitectureError(f"{self.name}: no supernet split {split!r}")
 
     @functools.cached_property
     def _catalog(self) -> tuple[tuple[Block, ...], dict[str, int]]:
         blocks: dict[str, Block] = {}
-        for arch in self._catalog_templates():
+        for arch in self.catalog_templates():
             for b in self.blocks(arch):
                 blocks.setdefault(b.key, b)
         ordered = tuple(blocks.values())
@@ -350,23 +316,6 @@ class SearchSpace(abc.ABC):
         n, ncat = len(idx), len(self.catalog())
         flat = (np.arange(n)[:, None] * ncat + idx).ravel()
         return np.bincount(flat, weights=weight.ravel(), minlength=n * ncat).reshape(n, ncat).astype(np.int64)
-
-    def surrogate_features(self, genes: np.ndarray) -> np.ndarray:
-        """Numeric features of canonical gene vectors (n, n_genes) for a surrogate model: one-hot
-        genes, then how often each kind of block occurs in the built model. Spaces add what they
-        know about their phenotype (nb201: live edges and path encoding)."""
-        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
-        onehot = np.concatenate([np.eye(c)[g[:, i]] for i, c in enumerate(self.cardinalities())], 1)
-        return np.concatenate([onehot, self._kind_counts(g)], 1)
-
-    def _kind_counts(self, genes: np.ndarray) -> np.ndarray:
-        """(n, kinds): occurrences of each block kind (convolutions, sums, ...) per architecture."""
-        kinds = sorted({b.kind for b in self.catalog()})
-        kind_of = np.array([kinds.index(b.kind) for b in self.catalog()], dtype=np.int64)
-        idx, weight = self.block_slots(genes)
-        n = len(idx)
-        flat = (np.arange(n)[:, None] * len(kinds) + kind_of[idx]).ravel()
-        return np.bincount(flat, weights=weight.ravel(), minlength=n * len(kinds)).reshape(n, len(kinds))
 
     def example_input(self, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
         """A deterministic random input of the space's shape."""

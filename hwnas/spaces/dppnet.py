@@ -21,6 +21,7 @@ from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, make_divisible, shape_str
+from hwnas.spaces.hooks import reset_after
 from hwnas.spaces.modules import BnReluPoolHead
 
 NORMS: tuple[str, ...] = ("bnrelu", "bn", "id")
@@ -155,7 +156,7 @@ class DPPNetSpace(SearchSpace):
 
     @classmethod
     def grown(cls, genes, step: int) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
-        g = list(super().grown(genes, step))
+        g = list(reset_after(cls.growth_steps(), genes, step))
         g[0] = min(step, len(LAYERS) - 1)
         return tuple(g)
 
@@ -241,10 +242,10 @@ class DPPNetSpace(SearchSpace):
 
     def supernet_group(self, arch: Architecture, split: str) -> str:
         if split != "layers":
-            return super().supernet_group(arch, split)
+            raise InvalidArchitectureError(f"{self.name}: no supernet split {split!r}")
         return f"L{LAYERS[arch.genes[0]]}"
 
-    def _catalog_templates(self) -> list[Architecture]:
+    def catalog_templates(self) -> list[Architecture]:
         # for each cell length, every layer the same op: covers every (position, op) pair
         return [self.decode((li,) + (ni, ci) * MAX_LAYERS)
                 for li in range(len(LAYERS)) for ni in range(len(NORMS)) for ci in range(len(CONVS))]
@@ -259,7 +260,7 @@ class DPPNetSpace(SearchSpace):
             dense = None
             fixed = None
             for op in range(n_ops):
-                arch = self._catalog_templates()[li * n_ops + op]
+                arch = self.catalog_templates()[li * n_ops + op]
                 blocks = self.blocks(arch)
                 d = [index[b.key] for b in blocks if b.kind == "dense"]
                 if dense is None:

@@ -275,7 +275,7 @@ class MobileNetSpace(SearchSpace):
         return SequentialNet([self.build_block(b) for b in self.blocks(arch)])
 
     # ----- latency-table view -----
-    def _catalog_templates(self) -> list[Architecture]:
+    def catalog_templates(self) -> list[Architecture]:
         # every stage at depth 2 (a first and a repeated block), every block the same (k, e)
         return [
             self.from_settings(width=w, stages=[[(k, e)] * 2 for _ in STAGE_CHANNELS])
@@ -299,7 +299,7 @@ class MobileNetSpace(SearchSpace):
 
     def supernet_group(self, arch: Architecture, split: str) -> str:
         if split != "width":
-            return super().supernet_group(arch, split)
+            raise InvalidArchitectureError(f"{self.name}: no supernet split {split!r}")
         return f"w{WIDTHS[arch.genes[0]]}"
 
     @functools.cached_property
@@ -310,7 +310,7 @@ class MobileNetSpace(SearchSpace):
         stem = np.zeros(n_w, np.int64)
         head = np.zeros(n_w, np.int64)
         blk = np.zeros((n_w, n_s, 2, len(KERNELS), len(EXPANSIONS)), np.int64)
-        for arch, (wi, ki, ei) in zip(self._catalog_templates(),
+        for arch, (wi, ki, ei) in zip(self.catalog_templates(),
                                       np.ndindex(n_w, len(KERNELS), len(EXPANSIONS))):
             blocks = self.blocks(arch)
             stem[wi], head[wi] = index[blocks[0].key], index[blocks[-1].key]

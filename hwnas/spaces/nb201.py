@@ -17,12 +17,14 @@ import functools
 import itertools
 import random
 import re
+from collections.abc import Sequence
 
 import numpy as np
 from torch import nn
 
 from hwnas.core.errors import InvalidArchitectureError, InvalidInputShapeError
 from hwnas.spaces.base import Architecture, Block, SearchSpace, SequentialNet, Shape, shape_str
+from hwnas.spaces.hooks import kind_counts, reset_after
 from hwnas.spaces.modules import BnReluPoolHead
 from hwnas.spaces.nb201_modules import Cell, ResBlock, Sum, Zero, edge_op
 
@@ -158,6 +160,10 @@ class NB201Space(SearchSpace):
         return [[3], [0, 4], [1, 2, 5]]
 
     @classmethod
+    def grown(cls, genes: Sequence[int], step: int) -> tuple[int, ...]:
+        return reset_after(cls.growth_steps(), genes, step)
+
+    @classmethod
     def n_distinct(cls) -> int:
         """Number of isomorphism classes (6,466)."""
         return len(_representatives())
@@ -254,14 +260,14 @@ class NB201Space(SearchSpace):
         return SequentialNet(units)
 
     # ----- latency-table view -----
-    def _catalog_templates(self) -> list[Architecture]:
+    def catalog_templates(self) -> list[Architecture]:
         # all edges of one op (every op, every sum fan-in), plus a cut cell (the zero block)
         return [self.decode((op,) * len(EDGES)) for op in range(len(OPS))]
 
     @functools.cached_property
     def _lut(self) -> dict[str, np.ndarray]:
         index = self.catalog_index()
-        templates = self._catalog_templates()
+        templates = self.catalog_templates()
         fixed = [b for b in self.blocks(templates[2]) if b.kind in ("stem", "resblock", "head")]
         op = np.zeros((3, len(OPS)), np.int64)
         sum2, sum3, zero = (np.zeros(3, np.int64) for _ in range(3))
@@ -306,7 +312,7 @@ class NB201Space(SearchSpace):
             paths.append(np.eye(width)[code] * on[:, None])
         # the two length-2 paths share one code book, as BANANAS counts sequences, not edges
         enc = np.concatenate([paths[0], paths[1] + paths[2], paths[3]], 1)
-        return np.concatenate([onehot, enc, self._kind_counts(g)], 1)
+        return np.concatenate([onehot, enc, kind_counts(self, g)], 1)
 
     def block_slots(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g = np.atleast_2d(np.asarray(genes, dtype=np.int64))

@@ -26,6 +26,7 @@ from hwnas.optimize.strategies.acquisition import expected_hv_improvement, expec
 from hwnas.optimize.strategies.base import FAILED_VALUE, CheapFn, Strategy
 from hwnas.optimize.strategies.surrogates import SURROGATES, make_surrogate
 from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.spaces.hooks import surrogate_features
 
 ACQUISITIONS = ("auto", "ehvi", "ei")
 REF = 1.1  # reference point of the normalised objectives, as in `hwnas bench`
@@ -135,7 +136,7 @@ class BayesianOptimization(Strategy):
 
     def _features(self, archs: Sequence[Architecture], metrics: dict[str, np.ndarray]) -> np.ndarray:
         genes = np.array([a.genes for a in archs], dtype=np.int64).reshape(len(archs), -1)
-        cols = [self.space.surrogate_features(genes)] if len(archs) else [np.zeros((0, 1))]
+        cols = [surrogate_features(self.space, genes)] if len(archs) else [np.zeros((0, 1))]
         for name in self.feature_metrics:
             v = np.asarray(metrics[name], dtype=float)
             cols.append((np.log(np.maximum(v, 1e-12)) if np.all(v > 0) else v).reshape(-1, 1))

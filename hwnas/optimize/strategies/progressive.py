@@ -26,6 +26,7 @@ from hwnas.evaluation.sources import Evaluation
 from hwnas.optimize.objectives import ObjectiveSet, is_feasible
 from hwnas.optimize.strategies.base import FAILED_VALUE, CheapFn, Strategy
 from hwnas.spaces.base import Architecture, SearchSpace
+from hwnas.spaces.hooks import Grows, growth_steps
 
 
 
@@ -82,8 +83,8 @@ class ProgressiveSearch(Strategy):
                  options: ProgressiveOptions | None = None, *, cheap: CheapFn | None = None) -> None:
         super().__init__(space, objectives, rng, options)
         beam, mutations = self.options.beam, self.options.mutations
-        steps = space.growth_steps()
-        if steps is None:
+        steps = growth_steps(space)
+        if steps is None or not isinstance(space, Grows):
             raise HwnasError(f"progressive search grows cells; space {space.name!r} has no growth steps "
                              "(use it with nb201 or dppnet)")
         self.steps, self.beam, self.cheap, self.n_mut = steps, beam, cheap, mutations
