@@ -62,6 +62,9 @@ def test_profile_time_repeatability_and_prediction(shape: str, tmp_path: Path) -
         "unstable_entries": sum(not e.stable for e in a.values()),
         "fingerprint": tables[0].fingerprint,
     })
+    assert max(times) <= 600, f"profiling took {max(times):.0f} s (target 600 s)"
+    assert np.median(np.abs(diff)) <= 0.02 and np.all(np.abs(diff) <= 0.05), "two profiles disagree beyond the target"
+    assert v["predictor"]["within_10"] >= 0.95 and v["predictor"]["spearman_rho"] >= 0.95
 
 
 def test_predictor_throughput(tmp_path: Path) -> None:
@@ -82,3 +85,5 @@ def test_predictor_throughput(tmp_path: Path) -> None:
         results[name] = {"median_archs_per_s": float(np.median(rates)), "population": len(genes)}
     _report("predictor-throughput", {"command": "make bench (tests/bench/test_profile_bench.py::test_predictor_throughput)",
                                      "target_archs_per_s": 100_000, **results})
+    slow = {n: round(r["median_archs_per_s"]) for n, r in results.items() if r["median_archs_per_s"] < 100_000}
+    assert not slow, f"predictions per second under 100,000: {slow}"

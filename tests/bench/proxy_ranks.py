@@ -1,5 +1,7 @@
-"""Accuracy-estimator benchmarks (issue 6): `make bench`. Printed and written to
-bench-results/accuracy-*.json; targets are reported, not asserted.
+"""How well each accuracy proxy ranks architectures: a script, not a test (it runs for minutes to
+hours and resumes). Run it as ``.venv/bin/python tests/bench/proxy_ranks.py`` with the settings
+below in the environment; it prints and writes bench-results/accuracy-*.json, which
+docs/benchmarks/accuracy.md reports.
 
 For N random architectures: the proxy accuracy from `train` (low fidelity) and from `supernet`
 (one-shot weights + BN recalibration), against stand-alone training at full fidelity; Kendall tau
@@ -56,7 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from scipy.stats import bootstrap, kendalltau
 
 from hwnas.cli import _key_value
@@ -65,7 +66,6 @@ from hwnas.evaluation.training import TrainAccuracy
 from hwnas.spaces import get_space
 from hwnas.spaces.facts import describe
 
-pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
 SETTING = os.environ.get("HWNAS_BENCH_ACC", "dppnet:1x8x8:digits")
 N = int(os.environ.get("HWNAS_BENCH_ACC_N", "20"))
@@ -130,7 +130,7 @@ def _tau_within(proxy: list[float], full: list[float], groups: list[int]) -> flo
     return float(np.average(taus, weights=weights)) if taus else None
 
 
-def test_proxy_rank_agreement() -> None:
+def main() -> None:
     space_name, shape, dataset, *rest = SETTING.split(":")
     opts: dict[str, Any] = {"N": 1} if space_name == "dppnet" else {}
     opts.update(_options(rest[0] if rest else ""))
@@ -154,7 +154,7 @@ def test_proxy_rank_agreement() -> None:
                              f"HWNAS_BENCH_SUPERNET_SEEDS={SUPERNET_SEEDS}"]
                             + [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                                if k in ("HWNAS_BENCH_SUPERNET_OPTS", "HWNAS_BENCH_THREADS", "HWNAS_BENCH_ACC_PARTS")]
-                            + ["make bench (tests/bench/test_accuracy_bench.py)"]),
+                            + [".venv/bin/python tests/bench/proxy_ranks.py"]),
         "architecture_seed": ARCH_SEED, "space": space_name, "input": shape, "dataset": dataset, "architectures": N, "space_options": opts,
         "threads": THREADS or os.cpu_count(), "kendall_tau": {"target": TARGET_TAU}, "seconds": {}, "accuracy_mean": {},
     }
@@ -308,3 +308,7 @@ def test_proxy_rank_agreement() -> None:
     print(json.dumps({k: out.get(k) for k in ("kendall_tau", "kendall_tau_within_depth", "kendall_tau_ci95", "ensemble_of_k",
                                               "reference_spread_points", "supernet_spread_points", "seconds",
                                               "accuracy_mean")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
