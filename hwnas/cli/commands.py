@@ -246,6 +246,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     for m in result.front:
         print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
     print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")
+    rec = result.recommend()
+    if rec:
+        print(f"recommended: {rec.arch}\n  why: {rec.why} [predicted by the search; `hwnas export "
+              f"{result.run_dir} --out DIR --retrain` measures it]")
     return 0
 
 
@@ -314,13 +318,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hwnas.deploy.export import ExportSettings, export_front
 
     settings = ExportSettings(retrain=args.retrain, epochs=args.epochs, limit=args.limit, seed=args.seed,
-                              budgets=tuple(args.budget), threads=args.threads, int8=args.int8)
+                              budgets=tuple(args.budget), threads=args.threads, int8=args.int8, select=args.select)
     index = export_front(args.run_dir, args.out, settings, device=args.device, argv=["hwnas", *args.argv],
                          progress=not args.no_progress)
     over = index["over_budget"]
     print(f"exported {index['exported']} of {index['front_size']} front members to {args.out}/ "
           f"(ONNX + cards, index.json), measured on {index['device']}"
           + (f"; {len(over)} BREAK THE BUDGET: {', '.join(over)}" if over else "; all within budget"))
+    rec = index.get("recommended")
+    if rec:
+        print(f"recommended: {rec['name']}.onnx ({rec['arch']})\n  why: {rec['why']}")
     return 0
 
 

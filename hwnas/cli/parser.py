@@ -231,7 +231,11 @@ def _deploy_commands(sub: Any) -> None:
     p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
     p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
     p.add_argument("--epochs", type=at_least(1, 10_000), default=15, help="retraining epochs (default 15)")
-    p.add_argument("--limit", type=at_least(1, 100_000), help="export only N front members, spread along the front")
+    p.add_argument("--select", choices=("accuracy", "knee", "extremes"),  # hwnas.optimize.choice.SELECTIONS
+                   help="which members first: accuracy (the most accurate within every budget), knee (the front's "
+                        "knee) or extremes (spread between the front's ends); default: accuracy when the run has a "
+                        "hard budget, else extremes")
+    p.add_argument("--limit", type=at_least(1, 100_000), help="export only the first N members of --select")
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
                    help="an extra budget to check the measured models against (repeatable)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of retraining and export inputs (default 0)")

@@ -17,7 +17,6 @@ import torch
 from hwnas.core.log import say
 from hwnas.core.files import write_json
 from hwnas.core.errors import HwnasError
-from hwnas.core.pareto import spread
 from hwnas.core.versions import versions
 from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
 from hwnas.deploy.int8 import int8_request
@@ -26,7 +25,8 @@ from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.evaluation.supernet import load_weights
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.optimize.config import RunConfig
-from hwnas.optimize.objectives import parse_budget
+from hwnas.optimize.choice import default_selection, quality_metric, recommend, select
+from hwnas.optimize.objectives import ObjectiveSet, parse_budget
 from hwnas.optimize.rundir import RunDir
 from hwnas.spaces.base import Architecture
 
@@ -63,7 +63,10 @@ class ExportSettings:
 
     :param retrain: retrain each member from scratch for ``epochs`` first (else the files carry
         seeded initial weights, and the cards say so).
-    :param limit: export only this many members, spread along the front.
+    :param select: which members, in which order: ``accuracy`` (the most accurate within every
+        budget first), ``knee`` (the front's knee first) or ``extremes`` (spread between the front's
+        ends); default ``accuracy`` when the run has a hard budget, else ``extremes``.
+    :param limit: export only this many of them.
     :param budgets: extra budgets (``"latency_ms<=2"``) to check the measured models against.
     :param int8: also write each model statically quantized, measured and scored beside fp32
         (implied on a device whose precision is int8).
@@ -76,6 +79,7 @@ class ExportSettings:
     budgets: Sequence[str] = ()
     threads: int | None = None
     int8: bool = False
+    select: str | None = None
 
 
 def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings = ExportSettings(), *,
@@ -92,7 +96,8 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     space = config.build_space()
     table = _open_run_table(config)
     spec = _device_of(device, table, run_dir)
-    chosen = _chosen(front, s.limit, run_dir, log)
+    how = s.select or default_selection(config.objectives)
+    chosen = _chosen(front, config.objectives, how, s.limit, run_dir, log)
     archs = [space.parse(m["arch"]) for m in chosen]
     if s.retrain:
         from hwnas.deploy.retrain import retrain as do_retrain
@@ -110,26 +115,51 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     provenance = Provenance(table, constraints, seeds, command, s.seed, int8_request(spec, config, space, record, s.int8))
     cards = export_models(space, models, out, spec, provenance, progress=progress, log=log)
     over = [c["name"] for c in cards if not c["budget"]["ok"]]
+    rec = _recommendation(cards, chosen, config.objectives.with_budgets(constraints[len(config.objectives.constraints):]),
+                          (record or {}).get("split_sizes", {}).get("test"))
     index = {
         "run_dir": str(run_dir.resolve()), "out": str(out.resolve()), "device": spec.name,
         "fingerprint": cards[0]["device"]["fingerprint"], "statistic": cards[0]["latency"]["statistic"],
         "budgets": [c.text for c in constraints], "command": command, "versions": versions(),
         "created": cards[0]["created"], "front_size": len(front["front"]), "exported": len(cards), "over_budget": over,
-        "models": [_index_row(c) for c in cards],
+        "selection": how, "models": [_index_row(c) for c in cards], "recommended": rec,
     }
     write_json(out / "index.json", index)
     run.record_export(out)
     if over:
         log(f"warning: {len(over)} of {len(cards)} models break the budget on {spec.name}: {', '.join(over)}")
+    if rec:
+        log(f"recommended: {rec['name']} ({rec['arch']}): {rec['why']}")
     return index
 
 
-def _chosen(front: dict[str, Any], limit: int | None, run_dir: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The front members to export (``limit`` of them, spread along the front); a partial front is said."""
+def _recommendation(cards: list[ModelCard], chosen: list[dict[str, Any]], objectives: ObjectiveSet,
+                    test_n: int | None) -> dict[str, Any] | None:
+    """The exported model to ship (``choice.recommend``) from what was measured: test accuracy
+    where retrained (with its interval over ``test_n`` images), measured latency, energy and counts."""
+    members = []
+    for card, member in zip(cards, chosen):
+        acc = card["accuracy"]
+        measured = {"latency_ms": card["latency"]["measured_ms"], "params": card["params"], "macs": card["macs"],
+                    "flops": card["flops"], "energy_mj": card["energy"]["measured_mj"]}
+        row = {**member, **{k: v for k, v in measured.items() if v is not None}, "name": card["name"],
+               "feasible": card["budget"]["ok"]}
+        row[quality_metric(objectives)] = acc["test"] if acc.get("test") is not None else acc.get("val")
+        members.append(row)
+    tested = all(c["accuracy"].get("test") is not None for c in cards)
+    rec = recommend(members, objectives, accuracy_n=test_n if tested else None)
+    if rec is None:
+        return None
+    source = "test accuracy of the retrained model" if tested else "the search's accuracy proxy (export with --retrain)"
+    return {"name": rec.member["name"], "arch": rec.arch, "why": f"{rec.why} [accuracy: {source}; latency: measured]"}
+
+
+def _chosen(front: dict[str, Any], objectives: ObjectiveSet, how: str, limit: int | None, run_dir: Path,
+            log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The front members to export (``choice.select``); a partial front is said."""
     if front.get("partial"):
         log(f"warning: {front['note']}")
-    members = front["front"]
-    chosen = [members[i] for i in spread(len(members), limit)]
+    chosen = [dict(m) for m in select(front["front"], objectives, how, limit)]
     if not chosen:
         raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
     return chosen

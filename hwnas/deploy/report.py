@@ -20,6 +20,7 @@ from typing import Any
 from hwnas.core.files import output_folder, read_json, write_atomic
 from hwnas.core.errors import HwnasError
 from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
+from hwnas.optimize.choice import recommend
 from hwnas.optimize.objectives import Constraint, ObjectiveSet
 from hwnas.optimize.outputs import front_title
 from hwnas.optimize.rundir import RunDir
@@ -189,14 +190,30 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, export_dir:
     _error_plot(out / "prediction_error.png", models, validation, index["statistic"] if index else "p10")
 
     head, rows, caption = _model_table(models, index, out) if models else _front_table(front, run_dir)
-    page = _page(run_dir, front, budgets, head, rows, caption)
+    page = _page(run_dir, front, budgets, (head, rows, caption), _recommended(front, index))
     target = out / "index.html"
     write_atomic(target, page)
     return target
 
 
-def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], head: str, rows: list[str], caption: str) -> str:
-    """The report page: run summary, the sortable table and the plots (one static file)."""
+def _recommended(front: dict[str, Any], index: dict[str, Any] | None) -> str:
+    """The recommendation paragraph: the export's (measured) when there is one, else the search's."""
+    rec = (index or {}).get("recommended")
+    if rec:
+        return (f"<p class=\"recommended\"><b>Recommended: {html.escape(rec['name'])}</b> "
+                f"(<code>{html.escape(rec['arch'])}</code>): {html.escape(rec['why'])}.</p>")
+    found = recommend(front["front"], ObjectiveSet.from_dict(front["objectives"]))
+    if found is None:
+        return ""
+    return (f"<p class=\"recommended\"><b>Recommended: <code>{html.escape(found.arch)}</code></b>: "
+            f"{html.escape(found.why)} (as the search predicted it; export it to measure it).</p>")
+
+
+def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], table: tuple[str, list[str], str],
+          recommended: str) -> str:
+    """The report page: run summary, the recommended model, the sortable table and the plots (one
+    static file)."""
+    head, rows, caption = table
     cfg = front["config"]
     fp = front.get("fingerprint") or {}
     page = f"""<!doctype html>
@@ -211,6 +228,7 @@ strategy <b>{html.escape(cfg['strategy'])}</b>, accuracy <b>{html.escape(str(cfg
 <p>Table device: {html.escape(str(fp.get('device', '-')))} ({html.escape(str(fp.get('cpu_model', '-')))},
 onnxruntime {html.escape(str(fp.get('onnxruntime_version', '-')))}); search versions:
 {html.escape(', '.join(f'{k} {v}' for k, v in (front.get('versions') or {}).items()))}.</p>
+{recommended}
 <h2>Models</h2>
 <table id="models"><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(rows)}

@@ -49,6 +49,13 @@ def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Pat
     index = export_front(run, out, ExportSettings(retrain=True, epochs=2), device=quick_spec, progress=False, log=lambda _m: None)
     front = json.loads((run / "front.json").read_text())["front"]
     assert index["exported"] == len(front) == len(index["models"]) and not index["over_budget"]
+    # a run with a hard budget exports the most accurate first, and recommends the best of them as measured
+    assert index["selection"] == "accuracy"
+    tested = [m["test_accuracy"] for m in index["models"]]
+    rec = index["recommended"]
+    assert rec["name"] == index["models"][int(np.argmax(tested))]["name"]
+    assert f"accuracy {max(tested):.2f}%" in rec["why"] and "images)" in rec["why"]  # with its interval
+    assert "test accuracy of the retrained model" in rec["why"] and "against the budget latency_ms<=" in rec["why"]
     space = get_space("nb201", input_shape="1x8x8", N=1)
     retrained = {m["arch_id"]: m for m in json.loads((run / "retrain.json").read_text())["models"]}
     for entry in index["models"]:
@@ -92,7 +99,9 @@ def test_a_model_over_the_budget_is_flagged(run: Path, tmp_path: Path, quick_spe
     assert rc == 0
     index = json.loads((out / "index.json").read_text())
     assert index["exported"] == 2 and len(index["over_budget"]) == 2
-    assert "BREAK THE BUDGET" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "BREAK THE BUDGET" in printed
+    assert "recommended: " in printed and "no member meets every budget" in printed
     for entry in index["models"]:
         card = json.loads((out / entry["card_json"]).read_text())
         assert not card["budget"]["ok"] and card["budget"]["broken"] == ["latency_ms<=1e-06"]
@@ -122,6 +131,8 @@ def test_report_renders_in_headless_chromium(run: Path, tmp_path: Path, quick_sp
     assert 'data-ready="yes"' in dom, dom[:500]
     assert dom.count('data-loaded="yes"') == 3 and 'data-loaded="no"' not in dom  # every plot decoded
     assert 'data-sorted-by="measured_ms"' in dom
+    recommended = json.loads((tmp_path / "models" / "index.json").read_text())["recommended"]["name"]
+    assert f"Recommended: {recommended}" in dom
     rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", dom, flags=re.S)
     n = len(json.loads((tmp_path / "models" / "index.json").read_text())["models"])
     assert len(rows) == n

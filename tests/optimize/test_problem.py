@@ -44,7 +44,7 @@ def test_feasibility_is_the_problems() -> None:
     assert problem.violation(metrics, among=["accuracy"]).tolist() == [0.0] * 4  # no budget on accuracy
 
 
-def test_minimize_is_what_the_command_line_and_hwnas_search_run(tmp_path: Path) -> None:
+def test_minimize_is_what_the_command_line_and_hwnas_search_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hwnas.cli import main
     import hwnas
 
@@ -57,6 +57,10 @@ def test_minimize_is_what_the_command_line_and_hwnas_search_run(tmp_path: Path) 
                  "pi5_onnx_latency_ms:min", "--budget", "pi5_onnx_latency_ms<=3", "--strategy", "nsga2",
                  "--strategy-opt", "pop_size=4", "--evaluations", "12", "--seed", "5", "--run-dir",
                  str(tmp_path / "c"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out  # the summary ends with the model to ship, and why
+    best = max(via_api.front, key=lambda m: m["accuracy"])
+    assert f"recommended: {best.arch}\n  why: the most accurate of the {len(via_api.front)} front members" in printed
+    assert via_api.recommend() is not None and via_api.recommend().arch == best.arch  # type: ignore[union-attr]
     fronts = [[m["arch_id"] for m in json.loads((tmp_path / d / "front.json").read_text())["front"]] for d in "mac"]
     assert fronts[0] == fronts[1] == fronts[2] and fronts[0]
     assert via_api.used == result.used
