@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     # the three jobs (hwnas.api): names and paths in, typed results out, logging only
     "profile": "hwnas.api", "search": "hwnas.api", "resume": "hwnas.api", "export": "hwnas.api",
     "ExportResult": "hwnas.api", "ExportSettings": "hwnas.deploy.export",
-    "Problem": "hwnas.optimize.problem", "Sources": "hwnas.optimize.problem",
+    "Problem": "hwnas.optimize.problem", "Sources": "hwnas.optimize.problem", "Termination": "hwnas.optimize.config",
     "SearchResult": "hwnas.optimize.result", "FrontMember": "hwnas.optimize.result",
     # spaces
     "get_space": "hwnas.spaces", "SPACES": "hwnas.spaces", "Architecture": "hwnas.spaces", "SearchSpace": "hwnas.spaces",

@@ -27,6 +27,7 @@ from hwnas.latency.profiler import profile as _profile
 from hwnas.latency.table import LatencyTable
 from hwnas.core.options import Scalar
 from hwnas.deploy.export import ExportSettings
+from hwnas.optimize.config import Termination
 from hwnas.optimize.minimize import minimize
 from hwnas.optimize.minimize import resume as resume_run
 from hwnas.optimize.problem import Problem
@@ -65,8 +66,8 @@ def profile(device: PathLike | DeviceSpec, space: str | SearchSpace, *, out: Pat
                     settings=ProfileSettings(context_models=context_models, seed=seed, force=force))
 
 
-def search(problem: Problem, run_dir: PathLike, *, strategy: str = "bo", evaluations: int = 100, seed: int = 0,
-           strategy_options: Mapping[str, Scalar] | None = None, executor: str | None = None,
+def search(problem: Problem, run_dir: PathLike, *, strategy: str = "bo", evaluations: int | Termination = 100,
+           seed: int = 0, strategy_options: Mapping[str, Scalar] | None = None, executor: str | None = None,
            progress: bool = False) -> SearchResult:
     """Search ``problem`` for its Pareto front, writing the run folder ``run_dir`` (archive, front,
     history); see :class:`~hwnas.optimize.result.SearchResult` for what comes back.
@@ -74,7 +75,9 @@ def search(problem: Problem, run_dir: PathLike, *, strategy: str = "bo", evaluat
     :param problem: what to optimise: ``Problem.build(space, objectives, budgets=..., sources=...)``.
     :param strategy: ``bo`` (default), ``nsga2``, ``rl``, ``evolution``, ``progressive`` or ``random``,
         with ``strategy_options`` such as ``{"batch": 4}`` (``hwnas search --help`` lists them).
-    :param evaluations: expensive evaluations (trainings) to spend; ``seed`` decides the whole trace.
+    :param evaluations: expensive evaluations (trainings) to spend, or ``hwnas.Termination(evaluations=N,
+        seconds=T)``: stop once the next evaluation would end past T seconds of wall time (over every
+        resume); ``seed`` decides the whole trace.
     :param executor: ``local`` (default), ``processes:N``, ``dask-local:N`` or ``dask://HOST:PORT``;
         it does not change the trace.
     :raises SearchError: a search that cannot be set up (its subclass ``ConfigError``: a setting out

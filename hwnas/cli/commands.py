@@ -220,6 +220,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.optimize.config import ConfigError
     from hwnas.optimize.objectives import load_objectives, objectives_from_specs
     from hwnas.optimize.minimize import minimize, resume
+    from hwnas.optimize.config import Termination
     from hwnas.optimize.problem import Problem, Sources
 
     if args.resume:
@@ -237,12 +238,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                           allow_mismatch=args.allow_mismatch)
         problem = Problem.build(args.space, objectives, input_shape=args.input, num_classes=args.classes,
                                 space_options=dict(args.space_opt), budgets=args.budget, sources=sources)
-        result = minimize(problem, args.strategy, evaluations=args.evaluations, run_dir=args.run_dir, seed=args.seed,
+        stop = Termination(args.evaluations, args.time_budget)
+        result = minimize(problem, args.strategy, evaluations=stop, run_dir=args.run_dir, seed=args.seed,
                           strategy_options=dict(args.strategy_opt), executor=args.executor,
                           progress=not args.no_progress)
     names = result.config.objectives.names
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
-    print(f"{result.config.strategy}: {result.used} evaluations, front of {len(result.front)} ({state})")
+    spent = f" in {result.seconds:.0f} s of the {result.config.time_budget_s:g} s budget" if result.config.time_budget_s else ""
+    print(f"{result.config.strategy}: {result.used} evaluations{spent}, front of {len(result.front)} ({state})")
     for m in result.front:
         print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
     print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")
@@ -256,7 +259,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 # options a resumed search compares with the run's stored value (equal: fine; else refused, but
 # --evaluations, which extends or shortens the run); the rest of the run's options cannot be given
 RESUME_COMPARED = {"--seed": "seed", "--strategy": "strategy", "--space": "space", "--input": "input_shape",
-                   "--classes": "num_classes", "--time-limit": "time_limit_s", "--evaluations": "evaluations"}
+                   "--classes": "num_classes", "--time-limit": "time_limit_s", "--evaluations": "evaluations",
+                   "--time-budget": "time_budget_s"}
 RESUME_FREE = {"--resume", "--executor", "--no-progress", "-q", "--quiet", "-v", "--verbose"}
 
 
@@ -271,10 +275,10 @@ def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
         if flag in RESUME_COMPARED:
             field = RESUME_COMPARED[flag]
             changes[field] = getattr(args, {"input_shape": "input", "num_classes": "classes",
-                                            "time_limit_s": "time_limit"}.get(field, field))
+                                            "time_limit_s": "time_limit", "time_budget_s": "time_budget"}.get(field, field))
         elif flag not in RESUME_FREE:
             raise ConfigError(f"{flag}: a resumed run keeps the settings it was started with; give only --evaluations, "
-                              "--executor or --no-progress with --resume (or start a new --run-dir)")
+                              "--time-budget, --executor or --no-progress with --resume (or start a new --run-dir)")
     return changes
 
 

@@ -196,8 +196,11 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"a strategy option (repeatable); keys: {_keys(STRATEGY_KEYS)}")
-    p.add_argument("--evaluations", type=at_least(1, MAX_EVALUATIONS), default=100,
-                   help="expensive evaluations to spend (default 100)")
+    p.add_argument("--evaluations", type=at_least(1, MAX_EVALUATIONS),
+                   help="expensive evaluations to spend (default 100; with --time-budget alone, as many as fit)")
+    p.add_argument("--time-budget", type=positive_seconds, metavar="SECONDS",
+                   help="stop once the next evaluation would end past this much wall time (counted over "
+                        "every --resume); with --evaluations, whichever comes first")
     p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
     p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")

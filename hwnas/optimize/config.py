@@ -20,6 +20,21 @@ from hwnas.spaces import SearchSpace
 
 
 MAX_EVALUATIONS = 10_000_000  # beyond any search's patience; a larger count is a typo
+TIMED_EVALUATIONS = 100_000  # the evaluation cap of a search given only a time budget
+
+
+@dataclass(frozen=True)
+class Termination:
+    """When a search stops: after ``evaluations`` expensive evaluations or, with ``seconds``, once
+    the next evaluation would end past that much wall time (the search's own, over every resume),
+    whichever comes first. ``Termination(seconds=1800)`` alone caps evaluations at 100,000."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    @property
+    def count(self) -> int:
+        return self.evaluations or (TIMED_EVALUATIONS if self.seconds else 100)
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,7 @@ class RunConfig:
     accuracy_options: Mapping[str, Scalar] = field(default_factory=dict)
     time_limit_s: float | None = None
     allow_mismatch: bool = False
+    time_budget_s: float | None = None  # the whole search's wall time (None: evaluations alone)
 
     def __post_init__(self) -> None:
         from hwnas.evaluation.accuracy import estimator
@@ -60,9 +76,11 @@ class RunConfig:
             raise ConfigError(f"evaluations must be in [1, {MAX_EVALUATIONS:,}], got {self.evaluations}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if self.time_limit_s is not None and not (isinstance(self.time_limit_s, (int, float))
-                                                  and math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
-            raise ConfigError(f"run config: time_limit_s must be a positive number of seconds, got {self.time_limit_s!r}")
+        for name in ("time_limit_s", "time_budget_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value) and value > 0):
+                raise ConfigError(f"run config: {name} must be a positive number of seconds, got {value!r}")
         # an unknown name, option or value fails here, before any work
         STRATEGIES.get(self.strategy).parse_options(self.strategy_options)
         if self.accuracy is not None:
@@ -78,15 +96,17 @@ class RunConfig:
     # ----- the problem and how it is searched ----------------------------------------------------
     @classmethod
     def of(cls, problem: Problem, *, strategy: str = "bo", strategy_options: Mapping[str, Scalar] | None = None,
-           evaluations: int = 100, seed: int = 0) -> RunConfig:
-        """The run of ``problem`` with a strategy, an evaluation count and a seed."""
+           evaluations: int | Termination = 100, seed: int = 0) -> RunConfig:
+        """The run of ``problem`` with a strategy, an evaluation count (or a ``Termination``) and a seed."""
         src = problem.sources
+        stop = evaluations if isinstance(evaluations, Termination) else Termination(evaluations)
+        evaluations = stop.count
         return cls(space=problem.space, input_shape=problem.input_shape, objectives=problem.objectives,
                    num_classes=problem.num_classes, space_options=dict(problem.space_options), strategy=strategy,
                    strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed, table=src.table,
                    benchmark=src.benchmark, columns=dict(src.columns), accuracy=src.accuracy,
                    accuracy_options=dict(src.accuracy_options), time_limit_s=src.time_limit_s,
-                   allow_mismatch=src.allow_mismatch)
+                   allow_mismatch=src.allow_mismatch, time_budget_s=stop.seconds)
 
     @property
     def problem(self) -> Problem:
@@ -136,8 +156,9 @@ def make_config(*, space: str, objectives: ObjectiveSet, budgets: Sequence[Const
     keywords: ``input_shape``, ``num_classes`` and ``space_options`` go to :meth:`Problem.build`,
     the rest to :class:`Sources` (an unknown one is a ConfigError)."""
     shape = {k: problem.pop(k) for k in ("input_shape", "num_classes", "space_options") if k in problem}
+    stop = Termination(evaluations, problem.pop("time_budget_s", None))
     unknown = sorted(set(problem) - {f.name for f in dataclasses.fields(Sources)})
     if unknown:
         raise ConfigError(f"problem: unknown setting {unknown[0]!r}")
     built = Problem.build(space, objectives, budgets=budgets, sources=Sources(**problem), **shape)
-    return RunConfig.of(built, strategy=strategy, strategy_options=strategy_options, evaluations=evaluations, seed=seed)
+    return RunConfig.of(built, strategy=strategy, strategy_options=strategy_options, evaluations=stop, seed=seed)

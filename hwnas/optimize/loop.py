@@ -1,5 +1,5 @@
-"""The search loop, written once for every strategy: ask -> cheap metrics -> budget filter ->
-expensive evaluation -> archive -> tell, until the evaluations are spent.
+"""A search in its run folder: the config (new or resumed), the evaluator and strategy, the archive,
+executors, progress, and the front at the end; the ask/tell loop itself is ``asktell``.
 
 A candidate that breaks a hard budget on its cheap metrics is recorded ``infeasible`` and never
 trained (nor counted); an expensive evaluation that raises, returns NaN or runs out of memory or
@@ -13,11 +13,9 @@ How it works, and why: ``docs/design.md`` (hwnas.optimize.loop).
 from __future__ import annotations
 
 import contextlib
-import enum
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,23 +30,22 @@ from hwnas.core.versions import versions
 from hwnas.evaluation.accuracy import estimator
 from hwnas.evaluation.sources import Evaluation, Status
 from hwnas.optimize.archive import Archive
+from hwnas.optimize.asktell import EVALUATIONS, TIME_BUDGET, LoopHooks, run_strategy
 from hwnas.optimize.config import ConfigError, RunConfig, SearchError, make_config
-from hwnas.optimize.evaluator import CandidateEvaluator, Result, make_evaluator
+from hwnas.optimize.evaluator import CandidateEvaluator, make_evaluator
 from hwnas.optimize.objectives import ObjectiveSet
 from hwnas.optimize.outputs import (front_members, front_of, front_record, front_title, history, plot_front,
                                   progress_info, write_front, write_history)
 from hwnas.optimize.result import FrontMember, SearchResult
-from hwnas.optimize.persist import Replay, StashedExecution, completed, finished_line
+from hwnas.optimize.persist import Replay, StashedExecution, finished_line
 from hwnas.optimize.rundir import RunDir
 from hwnas.optimize.sanity import budget_warnings
 from hwnas.optimize.strategies import STRATEGIES, Strategy
 from hwnas.spaces import SearchSpace
-from hwnas.spaces.architecture import Architecture
 
 __all__ = ["FrontMember", "SearchError", "SearchResult", "make_config", "run_search", "run_strategy"]
 
 BUDGET_CHECK_STREAM = 1  # the budget check draws from its own stream of the run's seed, not the strategy's
-MAX_CANDIDATES_PER_EVALUATION = 50  # stop asking when a budget filters out nearly everything
 
 
 def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -> RunConfig:
@@ -69,16 +66,18 @@ def _run_config(config: RunConfig | dict[str, Any], run: RunDir, resume: bool) -
 
 
 def _extended(stored: RunConfig, changes: dict[str, Any], run: RunDir) -> RunConfig:
-    """The stored config of a resumed run, with ``evaluations`` raised or lowered if asked; any
-    other change is refused (the trace so far was made with the stored settings)."""
+    """The stored config of a resumed run, with ``evaluations`` or ``time_budget_s`` raised or
+    lowered if asked; any other change is refused (the trace so far was made with the stored settings)."""
     unknown = sorted(k for k in changes if not hasattr(stored, k))
     if unknown:
         raise ConfigError(f"resume: {unknown[0]!r} is not a setting of a run")
-    other = sorted(k for k, v in changes.items() if k != "evaluations" and getattr(stored, k) != v)
+    other = sorted(k for k, v in changes.items() if k not in ("evaluations", "time_budget_s") and getattr(stored, k) != v)
     if other:
         key = other[0]
         raise ConfigError(f"{key} {changes[key]!r} differs from the run's {key} {getattr(stored, key, None)!r}: a "
                           "resumed run keeps the settings it was started with; start a new run folder to change it")
+    if changes.get("time_budget_s") is not None:  # more (or less) time for the same search
+        stored = stored.replace(time_budget_s=changes["time_budget_s"])
     evaluations = changes.get("evaluations", stored.evaluations)
     if evaluations == stored.evaluations:
         return stored
@@ -141,170 +140,68 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
                                     np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
             log(f"warning: {line}")
     replay = Replay(archive)
+    clock = _Clock(archive.meta("time_spent_s", 0.0) if resume else 0.0, config.time_budget_s)
 
     def record(e: Evaluation) -> None:
         archive.add(e, strategy=config.strategy, seed=config.seed, started=time.time() - e.wall_s)
+        archive.set_meta("time_spent_s", clock.spent_s())  # a resumed run's time budget counts from here
 
     pool = make_executor(executor, evaluator=evaluator, space=space)
     finished = finished_line(config, archive.count() + len(archive.pending(space))) if progress and not sys.stderr.isatty() else None
     execute = StashedExecution(archive, pool, worker_setup(config, pool.threads_per_worker()), evaluator, finished)
     with Progress(TextColumn(f"[bold]{config.strategy}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
-        task = bar.add_task("search", total=config.evaluations, info="")
+        task = bar.add_task("search", total=None if config.time_budget_s else config.evaluations, info="")
 
         def show(trace: list[Evaluation], used: int) -> None:
             if progress:
                 bar.update(task, completed=used, info=progress_info(trace, config.objectives))
 
         try:
+            hooks = LoopHooks(replay, record, show, execute, pool.workers,
+                              clock.seconds_left if config.time_budget_s else None)
             trace, used, asked, stopped = run_strategy(strategy, evaluator, evaluator.objectives, config.evaluations,
-                                                       lookup=replay, record=record, on_progress=show, execute=execute)
+                                                       hooks)
         finally:
             pool.close()
+    spent_s = clock.spent_s()  # the search's time; writing the front after it is not counted
     archive.set_meta("state", {"used": used, "asked": asked, "replayed": replay.count, "stopped": stopped})
-    if replay.count:
-        log(f"resumed: {replay.count} archived evaluations replayed, {len(trace) - replay.count} new")
-    if stopped != "budget":
-        log(f"warning: stopped early ({stopped}) after {used} of {config.evaluations} evaluations")
+    archive.set_meta("time_spent_s", spent_s)
+    _say_how_it_ended(config, (used, len(trace), replay.count), stopped, spent_s, log)
     front, feasible = _finish(run, trace, evaluator, archive, config, used)
     archive.close()
     members = [FrontMember(m["arch"], m["arch_id"], {k: m[k] for k in config.objectives.metrics}, bool(m["feasible"]),
                            float(m["violation"])) for m in front]
-    return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives))
+    return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives),
+                        seconds=spent_s)
 
 
-class _Kind(enum.Enum):
-    """What the loop does with one asked candidate, decided before anything in its batch runs."""
-
-    REPEAT = "an architecture this run already settled: its result again, not recorded again"
-    TWIN = "a second copy within the batch: the first copy's result"
-    REPLAYED = "answered by the archive (resume)"
-    SETTLED = "settled without evaluation (infeasible): recorded"
-    EVALUATE = "sent to the expensive evaluation"
-
-
-@dataclass
-class _Step:
-    kind: _Kind
-    evaluation: Evaluation | None = None  # REPEAT, REPLAYED, SETTLED
-    index: int = 0  # TWIN: the step it copies; EVALUATE: its place in the batch's work
-    cheap: dict[str, float] = field(default_factory=dict)  # EVALUATE
-    arch: Architecture | None = None  # EVALUATE
+def _say_how_it_ended(config: RunConfig, counts: tuple[int, int, int], stopped: str, spent_s: float,
+                      log: Any) -> None:
+    """Lines for a resumed run, a time budget reached, or a search that ended early.
+    ``counts``: evaluations used, candidates in the trace, and those replayed from the archive."""
+    used, traced, replayed = counts
+    if replayed:
+        log(f"resumed: {replayed} archived evaluations replayed, {traced - replayed} new")
+    if stopped == TIME_BUDGET:
+        log(f"time budget: {used} evaluations in {spent_s:.0f} s of {config.time_budget_s:g} s")
+    elif stopped != EVALUATIONS:
+        log(f"warning: stopped early ({stopped}) after {used} of {config.evaluations} evaluations")
 
 
 @dataclass
-class _LoopState:
-    evaluations: int  # the expensive evaluations to spend
-    known: dict[str, Evaluation] = field(default_factory=dict)
-    trace: list[Evaluation] = field(default_factory=list)
-    used: int = 0
-    asked: int = 0
+class _Clock:
+    """A search's wall time: what earlier runs of it spent, and this one since it started."""
 
+    before_s: float
+    budget_s: float | None
+    start: float = field(default_factory=time.monotonic)
 
-def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopState, objectives: ObjectiveSet,
-          lookup: Callable[[Architecture], Evaluation | None] | None) -> list[_Step]:
-    """Decide, in order, what each candidate of a batch needs; stops where the evaluations would run out."""
-    plan: list[_Step] = []
-    first: dict[str, int] = {}
-    work = 0
-    planned_used = state.used
-    for i, arch in enumerate(batch):
-        if planned_used >= state.evaluations:
-            break
-        if arch.id in state.known:
-            plan.append(_Step(_Kind.REPEAT, state.known[arch.id]))
-        elif arch.id in first:
-            plan.append(_Step(_Kind.TWIN, index=first[arch.id]))
-        else:
-            first[arch.id] = len(plan)
-            e = lookup(arch) if lookup else None
-            if e is not None:
-                plan.append(_Step(_Kind.REPLAYED, e))
-                planned_used += int(e.expensive)
-                continue
-            values = {m: float(v[i]) for m, v in cheap.items()}
-            e = _infeasible(arch, values, objectives)
-            if e is not None:
-                plan.append(_Step(_Kind.SETTLED, e))
-                continue
-            plan.append(_Step(_Kind.EVALUATE, index=work, cheap=values, arch=arch))
-            work += 1
-            planned_used += 1
-    return plan
+    def spent_s(self) -> float:
+        return self.before_s + time.monotonic() - self.start
 
-
-def run_strategy(
-    strategy: Any, evaluator: CandidateEvaluator, objectives: ObjectiveSet, evaluations: int, *,
-    lookup: Callable[[Architecture], Evaluation | None] | None = None,
-    record: Callable[[Evaluation], None] | None = None,
-    on_progress: Callable[[list[Evaluation], int], None] | None = None,
-    execute: Callable[[list[Architecture]], list[Result]] | None = None,
-) -> tuple[list[Evaluation], int, int, str]:
-    """The loop itself: ask, cheap metrics, budget filter, expensive evaluation, tell.
-
-    ``lookup`` may answer a candidate from elsewhere (the archive, on resume) before it is
-    evaluated; ``record`` sees every new evaluation, in order. ``execute`` runs the expensive
-    evaluations of one batch (default: one after another, here) and returns (metrics, failure
-    reason, seconds) per candidate, in order. Whatever runs them, the trace is the same: the
-    batch is planned in order, and results are recorded and told in order. Returns the trace
-    (every new candidate, in order), the expensive evaluations used, the candidates asked and
-    why it stopped.
-    """
-    state = _LoopState(evaluations)
-    run = execute or (lambda archs: [evaluator.timed(a) for a in archs])
-    while state.used < evaluations:
-        if state.asked >= MAX_CANDIDATES_PER_EVALUATION * evaluations:
-            return state.trace, state.used, state.asked, "candidate cap: the budget filters out nearly every candidate"
-        if len(state.known) >= strategy.space.n_distinct():
-            return state.trace, state.used, state.asked, "space exhausted: every architecture has been seen"
-        batch = strategy.ask()
-        if not batch:
-            return state.trace, state.used, state.asked, f"{strategy.name} has nothing new to propose"
-        state.asked += len(batch)
-        cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
-        plan = _plan(batch, cheap, state, objectives, lookup)
-        work = [step.arch for step in plan if step.kind is _Kind.EVALUATE]
-        results = run(work) if work else []  # type: ignore[arg-type]
-        outcomes: list[Evaluation] = []
-        for step in plan:
-            if step.kind is _Kind.REPEAT:
-                outcomes.append(_again(step.evaluation))  # type: ignore[arg-type]
-                continue
-            if step.kind is _Kind.TWIN:
-                outcomes.append(_again(outcomes[step.index]))
-                continue
-            if step.kind is _Kind.EVALUATE:
-                metrics, reason, wall_s = results[step.index]
-                e = completed(step.arch, step.cheap, metrics, reason, wall_s, objectives)  # type: ignore[arg-type]
-            else:
-                e = step.evaluation  # type: ignore[assignment]
-            if step.kind is not _Kind.REPLAYED and record:
-                record(e)
-            state.known[e.arch.id] = e
-            outcomes.append(e)
-            state.trace.append(e)
-            if e.expensive:
-                state.used += 1
-                if on_progress:
-                    on_progress(state.trace, state.used)
-        if state.used >= evaluations and len(outcomes) < len(batch):
-            break  # the evaluations ran out inside this batch: nothing more is told
-        strategy.tell(outcomes)
-    return state.trace, state.used, state.asked, "budget"
-
-
-def _again(e: Evaluation) -> Evaluation:
-    return Evaluation(e.arch, dict(e.metrics), e.status, e.reason, e.violation, e.soft_violation, False, 0.0)
-
-
-def _infeasible(arch: Architecture, cheap: dict[str, float], objectives: ObjectiveSet) -> Evaluation | None:
-    """The candidate's record if its cheap metrics break a hard budget (it is then never trained)."""
-    broken = objectives.broken(cheap, hard=True)
-    if not broken:
-        return None
-    violation = float(objectives.violation(cheap, hard=True, among=cheap)[0])
-    return Evaluation(arch, dict(cheap), Status.INFEASIBLE, "breaks a hard budget: " + ", ".join(c.text for c in broken),
-                      violation, 0.0, False, 0.0)
+    def seconds_left(self) -> float:
+        return (self.budget_s or math.inf) - self.spent_s()
 
 
 def _least_violating(trace: list[Evaluation], evaluator: CandidateEvaluator, objectives: ObjectiveSet) -> list[Evaluation]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hwnas.core.log import say
-from hwnas.optimize.config import RunConfig
+from hwnas.optimize.config import RunConfig, Termination
 from hwnas.optimize.loop import run_search
 from hwnas.optimize.problem import Problem
 from hwnas.optimize.result import SearchResult
@@ -16,10 +16,11 @@ from hwnas.optimize.result import SearchResult
 PathLike = str | os.PathLike[str]
 
 
-def minimize(problem: Problem, strategy: str = "bo", *, evaluations: int = 100, run_dir: PathLike, seed: int = 0,
-             strategy_options: Mapping[str, Any] | None = None, executor: str | None = None,
+def minimize(problem: Problem, strategy: str = "bo", *, evaluations: int | Termination = 100, run_dir: PathLike,
+             seed: int = 0, strategy_options: Mapping[str, Any] | None = None, executor: str | None = None,
              progress: bool = False) -> SearchResult:
-    """Search ``problem`` with ``strategy`` for ``evaluations`` expensive evaluations, writing the
+    """Search ``problem`` with ``strategy`` for ``evaluations`` expensive evaluations (or until a
+    :class:`~hwnas.optimize.config.Termination`: a count, a wall-time budget, or both), writing the
     run folder ``run_dir``; returns a :class:`~hwnas.optimize.result.SearchResult`. ``executor`` says
     where expensive evaluations run (it does not change the trace). Raises SearchError (ConfigError
     for a setting out of range) and LockedError when another process writes ``run_dir``."""

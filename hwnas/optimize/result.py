@@ -47,8 +47,9 @@ class SearchResult:
     evaluations: list[Evaluation]
     used: int
     config: RunConfig
-    stopped: str = "budget"
+    stopped: str = "evaluations"  # or "time budget", or why the search ended early
     history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # the search's wall time, over every resume
 
     @property
     def archive_path(self) -> Path:
