@@ -36,7 +36,8 @@ a killed run continues where it stopped and a change to the supernet alone re-ru
 supernet. Other knobs: HWNAS_BENCH_ACC_N (architectures, 20), HWNAS_BENCH_THREADS (torch threads,
 default all cores), HWNAS_BENCH_REF_SEEDS (stand-alone trainings per architecture with
 different seeds, 2), HWNAS_BENCH_SUPERNET_OPTS (supernet settings, "key=value,..."), and
-HWNAS_BENCH_ACC_PARTS ("train", "supernet" or both, the default) to run one side only,
+HWNAS_BENCH_ACC_PARTS ("train", "supernet", "zero-cost", comma-separated; default all three; the
+zero-cost proxies need the train part's reference) to run some parts only,
 HWNAS_BENCH_SUPERNET_SEEDS (supernets trained with seeds 0..n-1, or from the options' seed on;
 1; with 2 or more, `supernet_self` ranks the first two against each other, and every seed's tau and that of the
 subnets' accuracy averaged over the seeds, `supernet_seed_mean`, are reported, and
@@ -61,6 +62,7 @@ import numpy as np
 from scipy.stats import bootstrap, kendalltau
 
 from hwnas.cli import _key_value
+from hwnas.evaluation.proxies import ZeroCostProxies
 from hwnas.evaluation.supernet import SHARING_VERSION, SupernetAccuracy, SupernetSettings
 from hwnas.evaluation.training import TrainAccuracy
 from hwnas.spaces import get_space
@@ -73,7 +75,7 @@ FULL_EPOCHS = int(os.environ.get("HWNAS_BENCH_FULL_EPOCHS", "15"))
 SUPERNET_EPOCHS = int(os.environ.get("HWNAS_BENCH_SUPERNET_EPOCHS", "30"))
 THREADS = int(os.environ.get("HWNAS_BENCH_THREADS", "0")) or None
 REF_SEEDS = int(os.environ.get("HWNAS_BENCH_REF_SEEDS", "2"))
-PARTS = set(os.environ.get("HWNAS_BENCH_ACC_PARTS", "train,supernet").split(","))
+PARTS = set(os.environ.get("HWNAS_BENCH_ACC_PARTS", "train,supernet,zero-cost").split(","))
 ARCH_SEED = int(os.environ.get("HWNAS_BENCH_ACC_SEED", "2026"))  # which random architectures
 SUPERNET_SEEDS = int(os.environ.get("HWNAS_BENCH_SUPERNET_SEEDS", "1"))  # supernets trained with seeds 0..n-1
 SHARD, SHARDS = map(int, os.environ.get("HWNAS_BENCH_ACC_SHARD", "0/1").split("/"))
@@ -244,6 +246,17 @@ def main() -> None:
         out["kendall_tau_within_depth"] = {name: _tau_within(values, ref, depth) for name, values in
                                            (("train", [r["train"] for r in per_arch]), ("macs", [f.macs for f in facts]))}
         out["kendall_tau_ci95"]["macs"] = _tau_ci([f.macs for f in facts], ref)
+        if "zero-cost" in PARTS:  # one minibatch at initialisation: do they rank better than MACs?
+            zc = ZeroCostProxies(space, dataset=dataset, threads=THREADS)
+            t0 = time.perf_counter()
+            values = zc.evaluate(archs)
+            out["seconds"]["zero_cost_per_architecture"] = (time.perf_counter() - t0) / len(archs)
+            for name, v in values.items():
+                for r, x in zip(per_arch, v):
+                    r[name] = float(x)
+                out["kendall_tau"][name] = _tau(list(v), ref)
+                out["kendall_tau_ci95"][name] = _tau_ci(list(v), ref)
+                out["kendall_tau_within_depth"][name] = _tau_within(list(v), ref, depth)
         out["seconds"].update(train_eval_median=float(np.median([r["train_s"] for r in per_arch])),
                               full_eval_median=float(np.median([r["full_s"] for r in per_arch])))
         out["accuracy_mean"].update(reference=float(np.mean(ref)), train=float(np.mean([r["train"] for r in per_arch])))
