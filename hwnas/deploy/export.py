@@ -89,7 +89,7 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     the device of the run's table); writes and returns ``out/index.json``. Raises RunDirError (no
     search in ``run_dir``), ObjectiveError (a bad budget) and ExportError (a model fails its checks)."""
     s = settings
-    constraints = [*(parse_budget(b, where="--budget") for b in s.budgets)]  # a bad budget fails before any work
+    extra = [parse_budget(b, where="--budget") for b in s.budgets]  # a bad budget fails before any work
     run_dir, out = Path(run_dir), Path(out)
     run = RunDir(run_dir)
     front, config = run.front(), run.config()
@@ -109,14 +109,14 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     weights, accuracy = _weights_and_accuracy(archs, chosen, retrained, proxy_label(config), s.epochs)
     models = [ModelToExport(a, f"{space.name}-{i + 1:02d}-{a.id[:8]}", w, acc, m)
               for i, (a, w, acc, m) in enumerate(zip(archs, weights, accuracy, chosen))]
-    constraints = [*config.objectives.constraints, *constraints]
+    checked = config.objectives.with_budgets(extra)  # the run's budgets and the extra ones
+    constraints = list(checked.constraints)
     command = " ".join(argv) if argv is not None else " ".join(sys.argv)
     seeds = {"search": config.seed, "retrain": s.seed if retrained else None}
     provenance = Provenance(table, constraints, seeds, command, s.seed, int8_request(spec, config, space, record, s.int8))
     cards = export_models(space, models, out, spec, provenance, progress=progress, log=log)
     over = [c["name"] for c in cards if not c["budget"]["ok"]]
-    rec = _recommendation(cards, chosen, config.objectives.with_budgets(constraints[len(config.objectives.constraints):]),
-                          (record or {}).get("split_sizes", {}).get("test"))
+    rec = _recommendation(cards, chosen, checked, (record or {}).get("split_sizes", {}).get("test"))
     index = {
         "run_dir": str(run_dir.resolve()), "out": str(out.resolve()), "device": spec.name,
         "fingerprint": cards[0]["device"]["fingerprint"], "statistic": cards[0]["latency"]["statistic"],

@@ -92,12 +92,11 @@ class Recommendation:
         return str(self.member["arch"])
 
 
-def recommend(members: Sequence[Member], objectives: ObjectiveSet, *, latency_key: str | None = None,
+def recommend(members: Sequence[Member], objectives: ObjectiveSet, *,
               accuracy_n: int | None = None) -> Recommendation | None:
     """The member to ship: the most accurate within every hard budget when there is one, else the
-    front's knee. ``latency_key`` names the member's latency value to set against its budget
-    (default: the budgeted metric itself); ``accuracy_n`` the number of images its accuracy was
-    measured on, for a 95% interval. None for an empty front."""
+    front's knee; each budget is set against the member's own value of its metric. ``accuracy_n``:
+    the number of images its accuracy was measured on, for a 95% interval. None for an empty front."""
     if not members:
         return None
     hard = [c for c in objectives.constraints if c.hard]
@@ -106,7 +105,7 @@ def recommend(members: Sequence[Member], objectives: ObjectiveSet, *, latency_ke
     acc = quality_metric(objectives)
     words = [f"{acc} {_value(best, acc):.2f}{'%' if 'acc' in acc else ''}{_interval(best, acc, accuracy_n)}"]
     for c in hard:
-        value = _value(best, latency_key if latency_key and c.name.startswith("latency") else c.name)
+        value = _value(best, c.name)
         if math.isfinite(value) and c.bound:
             margin = (c.bound - value) / abs(c.bound) if c.op in ("<=", "<") else (value - c.bound) / abs(c.bound)
             side = f"{margin:.1%} to spare" if margin >= 0 else f"{-margin:.1%} over"
@@ -115,7 +114,7 @@ def recommend(members: Sequence[Member], objectives: ObjectiveSet, *, latency_ke
     reason = (f"the most accurate of the {feasible} front members within every budget" if how == "accuracy"
               else "the front's knee: beyond it, each gain in one objective costs more of the other")
     if how == "accuracy" and not best.get("feasible"):
-        reason = "no member meets every budget; this one breaks them least"
+        reason = "no member meets every budget; this is the most accurate of them"
     return Recommendation(best, f"{reason}: " + "; ".join(words))
 
 
@@ -129,7 +128,7 @@ def _with_unit(metric: str, value: float) -> str:
 
 def _value(member: Member, key: str) -> float:
     value = member.get(key)
-    return float(value) if isinstance(value, (int, float)) and value is not None else float("nan")
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 def _interval(member: Member, metric: str, n: int | None) -> str:

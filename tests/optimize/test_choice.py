@@ -56,6 +56,8 @@ def test_the_command_line_offers_every_selection() -> None:
     from hwnas.cli.parser import build_parser
     from hwnas.optimize.choice import SELECTIONS
 
-    export = build_parser()._subparsers._group_actions[0].choices["export"]  # type: ignore[union-attr]
-    select_action = next(a for a in export._actions if a.dest == "select")
-    assert tuple(select_action.choices) == SELECTIONS
+    parser = build_parser()
+    for how in SELECTIONS:
+        assert parser.parse_args(["export", "runs/a", "--out", "m", "--select", how]).select == how
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export", "runs/a", "--out", "m", "--select", "best"])

@@ -87,4 +87,5 @@ def test_the_command_line_takes_a_time_budget(tmp_path: Path, capsys: pytest.Cap
     assert main(args) == 0
     assert " s of the 0.5 s budget, front of " in capsys.readouterr().out
     assert main(["search", "--resume", str(run), "--time-budget", "1", "--no-progress"]) == 0
-    assert RunConfig.from_dict(Archive(run / "archive.sqlite", readonly=True).meta("config")).time_budget_s == 1.0
+    with Archive(run / "archive.sqlite", readonly=True) as archive:
+        assert RunConfig.from_dict(archive.meta("config")).time_budget_s == 1.0
