@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 
 import numpy as np
@@ -221,6 +222,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.optimize.objectives import load_objectives, objectives_from_specs
     from hwnas.optimize.minimize import minimize, resume
     from hwnas.optimize.config import Termination
+    from hwnas.optimize.fidelity import parse_scheduler
     from hwnas.optimize.problem import Problem, Sources
 
     if args.resume:
@@ -235,7 +237,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
         sources = Sources(table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
                           accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit,
-                          allow_mismatch=args.allow_mismatch)
+                          allow_mismatch=args.allow_mismatch,
+                          fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)))
         problem = Problem.build(args.space, objectives, input_shape=args.input, num_classes=args.classes,
                                 space_options=dict(args.space_opt), budgets=args.budget, sources=sources)
         stop = Termination(args.evaluations, args.time_budget)
@@ -245,7 +248,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     names = result.config.objectives.names
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"
     spent = f" in {result.seconds:.0f} s of the {result.config.time_budget_s:g} s budget" if result.config.time_budget_s else ""
-    print(f"{result.config.strategy}: {result.used} evaluations{spent}, front of {len(result.front)} ({state})")
+    rungs = ""
+    if result.config.fidelity:
+        counts = Counter(int(e.fidelity) for e in result.evaluations if e.expensive and e.fidelity is not None)
+        rungs = " (" + ", ".join(f"{counts[r]} at {r} epochs" for r in result.config.fidelity.rungs()) + ")"
+    print(f"{result.config.strategy}: {result.used} evaluations{rungs}{spent}, front of {len(result.front)} ({state})")
     for m in result.front:
         print("  " + "  ".join(f"{n}={m[n]:.4g}" for n in names) + f"  {m['arch']}")
     print(f"run: {result.run_dir}/  (front.json, front.csv, front.png, history.csv, archive.sqlite)")

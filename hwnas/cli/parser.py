@@ -210,6 +210,11 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
     p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"an accuracy estimator option (repeatable); keys: {_keys(ACCURACY_KEYS)}")
+    p.add_argument("--scheduler", choices=("none", "asha"), default="none",
+                   help="asha: multi-fidelity search, training epochs as the fidelity (successive halving with "
+                        "multi-objective promotion); none (default): every candidate at the estimator's epochs")
+    p.add_argument("--scheduler-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an asha option (repeatable); keys: min_epochs (default 1), max_epochs (9), eta (3)")
     p.add_argument("--time-limit", type=positive_seconds, help="seconds one expensive evaluation may take (then: failed)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")

@@ -63,6 +63,7 @@ class Evaluation:
     soft_violation: float = 0.0
     expensive: bool = False  # counted against the evaluation budget
     wall_s: float = 0.0
+    fidelity: float | None = None  # training epochs of a multi-fidelity search; None: the source's own
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
@@ -86,6 +87,15 @@ class MetricSource(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]: ...
+
+    def fidelities(self) -> tuple[float, ...] | None:
+        """The training epochs this source can evaluate at (``()``: any whole number of them), or
+        None when it has no fidelity to vary (a multi-fidelity search then refuses it)."""
+        return None
+
+    def evaluate_at(self, archs: Sequence[Architecture], epochs: float) -> dict[str, np.ndarray]:
+        """``evaluate`` at a fidelity: the metrics after ``epochs`` of training."""
+        raise HwnasError(f"{type(self).__name__} has no fidelity to vary")
 
     def describe(self) -> dict[str, Any]:
         return {"source": type(self).__name__, "provides": list(self.provides)}
@@ -222,9 +232,34 @@ class BenchmarkMetrics(MetricSource):
             out[metric] = out[col]
         return out
 
+    def fidelities(self) -> tuple[float, ...] | None:
+        """The epochs of the learning-curve columns (``accuracy@3``: accuracy after 3 epochs) that
+        every expensive metric has; None without such columns."""
+        per_metric = [{float(e) for c in self.columns for name, _, e in [c.partition("@")]
+                       if name == self.mapping.get(m, m) and _is_number(e)} for m in sorted(self.expensive)]
+        common = set.intersection(*per_metric) if per_metric else set()
+        return tuple(sorted(common)) or None
+
+    def evaluate_at(self, archs: Sequence[Architecture], epochs: float) -> dict[str, np.ndarray]:
+        out = self.evaluate(archs)
+        for metric in self.expensive:
+            col = f"{self.mapping.get(metric, metric)}@{epochs:g}"
+            if col not in out:
+                raise BenchmarkError(f"{self.path}: no column {col!r} ({metric} after {epochs:g} epochs); "
+                                     f"learning-curve epochs: {', '.join(f'{e:g}' for e in self.fidelities() or ()) or 'none'}")
+            out[metric] = out[col]
+        return out
+
     def describe(self) -> dict[str, Any]:
         return {"source": "tabular benchmark", "path": str(self.path), "rows": self.n_rows,
                 "distinct": len(self._index), "columns": self.columns, "mapping": self.mapping}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
 
 
 @functools.lru_cache(maxsize=4)

@@ -217,6 +217,20 @@ class TrainAccuracy(MetricSource):
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
 
+    def fidelities(self) -> tuple[float, ...]:
+        return ()  # any whole number of epochs
+
+    def evaluate_at(self, archs: Sequence[Architecture], epochs: float) -> dict[str, np.ndarray]:
+        """Accuracy after ``epochs`` of training (from scratch, with the cosine schedule over them)."""
+        if epochs != int(epochs) or epochs < 1:
+            raise HwnasError(f"train: a fidelity is a whole number of epochs >= 1, not {epochs:g}")
+        full = self.settings
+        self.settings = dataclasses.replace(full, epochs=int(epochs))
+        try:
+            return self.evaluate(archs)
+        finally:
+            self.settings = full
+
     def describe(self) -> dict[str, Any]:
         return {"source": "train", "proxy": True, "dataset": self.dataset_name, "settings": asdict(self.settings),
                 "quantized": "int8 static QDQ, calibrated on train images, scored in onnxruntime" if self.quantized else False,

@@ -46,11 +46,13 @@ CREATE TABLE IF NOT EXISTS evaluation (
     seed INTEGER NOT NULL,
     started TEXT NOT NULL,
     finished TEXT NOT NULL,
-    checksum TEXT
+    checksum TEXT,
+    fidelity REAL
 );
 CREATE INDEX IF NOT EXISTS evaluation_arch_id ON evaluation (arch_id);
 -- expensive results that finished while an earlier candidate of their batch was still running:
 -- kept here until they can be recorded in order, so that a driver crash loses none of them
+-- (keyed by the architecture's id, and its epochs in a multi-fidelity search: "<id>@<epochs>")
 CREATE TABLE IF NOT EXISTS finished_early (arch_id TEXT PRIMARY KEY, result TEXT NOT NULL);
 """
 
@@ -75,6 +77,12 @@ class Record:
     seed: int
     started: str
     finished: str
+    fidelity: float | None = None
+
+
+def job_key(arch_id: str, epochs: float | None) -> str:
+    """An evaluation's key: its architecture's id, with its epochs in a multi-fidelity search."""
+    return arch_id if epochs is None else f"{arch_id}@{epochs:g}"
 
 
 def _checksum(values: tuple[Any, ...]) -> str:
@@ -115,6 +123,8 @@ class Archive:
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluation)")}
             if "checksum" not in columns:  # an archive of hwnas 0.1.0: its rows have none
                 self.db.execute("ALTER TABLE evaluation ADD COLUMN checksum TEXT")
+            if "fidelity" not in columns:  # written before multi-fidelity searches: every row at None
+                self.db.execute("ALTER TABLE evaluation ADD COLUMN fidelity REAL")
             if not self.db.execute("SELECT 1 FROM evaluation LIMIT 1").fetchone():
                 self.db.execute("INSERT OR IGNORE INTO run (key, value) VALUES ('checksums', 'true')")
             self.checksums = self.meta("checksums", False)
@@ -135,10 +145,10 @@ class Archive:
                 last = exc
         raise ArchiveError(f"{self.path}: cannot read the archive ({last})")
 
-    def _checksum_column(self) -> str:
-        # an archive of hwnas 0.1.0 opened read-only has no checksum column (a writer adds it)
+    def _columns(self) -> str:
+        # an older archive opened read-only lacks the later columns (a writer adds them)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluation)")}
-        return "checksum" if "checksum" in columns else "NULL"
+        return ", ".join(c if c in columns else "NULL" for c in ("checksum", "fidelity"))
 
     def _check_seal(self) -> None:
         if not self.seal_path.is_file():
@@ -179,14 +189,17 @@ class Archive:
         values = (e.arch.string, e.arch.id, e.status.value, e.reason, _json_metrics(e.metrics), float(e.violation),
                   float(e.soft_violation), int(e.expensive), float(e.wall_s), strategy, int(seed),
                   datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"), _now())
+        fidelity = None if e.fidelity is None else float(e.fidelity)
+        checked = values if fidelity is None else (*values, fidelity)  # older rows' checksums stay valid
         with self.db:  # one transaction: the row arrives and its early copy goes, or neither
             self.db.execute("BEGIN")
             cur = self.db.execute(
                 "INSERT INTO evaluation (arch, arch_id, status, reason, metrics, violation, soft_violation, expensive, "
-                "wall_s, strategy, seed, started, finished, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, _checksum(values)),
+                "wall_s, strategy, seed, started, finished, checksum, fidelity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, _checksum(checked), fidelity),
             )
-            self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (e.arch.id,))
+            self.db.execute("DELETE FROM finished_early WHERE arch_id = ?", (job_key(e.arch.id, fidelity),))
         seq = int(cur.lastrowid or 0)
         write_atomic(self.seal_path, json.dumps({"rows": seq}) + "\n", durable=False)
         return seq
@@ -194,9 +207,10 @@ class Archive:
     def records(self) -> Iterator[Record]:
         """Every row in order; a row whose content no longer matches its checksum is refused."""
         for row in self.db.execute("SELECT seq, arch, arch_id, status, reason, metrics, violation, soft_violation, "
-                                   f"expensive, wall_s, strategy, seed, started, finished, {self._checksum_column()} "
+                                   f"expensive, wall_s, strategy, seed, started, finished, {self._columns()} "
                                    "FROM evaluation ORDER BY seq"):
-            if (row[14] is not None or self.checksums) and row[14] != _checksum(tuple(row[1:14])):
+            checked = tuple(row[1:14]) if row[15] is None else (*row[1:14], row[15])
+            if (row[14] is not None or self.checksums) and row[14] != _checksum(checked):
                 raise ArchiveError(f"{self.path}: evaluation {row[0]} ({row[1]}) fails its checksum: the row was "
                                    "edited or corrupted; the run cannot be trusted or resumed")
             try:
@@ -204,20 +218,22 @@ class Archive:
             except (TypeError, ValueError, AttributeError):
                 raise ArchiveError(f"{self.path}: evaluation {row[0]}: unreadable metrics") from None
             yield Record(row[0], row[1], row[2], row[3], row[4], metrics, row[6], row[7], bool(row[8]), row[9],
-                         row[10], row[11], row[12], row[13])
+                         row[10], row[11], row[12], row[13], row[15])
 
     def evaluations(self, space: SearchSpace | type[SearchSpace]) -> list[Evaluation]:
         return [Evaluation(space.parse(r.arch), r.metrics, r.status, r.reason, r.violation, r.soft_violation,
-                           r.expensive, r.wall_s) for r in self.records()]
+                           r.expensive, r.wall_s, r.fidelity) for r in self.records()]
 
     def stash(self, e: Evaluation) -> None:
         """Commit a finished expensive evaluation that cannot be recorded in trace order yet."""
         row = {"arch": e.arch.string, "metrics": json.loads(_json_metrics(e.metrics)), "status": e.status.value,
                "reason": e.reason, "violation": float(e.violation), "soft_violation": float(e.soft_violation),
                "wall_s": float(e.wall_s), "finished": _now()}
+        if e.fidelity is not None:
+            row["fidelity"] = float(e.fidelity)
         row["checksum"] = _checksum(tuple(row.values()))
         self.db.execute("INSERT OR REPLACE INTO finished_early (arch_id, result) VALUES (?, ?)",
-                        (e.arch.id, json.dumps(row)))
+                        (job_key(e.arch.id, e.fidelity), json.dumps(row)))
 
     def _pending_row(self, arch_id: str, text: str) -> dict[str, Any]:
         try:
@@ -232,12 +248,12 @@ class Archive:
         row["metrics"] = {k: (float("nan") if v is None else v) for k, v in row["metrics"].items()}
         return row
 
-    def stashed(self, arch_id: str) -> tuple[dict[str, float], str | None, float] | None:
-        """A finished evaluation's (metrics, failure reason, seconds), or None."""
-        found = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (arch_id,)).fetchone()
+    def stashed(self, key: str) -> tuple[dict[str, float], str | None, float] | None:
+        """A finished evaluation's (metrics, failure reason, seconds), or None; ``key``: ``job_key``."""
+        found = self.db.execute("SELECT result FROM finished_early WHERE arch_id = ?", (key,)).fetchone()
         if found is None:
             return None
-        row = self._pending_row(arch_id, found[0])
+        row = self._pending_row(key, found[0])
         return row["metrics"], row["reason"], row["wall_s"]
 
     def pending(self, space: SearchSpace | type[SearchSpace]) -> list[Evaluation]:
@@ -248,7 +264,7 @@ class Archive:
             if "arch" in row:
                 out.append((row["finished"], Evaluation(space.parse(row["arch"]), row["metrics"], Status(row["status"]),
                                                         row["reason"], row["violation"], row["soft_violation"], True,
-                                                        row["wall_s"])))
+                                                        row["wall_s"], row.get("fidelity"))))
         return [e for _, e in sorted(out, key=lambda pair: pair[0])]
 
     def count(self, *, expensive_only: bool = True) -> int:

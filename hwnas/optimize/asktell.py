@@ -18,9 +18,12 @@ import numpy as np
 
 from hwnas.evaluation.sources import Evaluation, Status
 from hwnas.optimize.evaluator import CandidateEvaluator, Result
+from hwnas.optimize.fidelity import SuccessiveHalving
 from hwnas.optimize.objectives import ObjectiveSet
 from hwnas.optimize.persist import completed
 from hwnas.spaces.architecture import Architecture
+
+Job = tuple[Architecture, float | None]  # a candidate and the epochs to train it for (None: the source's own)
 
 __all__ = ["EVALUATIONS", "TIME_BUDGET", "LoopHooks", "run_strategy"]
 
@@ -44,6 +47,7 @@ class _Step:
     index: int = 0  # TWIN: the step it copies; EVALUATE: its place in the batch's work
     cheap: dict[str, float] = field(default_factory=dict)  # EVALUATE
     arch: Architecture | None = None  # EVALUATE
+    epochs: float | None = None  # EVALUATE in a multi-fidelity search: its rung's epochs
 
 
 @dataclass
@@ -56,8 +60,9 @@ class _LoopState:
 
 
 def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopState, objectives: ObjectiveSet,
-          lookup: Callable[[Architecture], Evaluation | None] | None) -> list[_Step]:
+          hooks: LoopHooks, epochs: float | None) -> list[_Step]:
     """Decide, in order, what each candidate of a batch needs; stops where the evaluations would run out."""
+    lookup = hooks.lookup
     plan: list[_Step] = []
     first: dict[str, int] = {}
     work = 0
@@ -71,7 +76,7 @@ def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopS
             plan.append(_Step(_Kind.TWIN, index=first[arch.id]))
         else:
             first[arch.id] = len(plan)
-            e = lookup(arch) if lookup else None
+            e = lookup(arch, epochs) if lookup else None
             if e is not None:
                 plan.append(_Step(_Kind.REPLAYED, e))
                 planned_used += int(e.expensive)
@@ -81,9 +86,27 @@ def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopS
             if e is not None:
                 plan.append(_Step(_Kind.SETTLED, e))
                 continue
-            plan.append(_Step(_Kind.EVALUATE, index=work, cheap=values, arch=arch))
+            plan.append(_Step(_Kind.EVALUATE, index=work, cheap=values, arch=arch, epochs=epochs))
             work += 1
             planned_used += 1
+    return plan
+
+
+def _plan_promotions(promotions: list[tuple[Architecture, int]], scheduler: SuccessiveHalving, state: _LoopState,
+                     hooks: LoopHooks) -> list[_Step]:
+    """The steps of a batch of promotions: each trained again for its new rung's epochs (or
+    answered by the archive), its cheap metrics those of its earlier rung."""
+    plan: list[_Step] = []
+    work = 0
+    for arch, epochs in promotions[:max(0, state.evaluations - state.used)]:
+        e = hooks.lookup(arch, epochs) if hooks.lookup else None
+        if e is not None:
+            plan.append(_Step(_Kind.REPLAYED, e))
+            continue
+        below = scheduler.results[scheduler.levels.index(epochs) - 1][arch.id]
+        cheap = {m: v for m, v in below.metrics.items() if scheduler.objectives.is_cheap(m)}
+        plan.append(_Step(_Kind.EVALUATE, index=work, cheap=cheap, arch=arch, epochs=epochs))
+        work += 1
     return plan
 
 
@@ -92,14 +115,14 @@ class LoopHooks:
     """What the loop is handed besides the strategy. ``lookup`` may answer a candidate from
     elsewhere (the archive, on resume) before it is evaluated; ``record`` sees every new evaluation,
     in order; ``on_progress`` the trace after each expensive one. ``execute`` runs a list of
-    expensive evaluations (default: one after another, here) and returns (metrics, failure reason,
-    seconds) per candidate, in order; ``parallel`` is how many it runs at once. ``seconds_left``
-    gives what is left of a time budget (None: no time budget)."""
+    expensive evaluations (architecture, epochs or None; default: one after another, here) and
+    returns (metrics, failure reason, seconds) per candidate, in order; ``parallel`` is how many it
+    runs at once. ``seconds_left`` gives what is left of a time budget (None: no time budget)."""
 
-    lookup: Callable[[Architecture], Evaluation | None] | None = None
+    lookup: Callable[[Architecture, float | None], Evaluation | None] | None = None
     record: Callable[[Evaluation], None] | None = None
     on_progress: Callable[[list[Evaluation], int], None] | None = None
-    execute: Callable[[list[Architecture]], list[Result]] | None = None
+    execute: Callable[[list[Job]], list[Result]] | None = None
     parallel: int = 1
     seconds_left: Callable[[], float] | None = None
 
@@ -108,20 +131,31 @@ EVALUATIONS, TIME_BUDGET = "evaluations", "time budget"  # a search that stopped
 
 
 def run_strategy(strategy: Any, evaluator: CandidateEvaluator, objectives: ObjectiveSet, evaluations: int,
-                 hooks: LoopHooks = LoopHooks()) -> tuple[list[Evaluation], int, int, str]:
+                 hooks: LoopHooks = LoopHooks(), scheduler: SuccessiveHalving | None = None
+                 ) -> tuple[list[Evaluation], int, int, str]:
     """The loop itself: ask, cheap metrics, budget filter, expensive evaluation, tell.
 
     Whatever runs the evaluations, the trace is the same: the batch is planned in order, and
     results are recorded and told in order. With a time budget, the evaluations of a batch start
     ``parallel`` at a time, and none starts once the time left is less than such a group took so
     far: the budget is kept to within one evaluation's time (candidates the archive answers cost
-    none: a resumed run replays them whatever time is left). Returns the trace (every new
-    candidate, in order), the expensive evaluations used, the candidates asked and why it stopped.
+    none: a resumed run replays them whatever time is left). With a ``scheduler`` (multi-fidelity),
+    the candidates it promotes run before anything new is asked, each one evaluation; new ones start
+    at its lowest rung. Returns the trace (every new evaluation, in order), the expensive
+    evaluations used, the candidates asked and why it stopped.
     """
     state = _LoopState(evaluations)
-    run = hooks.execute or (lambda archs: [evaluator.timed(a) for a in archs])
+    run = hooks.execute or (lambda jobs: [evaluator.timed(a, epochs) for a, epochs in jobs])
     timing = _Timing()
     while state.used < evaluations:
+        promotions = scheduler.promotions() if scheduler else []
+        if promotions:
+            plan = _plan_promotions(promotions, scheduler, state, hooks)  # type: ignore[arg-type]
+            done = _run_plan(plan, run, timing, state, objectives, hooks, scheduler)
+            strategy.observe(done)  # a strategy may learn from every rung
+            if len(done) < len(promotions):
+                break  # the evaluations (or the time) ran out
+            continue
         if state.asked >= MAX_CANDIDATES_PER_EVALUATION * evaluations:
             return state.trace, state.used, state.asked, "candidate cap: the budget filters out nearly every candidate"
         if len(state.known) >= strategy.space.n_distinct():
@@ -131,16 +165,28 @@ def run_strategy(strategy: Any, evaluator: CandidateEvaluator, objectives: Objec
             return state.trace, state.used, state.asked, f"{strategy.name} has nothing new to propose"
         state.asked += len(batch)
         cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
-        plan = _plan(batch, cheap, state, objectives, hooks.lookup)
-        work = [step.arch for step in plan if step.kind is _Kind.EVALUATE]
-        results = timing.run(work, run, hooks) if work else []  # type: ignore[arg-type]
-        if len(results) < len(work):  # the time budget ran out inside this batch
-            plan = plan[:next(k for k, s in enumerate(plan) if s.kind is _Kind.EVALUATE and s.index >= len(results))]
-        outcomes = _settle(plan, results, state, objectives, hooks)
+        plan = _plan(batch, cheap, state, objectives, hooks, scheduler.first if scheduler else None)
+        outcomes = _run_plan(plan, run, timing, state, objectives, hooks, scheduler)
         if len(outcomes) < len(batch):
             break  # the evaluations (or the time) ran out inside this batch: nothing more is told
         strategy.tell(outcomes)
     return state.trace, state.used, state.asked, EVALUATIONS if state.used >= evaluations else TIME_BUDGET
+
+
+def _run_plan(plan: list[_Step], run: Callable[[list[Job]], list[Result]], timing: _Timing, state: _LoopState,
+              objectives: ObjectiveSet, hooks: LoopHooks, scheduler: SuccessiveHalving | None) -> list[Evaluation]:
+    """Run a plan's expensive evaluations (as many as the time budget allows) and settle its steps in
+    order, up to the first one that did not run; returns their outcomes."""
+    work = [(step.arch, step.epochs) for step in plan if step.kind is _Kind.EVALUATE]
+    results = timing.run(work, run, hooks) if work else []  # type: ignore[arg-type]
+    if len(results) < len(work):  # the time budget ran out inside this batch
+        plan = plan[:next(k for k, s in enumerate(plan) if s.kind is _Kind.EVALUATE and s.index >= len(results))]
+    outcomes = _settle(plan, results, state, objectives, hooks)
+    if scheduler:
+        for step, e in zip(plan, outcomes):
+            if step.kind in (_Kind.EVALUATE, _Kind.REPLAYED):
+                scheduler.add(e)
+    return outcomes
 
 
 def _settle(plan: list[_Step], results: list[Result], state: _LoopState, objectives: ObjectiveSet,
@@ -155,13 +201,13 @@ def _settle(plan: list[_Step], results: list[Result], state: _LoopState, objecti
             outcomes.append(_again(outcomes[step.index]))
             continue
         if step.kind is _Kind.EVALUATE:
-            metrics, reason, wall_s = results[step.index]
-            e = completed(step.arch, step.cheap, metrics, reason, wall_s, objectives)  # type: ignore[arg-type]
+            e = completed(step.arch, step.cheap, results[step.index], objectives, step.epochs)  # type: ignore[arg-type]
         else:
             e = step.evaluation  # type: ignore[assignment]
         if step.kind is not _Kind.REPLAYED and hooks.record:
             hooks.record(e)
-        state.known[e.arch.id] = e
+        if e.arch.id not in state.known or e.ok:  # a repeat is answered with the highest rung's result
+            state.known[e.arch.id] = e
         outcomes.append(e)
         state.trace.append(e)
         if e.expensive:
@@ -184,8 +230,7 @@ class _Timing:
         left = hooks.seconds_left()
         return left > 0 and left >= self.group_s
 
-    def run(self, work: list[Architecture], run: Callable[[list[Architecture]], list[Result]],
-            hooks: LoopHooks) -> list[Result]:
+    def run(self, work: list[Job], run: Callable[[list[Job]], list[Result]], hooks: LoopHooks) -> list[Result]:
         """``work``'s results; with a time budget, group by group while the next group fits."""
         if hooks.seconds_left is None:
             return run(work)

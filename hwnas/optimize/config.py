@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.core.options import Scalar
+from hwnas.core.options import OptionError, Scalar
+from hwnas.optimize.fidelity import ASHAOptions, parse_scheduler
 from hwnas.optimize.objectives import Constraint, ObjectiveError, ObjectiveSet
 from hwnas.optimize.problem import ConfigError, Problem, SearchError, Sources
 from hwnas.spaces import SearchSpace
@@ -58,6 +59,7 @@ class RunConfig:
     time_limit_s: float | None = None
     allow_mismatch: bool = False
     time_budget_s: float | None = None  # the whole search's wall time (None: evaluations alone)
+    fidelity: ASHAOptions | None = None  # multi-fidelity: the rungs of successive halving (epochs)
 
     def __post_init__(self) -> None:
         from hwnas.evaluation.accuracy import estimator
@@ -68,6 +70,16 @@ class RunConfig:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"run config: {name} must be a table of settings, got {value!r}")
             object.__setattr__(self, name, dict(value))  # a private copy: the caller's dict may change
+        if isinstance(self.fidelity, Mapping):  # as stored in an archive
+            try:
+                object.__setattr__(self, "fidelity", parse_scheduler("asha", dict(self.fidelity)))
+            except OptionError as exc:
+                raise ConfigError(f"run config: fidelity: {exc}") from None
+        elif self.fidelity is not None and not isinstance(self.fidelity, ASHAOptions):
+            raise ConfigError(f"run config: fidelity must be the options of successive halving, got {self.fidelity!r}")
+        if self.fidelity is not None and not self.accuracy:
+            raise ConfigError("a multi-fidelity search (--scheduler asha) needs an accuracy estimator to train "
+                              "(--accuracy train, or a benchmark with learning-curve columns)")
         for name in ("evaluations", "seed", "num_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -106,14 +118,14 @@ class RunConfig:
                    strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed, table=src.table,
                    benchmark=src.benchmark, columns=dict(src.columns), accuracy=src.accuracy,
                    accuracy_options=dict(src.accuracy_options), time_limit_s=src.time_limit_s,
-                   allow_mismatch=src.allow_mismatch, time_budget_s=stop.seconds)
+                   allow_mismatch=src.allow_mismatch, time_budget_s=stop.seconds, fidelity=src.fidelity)
 
     @property
     def problem(self) -> Problem:
         """What the run optimises (everything but the strategy, evaluation count and seed)."""
         return Problem(self.space, self.input_shape, self.objectives, self.num_classes, dict(self.space_options),
                        Sources(self.table, self.benchmark, dict(self.columns), self.accuracy, dict(self.accuracy_options),
-                               self.time_limit_s, self.allow_mismatch))
+                               self.time_limit_s, self.allow_mismatch, self.fidelity))
 
     def build_space(self) -> SearchSpace:
         """The run's space: the one way every stage rebuilds it from a config."""
@@ -128,6 +140,7 @@ class RunConfig:
         out["objectives"] = self.objectives.to_dict()
         for name in ("space_options", "strategy_options", "columns", "accuracy_options"):
             out[name] = dict(out[name])
+        out["fidelity"] = dataclasses.asdict(self.fidelity) if self.fidelity else None
         return out
 
     @classmethod

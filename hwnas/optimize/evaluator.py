@@ -47,10 +47,11 @@ class CandidateEvaluator:
         self.cheap_metrics = [m for m in objectives.metrics if self.objectives.is_cheap(m)]
         self.expensive_metrics = [m for m in objectives.metrics if not self.objectives.is_cheap(m)]
 
-    def _collect(self, metrics: list[str], archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+    def _collect(self, metrics: list[str], archs: Sequence[Architecture], epochs: float | None = None
+                 ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for source in dict.fromkeys(self.route[m] for m in metrics):
-            values = source.evaluate(archs)
+            values = source.evaluate(archs) if epochs is None else source.evaluate_at(archs, epochs)
             for m in metrics:
                 if self.route[m] is source:
                     out[m] = np.asarray(values[m], dtype=float)
@@ -59,11 +60,27 @@ class CandidateEvaluator:
     def cheap(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return self._collect(self.cheap_metrics, archs)
 
-    def expensive(self, arch: Architecture) -> tuple[dict[str, float], str | None]:
-        """The expensive metrics of one candidate, and a failure reason (None if it succeeded)."""
+    def check_fidelities(self, levels: Sequence[float]) -> None:
+        """Refuse (ConfigError) a multi-fidelity search whose expensive metrics' sources cannot be
+        evaluated at every one of ``levels`` (epochs)."""
+        for metric in self.expensive_metrics:
+            source = self.route[metric]
+            have = source.fidelities()
+            if have is None:
+                raise ConfigError(f"a multi-fidelity search varies training epochs, and {metric!r} comes from "
+                                  f"{type(source).__name__}, which has none (use --accuracy train, or a benchmark "
+                                  f"with learning-curve columns such as '{metric}@1')")
+            missing = [f"{e:g}" for e in levels if have and e not in have]
+            if missing:
+                raise ConfigError(f"{metric!r}: the rungs need epochs {', '.join(missing)}, which the benchmark does "
+                                  f"not hold (its learning-curve epochs: {', '.join(f'{e:g}' for e in have)})")
+
+    def expensive(self, arch: Architecture, epochs: float | None = None) -> tuple[dict[str, float], str | None]:
+        """The expensive metrics of one candidate (after ``epochs`` of training in a multi-fidelity
+        search), and a failure reason (None if it succeeded)."""
         try:
             with _time_limit(self.time_limit_s):
-                values = self._collect(self.expensive_metrics, [arch])
+                values = self._collect(self.expensive_metrics, [arch], epochs)
         except TimeoutError:
             return {}, f"time limit of {self.time_limit_s:g} s exceeded"
         except MemoryError:
@@ -82,11 +99,10 @@ class CandidateEvaluator:
             return metrics, f"{', '.join(bad)} is NaN or infinite"
         return metrics, None
 
-
-    def timed(self, arch: Architecture) -> Result:
+    def timed(self, arch: Architecture, epochs: float | None = None) -> Result:
         """``expensive`` with its wall time: what executors return for each candidate."""
         start = time.perf_counter()
-        values, reason = self.expensive(arch)
+        values, reason = self.expensive(arch, epochs)
         return values, reason, time.perf_counter() - start
 
 

@@ -65,12 +65,13 @@ def _worker_evaluator(setup_json: str) -> tuple[SearchSpace, CandidateEvaluator]
 
 
 OnResult = Callable[[int, Result], None]
+Job = tuple[str, float | None]  # an architecture string, and the epochs to train it for (None: the source's own)
 
 
-def evaluate_remote(setup: dict[str, Any], arch_string: str) -> Result:
+def evaluate_remote(setup: dict[str, Any], arch_string: str, epochs: float | None = None) -> Result:
     """Run one expensive evaluation in a worker; what the driver gets back."""
     space, evaluator = _worker_evaluator(json.dumps(setup, sort_keys=True))
-    return evaluator.timed(space.parse(arch_string))
+    return evaluator.timed(space.parse(arch_string), epochs)
 
 
 def _failed(reason: str) -> Result:
@@ -80,14 +81,14 @@ def _failed(reason: str) -> Result:
 # ----- driver side ------------------------------------------------------------------------------
 
 class Executor(abc.ABC):
-    """Runs ``evaluate_remote`` for a batch of architectures; results in submission order."""
+    """Runs ``evaluate_remote`` for a batch of jobs (architecture, epochs); results in submission order."""
 
     name: str
     workers: int
 
     @abc.abstractmethod
-    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
-        """Evaluate ``archs``; ``on_result(i, result)`` as each finishes (any order); returns the
+    def run(self, setup: dict[str, Any], jobs: Sequence[Job], on_result: OnResult | None = None) -> list[Result]:
+        """Evaluate ``jobs``; ``on_result(i, result)`` as each finishes (any order); returns the
         results in submission order."""
 
     def threads_per_worker(self) -> int:
@@ -113,13 +114,13 @@ class LocalExecutor(Executor):
     def __init__(self, evaluator: Any = None, space: Any = None) -> None:
         self.evaluator, self.space = evaluator, space
 
-    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+    def run(self, setup: dict[str, Any], jobs: Sequence[Job], on_result: OnResult | None = None) -> list[Result]:
         out: list[Result] = []
-        for i, a in enumerate(archs):
+        for i, (arch, epochs) in enumerate(jobs):
             if self.evaluator is None:
-                result = evaluate_remote(setup, a)
+                result = evaluate_remote(setup, arch, epochs)
             else:
-                result = self.evaluator.timed(self.space.parse(a))
+                result = self.evaluator.timed(self.space.parse(arch), epochs)
             if on_result:
                 on_result(i, result)
             out.append(result)
@@ -140,13 +141,13 @@ class ProcessExecutor(Executor):
                                                 initargs=(os.getpid(),))
         return self._pool
 
-    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
-        results: list[Result | None] = [None] * len(archs)
-        tries = [0] * len(archs)
-        todo = list(range(len(archs)))
+    def run(self, setup: dict[str, Any], jobs: Sequence[Job], on_result: OnResult | None = None) -> list[Result]:
+        results: list[Result | None] = [None] * len(jobs)
+        tries = [0] * len(jobs)
+        todo = list(range(len(jobs)))
         while todo:
             try:
-                futures = {self._get_pool().submit(evaluate_remote, setup, archs[i]): i for i in todo}
+                futures = {self._get_pool().submit(evaluate_remote, setup, *jobs[i]): i for i in todo}
             except cf.process.BrokenProcessPool:  # a worker died between batches
                 self._reset()
                 continue
@@ -213,12 +214,12 @@ class DaskExecutor(Executor):
         per_host = Counter(info[a].get("host", a) for a in cores if a in info)
         return max(1, min((c or 1) // max(1, per_host[info[a].get("host", a)]) for a, c in cores.items() if a in info))
 
-    def run(self, setup: dict[str, Any], archs: Sequence[str], on_result: OnResult | None = None) -> list[Result]:
+    def run(self, setup: dict[str, Any], jobs: Sequence[Job], on_result: OnResult | None = None) -> list[Result]:
         from distributed import KilledWorker, as_completed
 
-        futures = [self.client.submit(evaluate_remote, setup, a, pure=False, resources=self.resources) for a in archs]
+        futures = [self.client.submit(evaluate_remote, setup, *job, pure=False, resources=self.resources) for job in jobs]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Result | None] = [None] * len(archs)
+        results: list[Result | None] = [None] * len(jobs)
         for fut in as_completed(futures):
             i = index[fut.key]
             try:

@@ -33,6 +33,7 @@ from hwnas.optimize.archive import Archive
 from hwnas.optimize.asktell import EVALUATIONS, TIME_BUDGET, LoopHooks, run_strategy
 from hwnas.optimize.config import ConfigError, RunConfig, SearchError, make_config
 from hwnas.optimize.evaluator import CandidateEvaluator, make_evaluator
+from hwnas.optimize.fidelity import SuccessiveHalving
 from hwnas.optimize.objectives import ObjectiveSet
 from hwnas.optimize.outputs import (front_members, front_of, front_record, front_title, history, plot_front,
                                   progress_info, write_front, write_history)
@@ -128,6 +129,10 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
     config = _run_config(config, run, resume)
     space = config.build_space()
     evaluator, sources, fingerprint = make_evaluator(config, space)
+    scheduler = None
+    if config.fidelity:
+        evaluator.check_fidelities(config.fidelity.rungs())
+        scheduler = SuccessiveHalving(evaluator.objectives, config.fidelity)
     strategy = _make_strategy(config, space, evaluator)
     archive = Archive(run.archive_path)
     if resume:
@@ -155,13 +160,13 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
 
         def show(trace: list[Evaluation], used: int) -> None:
             if progress:
-                bar.update(task, completed=used, info=progress_info(trace, config.objectives))
+                bar.update(task, completed=used, info=progress_info(trace, config.objectives, scheduler))
 
         try:
             hooks = LoopHooks(replay, record, show, execute, pool.workers,
                               clock.seconds_left if config.time_budget_s else None)
             trace, used, asked, stopped = run_strategy(strategy, evaluator, evaluator.objectives, config.evaluations,
-                                                       hooks)
+                                                       hooks, scheduler)
         finally:
             pool.close()
     spent_s = clock.spent_s()  # the search's time; writing the front after it is not counted
@@ -171,7 +176,7 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
     front, feasible = _finish(run, trace, evaluator, archive, config, used)
     archive.close()
     members = [FrontMember(m["arch"], m["arch_id"], {k: m[k] for k in config.objectives.metrics}, bool(m["feasible"]),
-                           float(m["violation"])) for m in front]
+                           float(m["violation"]), m.get("epochs")) for m in front]
     return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives),
                         seconds=spent_s)
 
@@ -204,14 +209,15 @@ class _Clock:
         return (self.budget_s or math.inf) - self.spent_s()
 
 
-def _least_violating(trace: list[Evaluation], evaluator: CandidateEvaluator, objectives: ObjectiveSet) -> list[Evaluation]:
+def _least_violating(trace: list[Evaluation], evaluator: CandidateEvaluator, objectives: ObjectiveSet,
+                     epochs: float | None) -> list[Evaluation]:
     """When nothing met the budget, nothing was evaluated expensively: the least-violating
     candidates, evaluated now (clearly marked as such by the caller)."""
     cands = sorted({e.arch.id: e for e in trace if e.status is Status.INFEASIBLE}.values(), key=lambda e: e.violation)
     least = [e for e in cands if math.isclose(e.violation, cands[0].violation, rel_tol=1e-9)][:10] if cands else []
     done = []
     for e in least:
-        values, reason = evaluator.expensive(e.arch)
+        values, reason = evaluator.expensive(e.arch, epochs)
         done.append(Evaluation(e.arch, {**e.metrics, **values}, Status.FAILED if reason else Status.COMPLETE, reason,
                                e.violation, 0.0, False, 0.0))
     front, _ = front_of(done, objectives)
@@ -224,7 +230,7 @@ def _finish(run: RunDir, trace: list[Evaluation], evaluator: CandidateEvaluator,
     front, feasible = front_of(trace, objectives)
     least_violating = False
     if not front and trace:
-        front = _least_violating(trace, evaluator, objectives)
+        front = _least_violating(trace, evaluator, objectives, config.fidelity.max_epochs if config.fidelity else None)
         least_violating = bool(front)
     members = front_members(front, objectives)
     note = ("no candidate met the hard budget: this is the least-violating set, NOT a feasible front"

@@ -14,11 +14,13 @@ from hwnas.core.pareto import constrained_front, scaled_hypervolume
 from hwnas.core.plots import add_legend, metric_label, new_axes, save_figure, staircase
 from hwnas.evaluation.sources import Evaluation
 from hwnas.optimize.objectives import ObjectiveSet, is_feasible
+from hwnas.optimize.fidelity import SuccessiveHalving, latest_per_architecture, rung_counts
 
 
 def front_of(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> tuple[list[Evaluation], bool]:
-    """The constrained front of the complete evaluations, and whether it is feasible."""
-    done = [e for e in trace if e.ok]
+    """The constrained front of the complete evaluations (in a multi-fidelity search, each
+    architecture's at the highest rung it reached), and whether it is feasible."""
+    done = [e for e in latest_per_architecture(trace) if e.ok]
     if not done:
         return [], False
     F = objectives.F({m: np.array([e.metrics[m] for e in done]) for m in objectives.names})
@@ -51,8 +53,9 @@ def history(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[
     return rows
 
 
-def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
-    """Front size, best feasible accuracy and the run-relative hypervolume so far."""
+def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet, scheduler: SuccessiveHalving | None = None) -> str:
+    """Front size, best feasible accuracy and the run-relative hypervolume so far (and the
+    evaluations per rung of a multi-fidelity search)."""
     front, feasible = front_of(trace, objectives)
     acc = next((o for o in objectives.objectives if not o.cheap and o.direction == "max"), None)
     best = max((e.metrics[acc.name] for e in front), default=float("nan")) if acc and feasible else float("nan")
@@ -62,13 +65,14 @@ def progress_info(trace: Sequence[Evaluation], objectives: ObjectiveSet) -> str:
         F = _objective_matrix(done, objectives)
         hv = scaled_hypervolume(F, F.min(0), F.max(0))
     return (f"front {len(front)}{'' if feasible or not front else ' (infeasible)'}  "
-            f"best {acc.name if acc else ''} {best:.4g}  HV {hv:.3f}")
+            f"best {acc.name if acc else ''} {best:.4g}  HV {hv:.3f}" + (f"  [{rung_counts(scheduler)}]" if scheduler else ""))
 
 
 def front_members(front: Sequence[Evaluation], objectives: ObjectiveSet) -> list[dict[str, Any]]:
     """front.json's rows, listed from the cheapest (e.g. fastest) member up by the first cheap objective."""
     members = [{"arch": e.arch.string, "arch_id": e.arch.id, **{m: e.metrics.get(m) for m in objectives.metrics},
-                "violation": e.violation, "feasible": bool(e.violation == 0)} for e in front]
+                "violation": e.violation, "feasible": bool(e.violation == 0),
+                **({} if e.fidelity is None else {"epochs": e.fidelity})} for e in front]
     order = next((o for o in objectives.objectives if o.cheap), objectives.objectives[0])
     members.sort(key=lambda r: float(order.to_min(np.asarray(r[order.name], dtype=float))))
     return members

@@ -12,7 +12,7 @@ import numpy as np
 
 from hwnas.core.log import say
 from hwnas.evaluation.sources import Evaluation, Status
-from hwnas.optimize.archive import Archive, ArchiveError, Record
+from hwnas.optimize.archive import Archive, ArchiveError, Record, job_key
 from hwnas.optimize.config import RunConfig
 from hwnas.optimize.evaluator import CandidateEvaluator, Result
 from hwnas.optimize.objectives import ObjectiveSet
@@ -28,17 +28,19 @@ class Replay:
         self._next: Record | None = next(self._records, None)
         self.count = 0
 
-    def __call__(self, arch: Architecture) -> Evaluation | None:
+    def __call__(self, arch: Architecture, epochs: float | None = None) -> Evaluation | None:
         record = self._next
         if record is None:
             return None
-        if record.arch_id != arch.id:
-            raise ArchiveError(f"{self.path}: replay diverged at evaluation {record.seq} (archived {record.arch}, "
-                               f"strategy asked {arch.string}); the archive belongs to another configuration or hwnas version")
+        if record.arch_id != arch.id or record.fidelity != epochs:
+            asked = arch.string if epochs is None else f"{arch.string} for {epochs:g} epochs"
+            had = record.arch if record.fidelity is None else f"{record.arch} for {record.fidelity:g} epochs"
+            raise ArchiveError(f"{self.path}: replay diverged at evaluation {record.seq} (archived {had}, "
+                               f"the search asked {asked}); the archive belongs to another configuration or hwnas version")
         self._next = next(self._records, None)
         self.count += 1
         return Evaluation(arch, record.metrics, record.status, record.reason, record.violation,
-                          record.soft_violation, record.expensive, record.wall_s)
+                          record.soft_violation, record.expensive, record.wall_s, record.fidelity)
 
 
 class StashedExecution:
@@ -51,34 +53,37 @@ class StashedExecution:
         self.archive, self.pool, self.setup, self.evaluator = archive, pool, setup, evaluator
         self.on_finished = on_finished
 
-    def __call__(self, archs: list[Architecture]) -> list[Result]:
-        done = {i: self.archive.stashed(a.id) for i, a in enumerate(archs)}
+    def __call__(self, jobs: list[tuple[Architecture, float | None]]) -> list[Result]:
+        done = {i: self.archive.stashed(job_key(a.id, epochs)) for i, (a, epochs) in enumerate(jobs)}
         todo = [i for i, r in done.items() if r is None]
 
         def keep(j: int, result: Result) -> None:
-            arch = archs[todo[j]]
+            arch, epochs = jobs[todo[j]]
             cheap = {m: float(v[0]) for m, v in self.evaluator.cheap([arch]).items()} if self.evaluator.cheap_metrics else {}
-            e = completed(arch, cheap, *result, self.evaluator.objectives)
+            e = completed(arch, cheap, result, self.evaluator.objectives, epochs)
             self.archive.stash(e)
             if self.on_finished:
                 self.on_finished(e)
 
-        fresh = self.pool.run(self.setup, [archs[i].string for i in todo], on_result=keep) if todo else []
+        fresh = self.pool.run(self.setup, [(jobs[i][0].string, jobs[i][1]) for i in todo], on_result=keep) if todo else []
         for i, r in zip(todo, fresh):
             done[i] = r
-        return [done[i] for i in range(len(archs))]  # type: ignore[misc]
+        return [done[i] for i in range(len(jobs))]  # type: ignore[misc]
 
 
-def completed(arch: Architecture, cheap: dict[str, float], values: dict[str, float], reason: str | None, wall_s: float,
-              objectives: ObjectiveSet) -> Evaluation:
-    """The record of one expensive evaluation: its metrics with the cheap ones, and the violation of
-    the budgets on its expensive metrics (a failed one has none)."""
+def completed(arch: Architecture, cheap: dict[str, float], result: Result, objectives: ObjectiveSet,
+              epochs: float | None = None) -> Evaluation:
+    """The record of one expensive evaluation (``result``: metrics, failure reason, seconds): its
+    metrics with the cheap ones, and the violation of the budgets on its expensive metrics (a failed
+    one has none)."""
+    values, reason, wall_s = result
     metrics = {**cheap, **values}
     arrays = {m: np.array([metrics.get(m, np.nan)]) for m in objectives.metrics}
     expensive = [m for m in objectives.metrics if m not in cheap]  # cheap budgets were checked before it ran
     violation = float(objectives.violation(arrays, hard=True, among=expensive)[0]) if reason is None else 0.0
     soft = float(objectives.violation(arrays, hard=False)[0]) if reason is None else 0.0
-    return Evaluation(arch, metrics, Status.FAILED if reason else Status.COMPLETE, reason, violation, soft, True, wall_s)
+    return Evaluation(arch, metrics, Status.FAILED if reason else Status.COMPLETE, reason, violation, soft, True, wall_s,
+                      epochs)
 
 
 def finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:

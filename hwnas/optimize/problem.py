@@ -19,6 +19,7 @@ import numpy as np
 
 from hwnas.core.errors import HwnasError, UsageError
 from hwnas.core.options import Scalar
+from hwnas.optimize.fidelity import ASHAOptions
 from hwnas.optimize.objectives import Constraint, ObjectiveSet, as_objectives, parse_budget
 from hwnas.spaces import SearchSpace, get_space
 
@@ -34,7 +35,9 @@ class ConfigError(SearchError, UsageError):
 class Sources:
     """Where a problem's metrics come from: a device's latency table, a tabular benchmark (with a
     metric -> column map) and an accuracy estimator with its options. Paths are made absolute;
-    ``accuracy`` is ``"table"`` (the benchmark's column) when a benchmark is given without one."""
+    ``accuracy`` is ``"table"`` (the benchmark's column) when a benchmark is given without one.
+    With ``fidelity`` (``hwnas.optimize.fidelity.ASHAOptions``), the expensive metrics are measured
+    after a number of training epochs that successive halving chooses per candidate."""
 
     table: str | os.PathLike[str] | None = None
     benchmark: str | os.PathLike[str] | None = None
@@ -43,6 +46,7 @@ class Sources:
     accuracy_options: Mapping[str, Scalar] = field(default_factory=dict)
     time_limit_s: float | None = None  # one expensive evaluation's limit
     allow_mismatch: bool = False  # a table made on another device or runtime
+    fidelity: ASHAOptions | None = None  # training epochs as a fidelity, spent by successive halving
 
     def __post_init__(self) -> None:
         for key in ("table", "benchmark"):
@@ -57,6 +61,8 @@ class Sources:
             object.__setattr__(self, key, dict(value))  # a private copy: the caller's dict may change
         if self.accuracy is None and self.benchmark:
             object.__setattr__(self, "accuracy", "table")
+        if self.fidelity is not None and not isinstance(self.fidelity, ASHAOptions):
+            raise ConfigError(f"problem: fidelity must be an ASHAOptions, got {self.fidelity!r}")
 
 
 @dataclass(frozen=True)

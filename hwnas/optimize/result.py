@@ -18,22 +18,24 @@ __all__ = ["FrontMember", "SearchResult"]
 @dataclass(frozen=True)
 class FrontMember:
     """One Pareto-optimal architecture: its string and id, its metrics, and whether it meets every
-    budget. ``member["accuracy"]`` reads a metric (or ``arch``, ``arch_id``, ``feasible``)."""
+    budget. ``member["accuracy"]`` reads a metric (or ``arch``, ``arch_id``, ``feasible``,
+    ``violation``, ``epochs``). ``epochs``: the rung of a multi-fidelity search its metrics come from."""
 
     arch: str
     arch_id: str
     metrics: dict[str, float]
     feasible: bool
     violation: float = 0.0
+    epochs: float | None = None
 
     def __getitem__(self, name: str) -> Any:
-        if name in ("arch", "arch_id", "feasible", "violation"):
+        if name in ("arch", "arch_id", "feasible", "violation", "epochs"):
             return getattr(self, name)
         return self.metrics[name]
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "arch_id": self.arch_id, **self.metrics, "feasible": self.feasible,
-                "violation": self.violation}
+                "violation": self.violation, **({} if self.epochs is None else {"epochs": self.epochs})}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from hwnas.core.log import quiet_logger
 from hwnas.spaces.base import Architecture, Block, SearchSpace
 
 
-def _macs(module: torch.nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> FlopCountAnalysis:
+def macs_of(module: torch.nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> FlopCountAnalysis:
     with quiet_logger("fvcore"), torch.no_grad():
         analysis = FlopCountAnalysis(module, inputs)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
@@ -31,7 +31,7 @@ def block_facts(space: SearchSpace, block: Block) -> tuple[int, int]:
     """``(params, macs)`` of one block built alone at its input shape (batch 1)."""
     module = space.build_block(block).eval()
     inputs = tuple(torch.zeros((1, *block.in_shape)) for _ in range(block.n_inputs))
-    analysis = _macs(module, inputs if len(inputs) > 1 else inputs[0])
+    analysis = macs_of(module, inputs if len(inputs) > 1 else inputs[0])
     return count_params(module), int(analysis.total())
 
 
@@ -101,7 +101,7 @@ def describe(space: SearchSpace, arch: Architecture) -> ModelFacts:
     """Parameters and MACs of ``arch`` built in ``space``, in total and per block (batch 1)."""
     model = space.build(arch)
     blocks = space.blocks(arch)
-    analysis = _macs(model, space.example_input(1))
+    analysis = macs_of(model, space.example_input(1))
     by_module = analysis.by_module()
     total = int(analysis.total())
     facts = tuple(

@@ -126,11 +126,11 @@ def test_a_crashed_bo_search_resumes_by_replay_to_the_uninterrupted_trace(tmp_pa
     real = search_module.CandidateEvaluator.expensive
     calls = {"n": 0}
 
-    def crash_after_ten(self, arch):
+    def crash_after_ten(self, arch, epochs=None):
         calls["n"] += 1
         if calls["n"] > 10:
             raise KeyboardInterrupt  # the process dies in the middle of a batch
-        return real(self, arch)
+        return real(self, arch, epochs)
 
     monkeypatch.setattr(search_module.CandidateEvaluator, "expensive", crash_after_ten)
     with pytest.raises(KeyboardInterrupt):

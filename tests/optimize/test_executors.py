@@ -122,12 +122,12 @@ def test_a_killed_process_pool_worker_is_replaced_and_its_candidate_rerun(tmp_pa
 
     setup = worker_setup(_config(), 1)
     with ProcessExecutor(2) as pool:
-        first = pool.run(setup, ["bnrelu-conv3x3"])
+        first = pool.run(setup, [("bnrelu-conv3x3", None)])
         assert first[0][1] is None and 0 < first[0][0]["accuracy"] <= 100
         victim = next(iter(pool._pool._processes))  # type: ignore[union-attr]
         os.kill(victim, signal.SIGKILL)
         time.sleep(0.5)
-        again = pool.run(setup, ["bnrelu-conv3x3", "bn-conv1x1"])
+        again = pool.run(setup, [("bnrelu-conv3x3", None), ("bn-conv1x1", None)])
     assert again[0][:2] == first[0][:2] and again[1][1] is None
 
 

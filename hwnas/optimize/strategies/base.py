@@ -80,6 +80,10 @@ class Strategy(abc.ABC):
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
         """Outcomes of the last batch, in the order asked."""
 
+    def observe(self, evaluations: Sequence[Evaluation]) -> None:  # noqa: B027 - optional
+        """Results, at a higher fidelity, of candidates told before (a multi-fidelity search's
+        promotions). A strategy that only ranks what it asked ignores them."""
+
     # ----- helpers shared by the strategies ------------------------------------------------------
     def objective_matrix(self, evaluations: Sequence[Evaluation]) -> np.ndarray:
         """(n, n_objectives) values to minimise; failed or unevaluated objectives count as worst,

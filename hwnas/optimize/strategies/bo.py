@@ -81,6 +81,8 @@ class BayesianOptimization(Strategy):
         self.obs_F: list[np.ndarray] = []  # objective vectors to minimise (soft penalties applied)
         self.obs_cheap: list[dict[str, float]] = []
         self.obs_feasible: list[bool] = []
+        self.obs_epochs: list[float | None] = []  # a multi-fidelity search's rung of each observation
+        self.latest: dict[str, int] = {}  # architecture id -> its observation at the highest rung
 
     # ----- the pool ------------------------------------------------------------------------------
     def _describe(self, archs: list[Architecture]) -> dict[str, Any]:
@@ -172,13 +174,28 @@ class BayesianOptimization(Strategy):
             if e.arch.id in known or e.status == "infeasible":
                 continue  # a repeat the loop answered again, or (never from the pool) a broken budget
             known.add(e.arch.id)
-            self.obs_arch.append(e.arch)
-            self.obs_F.append(f)
-            self.obs_cheap.append({m: v for m, v in e.metrics.items() if self.objectives.is_cheap(m)})
-            self.obs_feasible.append(is_feasible(e))
+            self._add(e, f)
+
+    def observe(self, evaluations: Sequence[Evaluation]) -> None:
+        """Results of candidates told before, at a higher fidelity (a multi-fidelity search's
+        promotions): the surrogate learns from every rung, with the epochs as a feature, and
+        predicts at the highest rung it has seen (as BOHB's model learns from every budget)."""
+        for e, f in zip(evaluations, self.objective_matrix(evaluations)):
+            self._add(e, f)
+
+    def _add(self, e: Evaluation, f: np.ndarray) -> None:
+        if e.arch.id in self.latest and not e.ok:
+            return  # a failed promotion: the lower rung's result stands
+        self.latest[e.arch.id] = len(self.obs_arch)
+        self.obs_arch.append(e.arch)
+        self.obs_F.append(f)
+        self.obs_cheap.append({m: v for m, v in e.metrics.items() if self.objectives.is_cheap(m)})
+        self.obs_feasible.append(is_feasible(e))
+        self.obs_epochs.append(e.fidelity)
 
     def _front_rows(self) -> list[int]:
-        rows = [i for i, ok in enumerate(self.obs_feasible) if ok]
+        latest = set(self.latest.values())
+        rows = [i for i, ok in enumerate(self.obs_feasible) if ok and i in latest]
         if not rows:
             return []
         F = np.array([self.obs_F[i] for i in rows])
@@ -197,14 +214,26 @@ class BayesianOptimization(Strategy):
         X = self._features([self.obs_arch[i] for i in done], metrics)
         return done, X, np.array([self.obs_F[i] for i in done])
 
+    def _epochs_feature(self, rows: list[int]) -> np.ndarray | None:
+        """log(epochs) of each observation, 0 at the highest rung seen and -1 at the lowest (None
+        outside a multi-fidelity search, or while every observation is at one rung)."""
+        epochs = np.array([self.obs_epochs[i] or 0.0 for i in rows], dtype=float)
+        if not len(epochs) or epochs.min() <= 0 or epochs.min() == epochs.max():
+            return None
+        return (np.log(epochs) - np.log(epochs.max())) / np.log(epochs.max() / epochs.min())
+
     def _acquire(self, pool: dict[str, Any]) -> list[Architecture]:
         done, X_obs, F_obs = self._training_set()
         Xp, Xo = pool["X"], (X_obs[:, pool["used"]] - pool["mean"]) / pool["sd"]
+        epochs = self._epochs_feature(done)
+        if epochs is not None:  # the pool is predicted at the highest rung
+            Xo, Xp = np.column_stack([Xo, epochs]), np.column_stack([Xp, np.zeros(len(Xp))])
         seed = int(self.rng.integers(2**31 - 1))
         if len(self.exp_idx) == 1:
             y = gaussian_copula(F_obs[:, self.exp_idx[0]]) if self.warp else F_obs[:, self.exp_idx[0]]
             mean, sd = make_surrogate(self.surrogate_name, seed).fit(Xo, y).predict(Xp)
-            feasible = np.array([self.obs_feasible[i] for i in done], dtype=bool)
+            latest = set(self.latest.values())
+            feasible = np.array([self.obs_feasible[i] and i in latest for i in done], dtype=bool)
             return self._greedy(pool, F_obs[feasible][:, self.cheap_idx], y[feasible], mean, sd,
                                 y_range=(float(y.min()), float(y.max())))
         # several expensive objectives: ParEGO, a random Chebyshev scalarisation per ask (a batch is
