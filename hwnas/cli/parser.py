@@ -281,6 +281,29 @@ def _bench_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func="cmd_bench")
 
+    p = sub.add_parser("bench-real", help="real data: does a search beat MobileNetV2 widths, the largest model that "
+                                          "fits and random search? (profile, search, retrain, measure; hours)")
+    p.add_argument("--out", required=True, help="output folder (a rerun continues where it stopped)")
+    p.add_argument("--device", default="local-cpu", help="device preset or spec (default local-cpu)")
+    p.add_argument("--dataset", default="fashion-mnist", help="dataset (default fashion-mnist)")
+    p.add_argument("--input", default="1x28x28", metavar="CxHxW", help="input shape (default 1x28x28)")
+    p.add_argument("--scale", type=float, default=0.25, help="the mobilenet space's width scale (default 0.25)")
+    p.add_argument("--reference-width", type=float, default=0.35, help="the MobileNetV2 width whose measured "
+                                                                       "latency is the budget (default 0.35)")
+    p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths compared (comma-separated)")
+    p.add_argument("--strategy", default="bo", help="the strategy under test (default bo); random search runs beside it")
+    p.add_argument("--time-budget", type=positive_seconds, default=1800.0, metavar="SECONDS",
+                   help="each search's wall time (default 1800)")
+    p.add_argument("--seeds", type=at_least(1, 1000), default=3, help="search seeds (default 3)")
+    p.add_argument("--retrain-seeds", type=at_least(1, 1000), default=3, help="retraining seeds per model (default 3)")
+    p.add_argument("--retrain-epochs", type=at_least(1, 10_000), default=10, help="the retraining recipe's epochs (default 10)")
+    p.add_argument("--search-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help=f"an option of the searches' train estimator (repeatable); keys: {ACCURACY_KEYS['train']}")
+    p.add_argument("--scheduler", choices=("none", "asha"), default="asha", help="the searches' scheduler (default asha)")
+    p.add_argument("--scheduler-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an asha option: min_epochs (default 1), max_epochs (9), eta (3)")
+    p.set_defaults(func="cmd_bench_real")
+
     p = sub.add_parser("bench-import", help="convert a table indexed by NAS-Bench-201 number to arch strings "
                                             "(also: hwnas bench import)")
     p.add_argument("--input", required=True, help="CSV with an index column 0..15624")

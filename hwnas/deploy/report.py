@@ -209,6 +209,15 @@ def _recommended(front: dict[str, Any], index: dict[str, Any] | None) -> str:
             f"{html.escape(found.why)} (as the search predicted it; export it to measure it).</p>")
 
 
+def _rungs(cfg: dict[str, Any]) -> str:
+    """A multi-fidelity run's scheduler, in words; the front's accuracies come from each member's highest rung."""
+    f = cfg.get("fidelity")
+    if not f:
+        return ""
+    return (f" (successive halving: {f['min_epochs']} to {f['max_epochs']} epochs, reduction factor {f['eta']}; "
+            "each member's accuracy is from the most epochs it was trained for)")
+
+
 def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], table: tuple[str, list[str], str],
           recommended: str) -> str:
     """The report page: run summary, the recommended model, the sortable table and the plots (one
@@ -223,7 +232,7 @@ def _page(run_dir: Path, front: dict[str, Any], budgets: list[str], table: tuple
 <h1>hwnas report</h1>
 <p>Run <code>{html.escape(str(run_dir))}</code>: space <b>{html.escape(cfg['space'])}</b> at {html.escape(cfg['input_shape'])},
 strategy <b>{html.escape(cfg['strategy'])}</b>, accuracy <b>{html.escape(str(cfg.get('accuracy')))}</b>,
-{front['evaluations_used']} evaluations, seed {cfg['seed']}; budgets: {html.escape(', '.join(budgets) or 'none')}.
+{front['evaluations_used']} evaluations{_rungs(cfg)}, seed {cfg['seed']}; budgets: {html.escape(', '.join(budgets) or 'none')}.
 {'<b>' + html.escape(front['note']) + '.</b>' if front.get('partial') else '' if front['feasible'] else '<b>No candidate met the budget: the front below is least-violating.</b>'}</p>
 <p>Table device: {html.escape(str(fp.get('device', '-')))} ({html.escape(str(fp.get('cpu_model', '-')))},
 onnxruntime {html.escape(str(fp.get('onnxruntime_version', '-')))}); search versions:

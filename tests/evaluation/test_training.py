@@ -126,3 +126,16 @@ def test_retrain_gives_each_front_member_val_and_test_accuracy(tmp_path: Path, c
     bench_run = tmp_path / "no-dataset"
     bench_run.mkdir()
     assert main(["retrain", str(bench_run)]) == 1
+
+
+def test_accuracy_at_a_number_of_epochs_trains_that_long_and_keeps_the_settings(tmp_path: Path) -> None:
+    space = _space()
+    arch = space.parse("bnrelu-conv3x3+bnrelu-conv1x1")
+    source = TrainAccuracy(space, **FAST)
+    one = float(source.evaluate_at([arch], 1)["accuracy"][0])
+    assert source.settings.epochs == 2  # restored after the shorter training
+    assert one == TrainAccuracy(space, **{**FAST, "epochs": 1}).accuracy(arch)  # the same as training for 1 epoch
+    assert float(source.evaluate([arch])["accuracy"][0]) != one
+    assert source.fidelities() == ()  # any whole number of epochs
+    with pytest.raises(HwnasError, match="whole number of epochs"):
+        source.evaluate_at([arch], 1.5)
