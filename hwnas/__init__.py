@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "profile": "hwnas.api", "search": "hwnas.api", "resume": "hwnas.api", "export": "hwnas.api",
     "ExportResult": "hwnas.api", "ExportSettings": "hwnas.deploy.export",
     "Problem": "hwnas.optimize.problem", "Sources": "hwnas.optimize.problem", "Termination": "hwnas.optimize.config",
+    "ASHAOptions": "hwnas.optimize.fidelity",
     "SearchResult": "hwnas.optimize.result", "FrontMember": "hwnas.optimize.result",
     # spaces
     "get_space": "hwnas.spaces", "SPACES": "hwnas.spaces", "Architecture": "hwnas.spaces", "SearchSpace": "hwnas.spaces",
