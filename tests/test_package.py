@@ -71,10 +71,23 @@ def test_the_python_api_returns_typed_results_and_never_prints(tmp_path: Path,
     assert isinstance(member, hwnas.FrontMember) and member.feasible and member["pi5_onnx_latency_ms"] <= 3
     frame = result.to_pandas()
     assert list(frame["arch"]) == [m.arch for m in result.front]
+    assert list(frame.columns[:2]) == ["accuracy", "pi5_onnx_latency_ms"]  # what a cut print still shows
+    assert list(frame.columns[-2:]) == ["arch", "arch_id"]
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""  # the library logs; nothing is shown unless configured
     again = hwnas.resume(tmp_path / "r")
     assert [m.arch_id for m in again.front] == [m.arch_id for m in result.front]
+
+
+def test_logging_configured_the_standard_way_shows_a_search_as_it_goes(tmp_path: Path) -> None:
+    script = (f"import logging, hwnas\n"
+              f"logging.basicConfig(level='INFO')\n"
+              f"p = hwnas.Problem.build('nb201', ['accuracy:max', 'pi5_onnx_latency_ms:min'], "
+              f"sources=hwnas.Sources(benchmark={str(BENCH)!r}))\n"
+              f"hwnas.search(p, {str(tmp_path / 'r')!r}, evaluations=3, strategy='random')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "INFO:hwnas.progress:evaluation 1/3 (" in done.stderr and "evaluation 3/3" in done.stderr
 
 
 def _quickstart() -> list[str]:

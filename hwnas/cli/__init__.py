@@ -12,6 +12,7 @@ Set ``HWNAS_DEBUG=1`` to see the traceback behind an error line.
 from __future__ import annotations
 
 import argparse
+import logging
 import contextlib
 import os
 import signal
@@ -43,9 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else 2
         args.argv = argv  # the command line as given, recorded by commands that write results
         handler = configure(args.verbose - args.quiet)
+        lines = logging.getLogger("hwnas.progress")  # a line per finished evaluation where no bar is drawn
+        if getattr(args, "no_progress", False):
+            lines.setLevel(logging.WARNING)
         try:
             return _handler(args.func)(args)
         finally:
+            lines.setLevel(logging.NOTSET)
             unconfigure(handler)
     except UsageError as exc:
         return _fail(exc, str(exc), 2)

@@ -64,6 +64,29 @@ def _int8_markdown(q: dict[str, Any] | None) -> list[str]:
             f"{q['quantization']['calibration']['source']}.", ""]
 
 
+def _stability_line(lat: dict[str, Any]) -> str:
+    """How the measurement went, in words: the spread of single runs is not the statistic's."""
+    st = lat["measured_stats"]
+    verdict = ("it repeated across sweeps, so the figure is trustworthy" if lat.get("stable", True) else
+               "it did NOT repeat after re-measurement: measure again on a quieter device")
+    return (f"Measured with {st['n_runs']} runs: median {st['p50_ms']:.3f} ms, single runs spread {st['cv']:.0%} around "
+            f"their mean (CV); the {lat['statistic']} reported above is robust to that spread, and {verdict}. "
+            f"Predicted from {lat['predicted_from'] or 'no table'}.")
+
+
+def _drift_line(lat: dict[str, Any]) -> str:
+    """The device's drift since profiling, said as what it means for predictions."""
+    factor = float(lat["drift"]["factor"])
+    if factor >= 1:
+        state = (f"predictions on this device are currently {100 * (factor - 1):.0f}% optimistic: it runs "
+                 f"{factor:.2f}x slower than when it was profiled")
+    else:
+        state = (f"predictions on this device are currently {100 * (1 - factor):.0f}% pessimistic: it runs "
+                 f"{1 / factor:.2f}x faster than when it was profiled")
+    return (f"Drift: {state} (timed on sentinel blocks beside this model); corrected for it, the prediction is "
+            f"{_fmt(lat['drift_corrected_ms'])} ms ({_fmt(lat['error_pct_drift_corrected'], '%', 1)} from the measurement).")
+
+
 def card_markdown(card: ModelCard) -> str:
     acc, lat, en, bud = card["accuracy"], card["latency"], card["energy"], card["budget"]
     fp = card["device"]["fingerprint"]
@@ -84,17 +107,17 @@ def card_markdown(card: ModelCard) -> str:
         f"| latency ({lat['statistic']}, ms) | {_fmt(lat['predicted_ms'])} | {_fmt(lat['measured_ms'])} | "
         f"{_fmt(lat['error_pct'], '%', 1)} |",
         f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
-        f"Measured with {lat['measured_stats']['n_runs']} runs (p50 {lat['measured_stats']['p50_ms']:.3f} ms, "
-        f"CV {lat['measured_stats']['cv']:.3f}{'' if lat.get('stable', True) else ', UNSTABLE after re-measurement'}); "
-        f"predicted from {lat['predicted_from'] or 'no table'}.", "",
-        *([f"Drift: {lat['drift']['describe']}; drift-corrected prediction {_fmt(lat['drift_corrected_ms'])} ms "
-           f"({_fmt(lat['error_pct_drift_corrected'], '%', 1)}).", ""] if lat.get("drift") else []),
+        _stability_line(lat), "",
+        *([_drift_line(lat), ""] if lat.get("drift") else []),
         *_int8_markdown(card.get("int8")),
         "## Budget", "",
         ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",
     ]
     lines += [f"- `{c['budget']}`: {_fmt(c['value'])} ({c['source']}) -> "
-              f"{'ok' if c['ok'] else ('unknown' if c['ok'] is None else 'BROKEN')}" for c in bud["checks"]]
+              f"{'ok' if c['ok'] else ('unknown' if c['ok'] is None else 'BROKEN')}"
+              + ("" if c.get("spare_pct") is None else
+                 f" ({c['spare_pct']:.1f}% to spare)" if c["spare_pct"] >= 0 else f" ({-c['spare_pct']:.1f}% over)")
+              for c in bud["checks"]]
     lines += ["", "## Provenance", "",
               f"- Device: {fp.get('cpu_model', '?')} ({fp.get('cpu_count', '?')} cores), {fp.get('os', '?')}, "
               f"onnxruntime {fp.get('onnxruntime_version', '?')}, provider {fp.get('provider_used', '?')}, "

@@ -67,7 +67,9 @@ def _budget_checks(constraints: Sequence[Constraint], values: dict[str, tuple[fl
     for c in constraints:
         value, source = values.get(c.name, (None, "unknown"))
         ok = None if value is None else c.met(value)
-        checks.append({"budget": c.text, "hard": c.hard, "value": value, "source": source, "ok": ok})
+        # how much is left before the bound (negative: past it), in percent of the bound
+        spare = None if value is None or not c.bound else 100.0 * (c.bound - value) / abs(c.bound) * (1 if "<" in c.op else -1)
+        checks.append({"budget": c.text, "hard": c.hard, "value": value, "source": source, "ok": ok, "spare_pct": spare})
     broken = [ch["budget"] for ch in checks if ch["ok"] is False]
     return {"ok": not broken, "broken": broken, "checks": checks}
 

@@ -131,8 +131,11 @@ class Drift:
         """The one line to print when the device is not in its profiled state, else None."""
         if not self.noticeable:
             return None
-        return (f"{self.describe()}: drift-corrected errors are given beside the raw ones; "
-                "re-profile, or find the load or heat that slows the device")
+        pct = 100 * abs(self.factor - 1)
+        meaning = (f"predictions on this device are currently {pct:.0f}% "
+                   f"{'optimistic' if self.factor >= 1 else 'pessimistic'}")
+        return (f"{meaning} ({self.describe()}): drift-corrected errors are given beside the raw ones; "
+                "re-profile, or find the load or heat that changes the device")
 
     def to_dict(self) -> dict[str, Any]:
         m = self.models

@@ -120,8 +120,12 @@ def preflight(conditions: Mapping[str, Any]) -> list[str]:
     usable = conditions.get("usable_cores") or []
     busy = conditions.get("busy_cores")
     if busy:
-        warnings.append(f"busy machine: core(s) {', '.join(map(str, busy))} of {len(usable)} usable were busy with "
-                        "other work; latencies will be slower and noisier than on an idle device")
+        cpus = conditions.get("cpu_count") or len(usable)
+        ran_on = (f"of the {len(usable)} core(s) this measurement runs on ({', '.join(map(str, usable))}; the "
+                  f"machine has {cpus})" if len(usable) < cpus else f"of the machine's {cpus} core(s)")
+        warnings.append(f"busy machine: {len(busy)} {ran_on} {'was' if len(busy) == 1 else 'were'} busy with other "
+                        f"work (core {', '.join(map(str, busy))}); latencies will be slower and noisier than on an "
+                        "idle device")
     load, cpus = conditions.get("load_1m"), conditions.get("cpu_count") or len(usable)
     if busy is None and load is not None and cpus and load > 0.5 * cpus:  # the per-core view, where known, is sharper
         warnings.append(f"busy machine: load average {load:.2f} on {cpus} core(s)")

@@ -152,7 +152,9 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         archive.set_meta("time_spent_s", clock.spent_s())  # a resumed run's time budget counts from here
 
     pool = make_executor(executor, evaluator=evaluator, space=space)
-    finished = finished_line(config, archive.count() + len(archive.pending(space))) if progress and not sys.stderr.isatty() else None
+    # where no bar is drawn (a library call, a log file, a pipe): a log line per finished evaluation
+    drawn = progress and sys.stderr.isatty()
+    finished = None if drawn else finished_line(config, archive.count() + len(archive.pending(space)))
     execute = StashedExecution(archive, pool, worker_setup(config, pool.threads_per_worker()), evaluator, finished)
     with Progress(TextColumn(f"[bold]{config.strategy}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:

@@ -4,13 +4,13 @@ line per finished evaluation where no progress bar can be drawn."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from hwnas.core.log import say
 from hwnas.evaluation.sources import Evaluation, Status
 from hwnas.optimize.archive import Archive, ArchiveError, Record, job_key
 from hwnas.optimize.config import RunConfig
@@ -86,8 +86,12 @@ def completed(arch: Architecture, cheap: dict[str, float], result: Result, objec
                       epochs)
 
 
+PROGRESS = logging.getLogger("hwnas.progress")  # one line per finished evaluation; `--no-progress` silences it
+
+
 def finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
-    """Where no progress bar can be drawn (a log file, a pipe): one line per finished evaluation."""
+    """Where no progress bar is drawn (a library call, a log file, a pipe): one line per finished
+    evaluation, at INFO on the ``hwnas.progress`` logger."""
     count = [done]
     started = time.monotonic()
 
@@ -95,7 +99,9 @@ def finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
         count[0] += 1
         values = "  ".join(f"{m}={e.metrics[m]:.4g}" for m in config.objectives.names if m in e.metrics)
         outcome = values if e.ok else f"failed: {e.reason}"
-        say(f"evaluation {count[0]}/{config.evaluations} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
-            f"since start): {outcome}  {e.arch.string}")
+        total = f"/{config.evaluations}" if not config.time_budget_s else ""
+        epochs = f" at {e.fidelity:g} epochs" if e.fidelity is not None else ""
+        PROGRESS.info(f"evaluation {count[0]}{total}{epochs} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
+                      f"since start): {outcome}  {e.arch.string}")
 
     return line

@@ -64,9 +64,14 @@ class SearchResult:
         return recommend([m.to_dict() for m in self.front], self.config.objectives)
 
     def to_pandas(self) -> Any:
-        """The front as a ``pandas.DataFrame`` (one row per member); needs pandas installed."""
+        """The front as a ``pandas.DataFrame``, one row per member: the objectives first (what a
+        printed frame shows when it is cut), then other metrics, feasibility and the architecture
+        last. Needs pandas installed."""
         try:
             import pandas as pd
         except ImportError:
             raise HwnasError("SearchResult.to_pandas needs pandas: pip install pandas") from None
-        return pd.DataFrame([m.to_dict() for m in self.front])
+        frame = pd.DataFrame([m.to_dict() for m in self.front])
+        first = [n for n in self.config.objectives.names if n in frame.columns]
+        last = [c for c in ("feasible", "violation", "epochs", "arch", "arch_id") if c in frame.columns]
+        return frame[first + [c for c in frame.columns if c not in first and c not in last] + last]

@@ -66,6 +66,9 @@ def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Pat
         assert card["latency"]["measured_ms"] > 0 and card["latency"]["predicted_ms"] > 0
         # the table's sentinels were timed beside the models: raw and drift-corrected errors side by side
         assert card["latency"]["drift"]["n"] >= 3 and card["latency"]["error_pct_drift_corrected"] is not None
+        # said as what it means for the user's predictions, and the budget's margin
+        md = (out / entry["card_md"]).read_text()
+        assert "Drift: predictions on this device are currently " in md and "% to spare)" in md
         assert card["device"]["conditions"]["usable_cores"]
         assert card["budget"]["ok"] and card["budget"]["checks"][0]["source"] == "measured"
         assert card["device"]["fingerprint"]["provider_used"] == "CPUExecutionProvider"
@@ -106,7 +109,9 @@ def test_a_model_over_the_budget_is_flagged(run: Path, tmp_path: Path, quick_spe
         card = json.loads((out / entry["card_json"]).read_text())
         assert not card["budget"]["ok"] and card["budget"]["broken"] == ["latency_ms<=1e-06"]
         assert card["accuracy"]["weights"].startswith("seeded initial weights") or card["accuracy"]["weights"] == "retrained"
-        assert "BREAKS THE BUDGET" in (out / entry["card_md"]).read_text()
+        text = (out / entry["card_md"]).read_text()
+        assert "BREAKS THE BUDGET" in text and "% over)" in text  # how far past the bound, in the user's terms
+        assert "single runs spread" in text and "(CV); the p10 reported above is robust to that spread" in text
         assert card["command"].startswith("hwnas export")
     assert main(["export", str(tmp_path / "nothing"), "--out", str(out)]) == 1
 
