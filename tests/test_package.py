@@ -84,10 +84,11 @@ def test_logging_configured_the_standard_way_shows_a_search_as_it_goes(tmp_path:
               f"logging.basicConfig(level='INFO')\n"
               f"p = hwnas.Problem.build('nb201', ['accuracy:max', 'pi5_onnx_latency_ms:min'], "
               f"sources=hwnas.Sources(benchmark={str(BENCH)!r}))\n"
-              f"hwnas.search(p, {str(tmp_path / 'r')!r}, evaluations=3, strategy='random')\n")
+              f"hwnas.search(p, {str(tmp_path / 'r')!r}, evaluations=4, strategy='random')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "INFO:hwnas.progress:evaluation 1/3 (" in done.stderr and "evaluation 3/3" in done.stderr
+    assert "INFO:hwnas.progress:evaluation 1/4 (" in done.stderr and "evaluation 4/4" in done.stderr
+    assert "since start, about 0 s left): " in done.stderr  # its own estimate once 3 evaluations ran
 
 
 def _quickstart() -> list[str]:

@@ -368,6 +368,20 @@ def make_splits(ds: Dataset, seed: int, fractions: tuple[float, float, float] = 
     return Splits(train, val, test, seed, tuple(float(f) for f in fractions))  # type: ignore[arg-type]
 
 
+SMALL_SPLIT = 500  # a validation split under this many images scores in steps over 0.2 points
+
+
+def small_split_warning(name: str, splits: Splits) -> str | None:
+    """A line for a validation split too small to tell candidates apart (None when it is not)."""
+    n = len(splits.val)
+    if n >= SMALL_SPLIT:
+        return None
+    return (f"dataset {name}: the validation split holds {n} images ({len(splits.train)}/{n}/{len(splits.test)} "
+            f"train/validation/test), so validation accuracy moves in steps of {100 / n:.1f} points; candidates "
+            f"closer than that cannot be told apart ({'the whole of ' + name.split('@')[0] if '@' in name else 'a larger dataset'}"
+            " would resolve more)")
+
+
 def standardize(ds: Dataset, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std from the training split only."""
     x = ds.x[train_idx]

@@ -100,6 +100,10 @@ class MetricSource(abc.ABC):
     def describe(self) -> dict[str, Any]:
         return {"source": type(self).__name__, "provides": list(self.provides)}
 
+    def warnings(self) -> list[str]:
+        """What the user should know before a search spends time on this source (one line each)."""
+        return []
+
 
 class TableMetrics(MetricSource):
     def __init__(self, predictor: Any) -> None:  # hwnas.latency.predictor.Predictor

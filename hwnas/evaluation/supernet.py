@@ -30,7 +30,7 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.files import atomic_path
 from hwnas.core.threads import torch_threads
 from hwnas.measure.conditions import threads_now
-from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
+from hwnas.data.datasets import Dataset, load_for_space, make_splits, small_split_warning, standardize
 from hwnas.evaluation.sharing import (EVAL_ONLY, SAMPLINGS, SCORES, SHARING_VERSION, UNIFORM_OVER, Supernet,
                                       SupernetSettings, check_share_convs, checked_split, fair_paths)
 from hwnas.core.options import POSITIVE, OptionError, Option, check_options, schema
@@ -183,6 +183,10 @@ class SupernetAccuracy(MetricSource):
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
 
+    def warnings(self) -> list[str]:
+        line = small_split_warning(self.dataset_name, self.splits)
+        return [line] if line else []
+
     def describe(self) -> dict[str, Any]:
         return {"source": "supernet", "proxy": True, **self.meta, "path": str(self.path) if self.path else None,
                 "evaluation": {k: getattr(self.settings, k) for k in EVAL_ONLY}, "train_seconds": self.train_seconds,
@@ -234,6 +238,9 @@ class SupernetEnsemble(MetricSource):
 
     def evaluate(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
         return {"accuracy": np.array([self.accuracy(a) for a in archs], dtype=float)}
+
+    def warnings(self) -> list[str]:
+        return self.members[0].warnings()
 
     def describe(self) -> dict[str, Any]:
         first = self.members[0].describe()

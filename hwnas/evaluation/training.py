@@ -30,7 +30,7 @@ from hwnas.core.threads import torch_threads
 from hwnas.core.processes import scratch_folder
 from hwnas.core.options import POSITIVE, Option, as_flag, check_options, schema
 from hwnas.measure.conditions import threads_now
-from hwnas.data.datasets import Dataset, load_for_space, make_splits, standardize
+from hwnas.data.datasets import Dataset, load_for_space, make_splits, small_split_warning, standardize
 from hwnas.evaluation.sources import MetricSource
 from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.models.quantize import Calibration, export_pair, onnx_predictions, top1_percent
@@ -230,6 +230,10 @@ class TrainAccuracy(MetricSource):
             return self.evaluate(archs)
         finally:
             self.settings = full
+
+    def warnings(self) -> list[str]:
+        line = small_split_warning(self.dataset_name, self.splits)
+        return [line] if line else []
 
     def describe(self) -> dict[str, Any]:
         return {"source": "train", "proxy": True, "dataset": self.dataset_name, "settings": asdict(self.settings),

@@ -144,6 +144,9 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         for line in budget_warnings(config.objectives.constraints, space, evaluator,
                                     np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
             log(f"warning: {line}")
+        for source in sources:
+            for line in source.warnings():
+                log(f"warning: {line}")
     replay = Replay(archive)
     clock = _Clock(archive.meta("time_spent_s", 0.0) if resume else 0.0, config.time_budget_s)
 

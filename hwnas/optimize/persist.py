@@ -101,7 +101,20 @@ def finished_line(config: RunConfig, done: int) -> Callable[[Evaluation], None]:
         outcome = values if e.ok else f"failed: {e.reason}"
         total = f"/{config.evaluations}" if not config.time_budget_s else ""
         epochs = f" at {e.fidelity:g} epochs" if e.fidelity is not None else ""
-        PROGRESS.info(f"evaluation {count[0]}{total}{epochs} ({e.wall_s:.1f} s, {time.monotonic() - started:.0f} s "
-                      f"since start): {outcome}  {e.arch.string}")
+        elapsed = time.monotonic() - started
+        PROGRESS.info(f"evaluation {count[0]}{total}{epochs} ({e.wall_s:.1f} s, {elapsed:.0f} s since start"
+                      f"{time_left(config, count[0] - done, count[0], elapsed)}): {outcome}  {e.arch.string}")
 
     return line
+
+
+def time_left(config: RunConfig, new: int, count: int, elapsed_s: float) -> str:
+    """``, about 12 min left``: the search's own estimate once 3 evaluations ran here (the mean time
+    of one so far, times those left), or what is left of a time budget; empty before that."""
+    if new < 3:
+        return ""
+    left_s = (config.evaluations - count) * elapsed_s / new
+    if config.time_budget_s:
+        left_s = min(left_s, config.time_budget_s - elapsed_s)
+    left_s = max(0.0, left_s)
+    return f", about {left_s / 60:.0f} min left" if left_s >= 90 else f", about {left_s:.0f} s left"

@@ -92,8 +92,12 @@ def test_tiny_search_with_train_accuracy_on_digits(tmp_path: Path) -> None:
     cfg = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
                       objectives=objectives, strategy="nsga2", strategy_options={"pop_size": 4}, evaluations=6, seed=0,
                       accuracy="train", accuracy_options=FAST)
-    result = run_search(cfg, tmp_path, progress=False)
+    said: list[str] = []
+    result = run_search(cfg, tmp_path, progress=False, log=said.append)
     assert result.used == 6 and result.front
+    # digits' 1,797 images leave 269 for validation: the user is told what that resolves
+    assert any(line.startswith("warning: dataset digits: the validation split holds 269 images") and
+               "steps of 0.4 points" in line for line in said), said
     assert all(20.0 < m["accuracy"] <= 100.0 and m["flops"] > 0 for m in result.front)
 
 
