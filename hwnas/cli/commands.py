@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 import json
+import sys
 
 import numpy as np
 
@@ -126,41 +127,58 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _arch_strings(args: argparse.Namespace) -> list[str]:
+    """The architectures of ``--arch`` (repeatable) and ``--archs FILE`` (or ``-``), in order."""
+    from hwnas.core.errors import UsageError
+    from hwnas.core.files import read_text
+
+    archs = list(args.arch)
+    if args.archs:
+        text = sys.stdin.read() if args.archs == "-" else read_text(args.archs, UsageError, "architectures file")
+        archs += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not archs:
+        raise UsageError("give --arch ARCH (repeatable) or --archs FILE ('-' for standard input)")
+    return archs
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.latency.predictor import Predictor
     from hwnas.latency.table import open_table
 
     table, space, accepted = open_table(args.table, allow_mismatch=args.allow_mismatch)
-    arch = space.parse(args.arch)
+    archs = [space.parse(a) for a in _arch_strings(args)]  # every string checked before any work
     predictor = Predictor(table, space)
-    pred = predictor.predict([arch])
-    latency = float(pred.latency_ms[0])
-    energy = None if pred.energy_mj is None else float(pred.energy_mj[0])
+    pred = predictor.predict(archs)
     drift = None
-    if args.now:  # time the table's sentinels on the device: is it still as profiled?
+    if args.now:  # time the table's sentinels on the device once: is it still as profiled?
         from hwnas.device.spec import spec_from_record
         from hwnas.device.connect import open_target
         from hwnas.latency.drift import measure_drift
 
         drift, _ = measure_drift(table, space, open_target(spec_from_record(table.device)))
-    if args.json:
-        out = {"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
-               "drift": drift.to_dict() if drift else None,
-               "latency_ms_now": latency * float(drift.at(latency)) if drift else None,
-               "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
-               "arch": arch.string, "arch_id": arch.id, "table": str(table.path), "device": table.fingerprint.get("device"),
-               "calibrated": table.calibration is not None, "accepted_mismatches": accepted,
-               "blocks": predictor.breakdown(arch)}
-        print(json.dumps(out, indent=2))
-        return 0
-    line = f"{latency:.4f} ms ({table.statistic})"
-    if energy is not None:
-        line += f"  {energy:.4f} mJ ({'estimated' if pred.energy_estimated else pred.energy_source})"
-    else:
-        line += "  energy unavailable"
-    print(line)
-    if drift is not None:
-        print(f"now: {latency * float(drift.at(latency)):.4f} ms drift-corrected; {drift.describe()}")
+    now = pred.latency_ms * drift.at(pred.latency_ms) if drift else None
+    for i, arch in enumerate(archs):
+        latency = float(pred.latency_ms[i])
+        energy = None if pred.energy_mj is None else float(pred.energy_mj[i])
+        if args.json:
+            print(json.dumps({"latency_ms": latency, "statistic": table.statistic, "energy_mj": energy,
+                              "latency_ms_now": None if now is None else float(now[i]),
+                              "drift": drift.to_dict() if drift else None,
+                              "energy_source": pred.energy_source, "energy_estimated": pred.energy_estimated,
+                              "arch": arch.string, "arch_id": arch.id, "table": str(table.path),
+                              "device": table.fingerprint.get("device"), "calibrated": table.calibration is not None,
+                              "accepted_mismatches": accepted, "blocks": predictor.breakdown(arch)}))
+            continue
+        line = f"{latency:.4f} ms ({table.statistic})"
+        if now is not None:
+            line += f"  now {float(now[i]):.4f} ms"
+        if energy is not None:
+            line += f"  {energy:.4f} mJ ({'estimated' if pred.energy_estimated else pred.energy_source})"
+        else:
+            line += "  energy unavailable"
+        print(line + (f"  {arch.string}" if len(archs) > 1 else ""))
+    if drift is not None and not args.json:
+        print(f"now: drift-corrected from sentinels timed once; {drift.describe()}")
     return 0
 
 

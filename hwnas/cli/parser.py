@@ -159,11 +159,14 @@ def _device_commands(sub: Any) -> None:  # long: one parser per command, each op
 
     p = sub.add_parser("predict", help="predict an architecture's latency (and energy) from a table")
     p.add_argument("--table", required=True, help="latency table (JSON)")
-    p.add_argument("--arch", required=True, help="architecture string (quote it)")
-    p.add_argument("--json", action="store_true", help="print JSON, with the statistic and a per-block breakdown")
+    p.add_argument("--arch", action="append", default=[], help="architecture string (quote it; repeatable)")
+    p.add_argument("--archs", metavar="FILE", help="architectures, one per line ('-': standard input; blank lines "
+                                                   "and lines starting with # are skipped)")
+    p.add_argument("--json", action="store_true", help="print JSON lines, one per architecture, with the statistic "
+                                                       "and a per-block breakdown")
     p.add_argument("--allow-mismatch", action="store_true", help="use a table made on another device or runtime")
-    p.add_argument("--now", action="store_true", help="time the table's sentinels on the device (seconds) and print "
-                                                      "the drift-corrected prediction beside the table's")
+    p.add_argument("--now", action="store_true", help="time the table's sentinels on the device once (seconds) and "
+                                                      "print each drift-corrected prediction beside the table's")
     p.set_defaults(func="cmd_predict")
 
     p = sub.add_parser("doctor", help="check a device's state before measuring: load, busy cores, clock, heat")

@@ -189,7 +189,7 @@ def test_profile_records_conditions_and_predict_now_and_doctor_report_them(tiny_
     factor = whole["factor"] * np.exp(whole["slope_per_log_ms"] * (np.log(at) - np.log(whole["center_ms"])))
     assert out["drift"]["n"] >= 3 and out["latency_ms_now"] == pytest.approx(out["latency_ms"] * factor)
     assert main(["predict", "--table", str(tiny_table.path), "--arch", arch.string, "--now"]) == 0
-    assert "drift-corrected; device runs" in capsys.readouterr().out
+    assert "drift-corrected from sentinels timed once; device runs" in capsys.readouterr().out
     spec = tmp_path / "d.toml"
     spec.write_text('name = "d"\n[runtime]\nintra_op_threads = 1\n')
     code = main(["doctor", "--device", str(spec), "--json"])
@@ -211,3 +211,29 @@ def test_a_table_names_what_changed_while_it_was_profiled(tiny_table) -> None:
     table.entries[sorted(table.entries)[4]].stats["sweep_spread"] = 0.01  # within tolerance
     table.context.models[0].stats["sweep_spread"] = 0.08
     assert table.unconfirmed() == ([key], [table.context.models[0].arch])
+
+
+def test_batch_prediction_equals_single_ones_and_times_the_sentinels_once(tiny_table, tmp_path: Path, capsys,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwnas.cli import main
+    from hwnas.measure import job
+    from hwnas.spaces import get_space
+
+    archs = [a.string for a in get_space("nb201", input_shape="3x8x8", N=1).sample(np.random.default_rng(2), 4)]
+    single = []
+    for a in archs:
+        assert main(["predict", "--table", str(tiny_table.path), "--arch", a, "--json"]) == 0
+        single.append(json.loads(capsys.readouterr().out)["latency_ms"])
+    listed = tmp_path / "archs.txt"
+    listed.write_text("# four architectures\n" + "\n".join(archs[1:]) + "\n\n")
+    assert main(["predict", "--table", str(tiny_table.path), "--arch", archs[0], "--archs", str(listed), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["arch"] for r in rows] == archs and [r["latency_ms"] for r in rows] == single
+    passes = []
+    real = job.measure
+    monkeypatch.setattr(job, "measure", lambda *a, **kw: passes.append(1) or real(*a, **kw))
+    assert main(["predict", "--table", str(tiny_table.path), "--archs", str(listed), "--now"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(passes) == 1  # one timing pass of the sentinels for every architecture
+    assert len(out) == 4 and all(" now " in line and line.endswith(a) for line, a in zip(out, archs[1:]))
+    assert main(["predict", "--table", str(tiny_table.path)]) == 2  # no architecture: a usage error
