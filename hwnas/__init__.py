@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "describe": "hwnas.spaces.facts", "export_onnx": "hwnas.models.onnx_io",
     # device and latency
     "load_device": "hwnas.device.spec", "DeviceSpec": "hwnas.device.spec",
+    "measure_models": "hwnas.latency.onnx_models",
     "open_table": "hwnas.latency.table", "LatencyTable": "hwnas.latency.table",
     "Predictor": "hwnas.latency.predictor", "validate": "hwnas.latency.validate",
     # search

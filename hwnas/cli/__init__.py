@@ -79,9 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _handler(name: str) -> Handler:
+    import hwnas.cli.bench_commands as bench_commands
     import hwnas.cli.commands as commands  # loads torch: only once a command runs, not for --help
 
-    handler: Handler = getattr(commands, name)
+    handler: Handler = getattr(commands, name, None) or getattr(bench_commands, name)
     return handler
 
 

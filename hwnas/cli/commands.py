@@ -182,6 +182,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure(args: argparse.Namespace) -> int:
+    from hwnas.device.spec import load_device
+    from hwnas.latency.onnx_models import measure_models
+
+    spec = load_device(args.device)
+    rows = measure_models(spec, args.models, seed=args.seed)
+    for r in rows:
+        if args.json:
+            print(json.dumps({**r.to_dict(), "device": spec.name}))
+            continue
+        energy = "" if r.energy_mj is None else f"  {r.energy_mj:.4f} mJ"
+        print(f"{r.latency_ms:.4f} ms ({r.statistic}; median {r.p50_ms:.4f}, single runs spread {r.cv:.0%}"
+              f"{'' if r.stable else ', UNSTABLE'}){energy}  {r.params:,} params  {r.macs / 1e6:.2f} M MACs  {r.path}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hwnas.device.spec import load_device
     from hwnas.device.connect import open_target
@@ -305,52 +321,6 @@ def _resume_changes(args: argparse.Namespace) -> dict[str, object]:
             raise ConfigError(f"{flag}: a resumed run keeps the settings it was started with; give only --evaluations, "
                               "--time-budget, --executor or --no-progress with --resume (or start a new --run-dir)")
     return changes
-
-
-def cmd_bench_real(args: argparse.Namespace) -> int:
-    from hwnas.bench.real import RealBenchPlan, results_markdown, run_real_bench
-    from hwnas.optimize.config import ConfigError
-    from hwnas.optimize.fidelity import parse_scheduler
-
-    try:
-        widths = tuple(float(w) for w in args.widths.split(",") if w.strip())
-    except ValueError:
-        raise ConfigError(f"--widths {args.widths!r}: give numbers separated by commas, e.g. 0.35,0.5") from None
-    plan = RealBenchPlan(dataset=args.dataset, input_shape=args.input, scale=args.scale,
-                         reference_width=args.reference_width, widths=widths, strategy=args.strategy,
-                         time_budget_s=args.time_budget, seeds=args.seeds, retrain_seeds=args.retrain_seeds,
-                         retrain_epochs=args.retrain_epochs, search_options=dict(args.search_opt),
-                         fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)))
-    summary = run_real_bench(plan, args.out, device=args.device, command=["hwnas", *args.argv])
-    print(results_markdown(summary))
-    print(f"summary.json, results.md and accuracy-latency.png in {args.out}/")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from hwnas.bench.problem import tabular_problem
-    from hwnas.bench.run import BenchError, BenchPlan, print_summary, run_bench
-
-    if not args.objective:
-        raise BenchError("give the objectives: --objective accuracy:max --objective <cost column>:min")
-    problem = tabular_problem(args.space, args.table, args.objective, input_shape=args.input, budgets=args.budget,
-                              cheap=args.cheap.split(",") if args.cheap is not None else None)
-    plan = BenchPlan([s.strip() for s in args.strategies.split(",") if s.strip()], args.evaluations, args.seeds,
-                     peers=[s.strip() for s in (args.peers or "").split(",") if s.strip()],
-                     reference_evaluations=args.reference_evaluations)
-    summary = run_bench(problem, plan, args.out, workers=args.workers, command=["hwnas", *args.argv])
-    print_summary(summary)
-    print(f"seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['wall_s']:.1f} s on {summary['workers']} "
-          f"worker(s); traces, summary.json, hv.png and front.png in {args.out}/")
-    return 0
-
-
-def cmd_bench_import(args: argparse.Namespace) -> int:
-    from hwnas.bench.importing import import_nb201
-
-    n = import_nb201(args.input, args.output, index_column=args.index_column)
-    print(f"wrote {args.output}: {n} rows, 'arch' in NAS-Bench-201 cell strings (benchmark index order)")
-    return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

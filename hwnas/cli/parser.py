@@ -169,6 +169,13 @@ def _device_commands(sub: Any) -> None:  # long: one parser per command, each op
                                                       "print each drift-corrected prediction beside the table's")
     p.set_defaults(func="cmd_predict")
 
+    p = sub.add_parser("measure", help="time any ONNX model(s) on a device with its tables' protocol and statistic")
+    p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX files; several are timed interleaved")
+    p.add_argument("--device", default="local-cpu", help="device preset or spec (default local-cpu)")
+    p.add_argument("--json", action="store_true", help="print JSON lines, one per model")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the inputs and the measuring order (default 0)")
+    p.set_defaults(func="cmd_measure")
+
     p = sub.add_parser("doctor", help="check a device's state before measuring: load, busy cores, clock, heat")
     p.add_argument("--device", required=True, help="device spec (TOML)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -141,12 +141,7 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         for key, value in (("config", config.to_dict()), ("versions", versions()), ("fingerprint", fingerprint),
                            ("sources", [s.describe() for s in sources]), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))):
             archive.set_meta(key, value)
-        for line in budget_warnings(config.objectives.constraints, space, evaluator,
-                                    np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
-            log(f"warning: {line}")
-        for source in sources:
-            for line in source.warnings():
-                log(f"warning: {line}")
+        _warn_first(config, space, evaluator, sources, log)
     replay = Replay(archive)
     clock = _Clock(archive.meta("time_spent_s", 0.0) if resume else 0.0, config.time_budget_s)
 
@@ -184,6 +179,18 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
                            float(m["violation"]), m.get("epochs")) for m in front]
     return SearchResult(run.path, members, feasible, trace, used, config, stopped, history(trace, config.objectives),
                         seconds=spent_s)
+
+
+def _warn_first(config: RunConfig, space: SearchSpace, evaluator: CandidateEvaluator, sources: list[Any],
+                log: Any) -> None:
+    """Before a new search spends anything: budgets that bind nothing or exclude everything, and
+    what the sources say (a validation split too small to tell candidates apart)."""
+    for line in budget_warnings(config.objectives.constraints, space, evaluator,
+                                np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
+        log(f"warning: {line}")
+    for source in sources:
+        for line in source.warnings():
+            log(f"warning: {line}")
 
 
 def _say_how_it_ended(config: RunConfig, counts: tuple[int, int, int], stopped: str, spent_s: float,

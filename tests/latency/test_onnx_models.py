@@ -1,0 +1,76 @@
+"""``hwnas measure``: any ONNX file timed with the device's protocol; hand-built files that it
+must take (another opset, a dynamic batch) and refuse in one line (dynamic spatial dimensions, an
+op the runtime lacks, a truncated file, not ONNX at all)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwnas.cli import main
+from hwnas.latency.onnx_models import ModelFileError, count_macs, inspect_model, measure_models
+
+
+def _conv_model(path: Path, *, batch: int | str = 1, side: int | str = 8, opset: int = 17, channels: int = 4,
+                op: str = "Conv", domain: str = "") -> Path:
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((channels, 3, 3, 3)).astype(np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, side, side])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, channels, side, side])
+    node = helper.make_node(op, ["x", "w"], ["y"], pads=[1, 1, 1, 1], domain=domain)
+    graph = helper.make_graph([node], "g", [x], [y], initializer=[w])
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=8), str(path))
+    return path
+
+
+def test_counts_and_shapes_are_read_from_the_file(tmp_path: Path) -> None:
+    f = inspect_model(_conv_model(tmp_path / "a.onnx", channels=4), batch_size=1)
+    assert f.inputs == ((3, 8, 8),) and f.params == 4 * 3 * 3 * 3
+    assert f.macs == 4 * 8 * 8 * 3 * 3 * 3 == count_macs(onnx.load(str(tmp_path / "a.onnx")))
+    dynamic = inspect_model(_conv_model(tmp_path / "b.onnx", batch="N"), batch_size=2)  # the batch is bound
+    assert dynamic.inputs == ((3, 8, 8),)
+    older = inspect_model(_conv_model(tmp_path / "c.onnx", opset=11), batch_size=1)  # another opset is fine
+    assert older.params == f.params
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: _conv_model(p, side="H"), "dynamic dimension 2 (H); export it with static shapes"),
+    (lambda p: _conv_model(p, batch=4), "fixed batch of 4, and the device measures batches of 1"),
+    (lambda p: (p.write_bytes(_conv_model(p).read_bytes()[:40]), p)[1], "not a valid ONNX model"),
+    (lambda p: (p.write_text("hello"), p)[1], "not a valid ONNX model"),
+])
+def test_files_it_cannot_measure_are_one_line(tmp_path: Path, make, message: str) -> None:
+    path = make(tmp_path / "bad.onnx")
+    with pytest.raises(ModelFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        inspect_model(path, batch_size=1)
+
+
+def test_an_op_the_runtime_lacks_is_one_line_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], quick_spec) -> None:
+    path = _conv_model(tmp_path / "custom.onnx", op="NoSuchConv", domain="com.example")
+    with pytest.raises(ModelFileError, match="onnxruntime .CPUExecutionProvider. cannot run it"):
+        measure_models(quick_spec, [path])
+    assert main(["measure", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "custom.onnx" in err
+    assert main(["measure", str(tmp_path / "missing.onnx")]) == 1
+
+
+def test_several_models_are_timed_interleaved_one_row_each(tmp_path: Path, quick_spec,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    small = _conv_model(tmp_path / "small.onnx", channels=2, side=8)
+    large = _conv_model(tmp_path / "large.onnx", channels=64, side=64)
+    rows = measure_models(quick_spec, [small, large])
+    assert [r.name for r in rows] == ["small", "large"] and rows[0].statistic == quick_spec.protocol.statistic
+    assert 0 < rows[0].latency_ms < rows[1].latency_ms and rows[1].macs > rows[0].macs
+    spec = tmp_path / "dev.toml"
+    spec.write_text('name = "test-cpu"\n[runtime]\nintra_op_threads = 1\n'
+                    '[protocol]\nwarmup_runs = 3\nwarmup_s = 0.1\nmin_runs = 20\nmax_runs = 40\nmin_span_s = 0.2\n')
+    assert main(["measure", str(small), str(large), "--device", str(spec), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in lines] == ["small", "large"] and all(r["latency_ms"] > 0 for r in lines)
+    assert lines[0]["sha256"] == inspect_model(small).sha256 and lines[0]["device"] == "test-cpu"
