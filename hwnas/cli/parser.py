@@ -202,7 +202,11 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
                    help="an objective instead of a preset (repeatable; all but the first max one are cheap)")
     p.add_argument("--budget", action="append", default=[], metavar="'METRIC<=X'",
-                   help="a hard budget, e.g. 'latency_ms<=5' (repeatable)")
+                   help="a hard budget, e.g. 'latency_ms<=5', or a factor of --reference's value, 'latency_ms<=0.9x' "
+                        "(repeatable)")
+    p.add_argument("--reference", metavar="MODEL.onnx",
+                   help="your own model as the yardstick: timed on the table's device beside its sentinels, its "
+                        "latency (in the table's terms) is the budget, latency_ms<=1x unless --budget says otherwise")
     p.add_argument("--strategy", default="bo", help="bo, nsga2, progressive, evolution, rl or random (default bo)")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"a strategy option (repeatable); keys: {_keys(STRATEGY_KEYS)}")

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.processes import scratch_folder
-from hwnas.device.target import Target
+from hwnas.device.target import Item, Target
 from hwnas.latency.measurement import Job
 from hwnas.latency.table import LatencyTable
+from hwnas.measure.timing import Stats
 from hwnas.spaces.base import SearchSpace
 
 SENTINEL_BLOCKS = 6  # seconds of extra measurement per pass
@@ -167,9 +168,19 @@ def drift_factor(table_ms: Sequence[float], now_ms: Sequence[float], is_model: S
 
 def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, seed: int = 0,
                   fillers: int = FILLERS) -> tuple[Drift, list[Sentinel]]:
-    """Time the table's sentinels on ``target`` (seconds) and return the drift. A few random
-    models are timed with them and discarded: a pass of seven entries alone read the device
-    1.1-1.2x slower than the interleaved passes of validate did, so the pass is given the
+    """Time the table's sentinels on ``target`` (seconds) and return the drift (``measure_beside``
+    with nothing beside them)."""
+    drift, sentinels, _ = measure_beside(table, space, target, (), seed=seed, fillers=fillers)
+    return drift, sentinels
+
+
+def measure_beside(table: LatencyTable, space: SearchSpace, target: Target, items: Sequence[Item], *, seed: int = 0,
+                   fillers: int = FILLERS) -> tuple[Drift, list[Sentinel], list[Stats]]:
+    """Time ``items`` (ONNX files with their input shapes) in one interleaved pass with the table's
+    sentinels, and return the drift, the sentinels and the items' statistics: a file timed so can be
+    put in the table's terms (divided by the drift at its latency), whatever the device's state now.
+    A few random models are timed with them and discarded: a pass of seven entries alone read the
+    device 1.1-1.2x slower than the interleaved passes of validate did, so the pass is given the
     composition of one."""
     from pathlib import Path
 
@@ -177,13 +188,12 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
     from hwnas.latency.measurement import export_job, measure_files
 
     sentinels = choose_sentinels(table, space)
-    if not sentinels:
-        return drift_factor([], []), []
     extra = [Job("model", a.string, arch=a) for a in space.sample(np.random.default_rng(seed + 1), fillers)]
-    protocol = table.protocol
     with scratch_folder("sentinels") as tmp:
         with torch_threads(1):
-            items = [export_job(j, space, target.spec, Path(tmp), seed) for j in [*extra, *(s.job for s in sentinels)]]
-        stats, _ = measure_files(target.spec, protocol, items, seed=seed, target=target)
-    now = [st.value(table.statistic) for st in stats[len(extra):]]
-    return drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels]), sentinels
+            timed = [export_job(j, space, target.spec, Path(tmp), seed) for j in [*extra, *(s.job for s in sentinels)]]
+        stats, _ = measure_files(target.spec, table.protocol, [*timed, *items], seed=seed, target=target)
+    k = len(extra) + len(sentinels)
+    now = [st.value(table.statistic) for st in stats[len(extra):k]]
+    drift = drift_factor([s.table_ms for s in sentinels], now, [s.job.kind == "model" for s in sentinels])
+    return drift, sentinels, list(stats[k:])

@@ -26,7 +26,8 @@ from hwnas.core.errors import HwnasError
 from hwnas.core.files import check_regular
 from hwnas.device.spec import DeviceSpec
 
-__all__ = ["ModelFile", "ModelFileError", "ModelMeasurement", "inspect_model", "measure_models"]
+__all__ = ["ModelFile", "ModelFileError", "ModelMeasurement", "Reference", "inspect_model", "measure_models",
+           "measure_reference"]
 
 
 class ModelFileError(HwnasError, RuntimeError):
@@ -177,3 +178,48 @@ def measure_models(spec: DeviceSpec, paths: Sequence[str | os.PathLike[str]], *,
                              float(s.cv), bool(s.stable), None if e is None or not np.isfinite(e) else float(e),
                              f.params, f.macs, f.sha256)
             for f, s, e in zip(files, stats, energy)]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A user's model as the yardstick of a search: measured now beside the table's sentinels, and
+    put in the table's terms (``latency_ms``: what the table would have predicted for it), so that a
+    budget made from it means the same whatever the device's state while it was timed."""
+
+    path: str
+    sha256: str
+    params: int
+    macs: int
+    measured_ms: float  # the device's statistic now
+    drift: float  # now / when profiled, at the reference's latency (sentinels timed in the same pass)
+    latency_ms: float  # measured_ms / drift: in the table's terms
+    statistic: str
+    table: str
+
+    def values(self) -> dict[str, float]:
+        """The metrics a budget may be a factor of (``latency_ms<=0.9x``)."""
+        return {"latency_ms": self.latency_ms}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "values": self.values()}
+
+
+def measure_reference(path: str | os.PathLike[str], table: Any, space: Any, *, seed: int = 0) -> Reference:
+    """Time ``path`` on the table's device in one interleaved pass with the table's sentinels."""
+    from hwnas.device.connect import open_target
+    from hwnas.device.spec import spec_from_record
+    from hwnas.latency.drift import measure_beside
+
+    spec = spec_from_record(table.device)
+    f = inspect_model(path, spec.batch_size)
+    if f.inputs != (tuple(space.input_shape),):
+        shape = ", ".join("x".join(map(str, s)) for s in f.inputs)
+        raise ModelFileError(f"{f.path}: the reference takes input {shape}, and the search's space "
+                             f"{'x'.join(map(str, space.input_shape))}; a budget from it would compare other work")
+    _probe(spec, f)
+    drift, _, stats = measure_beside(table, space, open_target(spec), [(f.path, list(f.inputs))], seed=seed)
+    measured = float(stats[0].value(table.statistic))
+    factor = float(drift.at(measured))
+    factor = float(drift.at(measured / factor))  # the trend at its latency in the table's terms
+    return Reference(str(f.path.resolve()), f.sha256, f.params, f.macs, measured, factor, measured / factor,
+                     table.statistic, str(table.path))

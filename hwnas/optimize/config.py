@@ -60,6 +60,7 @@ class RunConfig:
     allow_mismatch: bool = False
     time_budget_s: float | None = None  # the whole search's wall time (None: evaluations alone)
     fidelity: ASHAOptions | None = None  # multi-fidelity: the rungs of successive halving (epochs)
+    reference: Mapping[str, Any] | None = None  # the user's model the budgets were made from, as measured
 
     def __post_init__(self) -> None:
         from hwnas.evaluation.accuracy import estimator
@@ -118,14 +119,15 @@ class RunConfig:
                    strategy_options=dict(strategy_options or {}), evaluations=evaluations, seed=seed, table=src.table,
                    benchmark=src.benchmark, columns=dict(src.columns), accuracy=src.accuracy,
                    accuracy_options=dict(src.accuracy_options), time_limit_s=src.time_limit_s,
-                   allow_mismatch=src.allow_mismatch, time_budget_s=stop.seconds, fidelity=src.fidelity)
+                   allow_mismatch=src.allow_mismatch, time_budget_s=stop.seconds, fidelity=src.fidelity,
+                   reference=problem.reference)
 
     @property
     def problem(self) -> Problem:
         """What the run optimises (everything but the strategy, evaluation count and seed)."""
         return Problem(self.space, self.input_shape, self.objectives, self.num_classes, dict(self.space_options),
                        Sources(self.table, self.benchmark, dict(self.columns), self.accuracy, dict(self.accuracy_options),
-                               self.time_limit_s, self.allow_mismatch, self.fidelity))
+                               self.time_limit_s, self.allow_mismatch, self.fidelity), self.reference)
 
     def build_space(self) -> SearchSpace:
         """The run's space: the one way every stage rebuilds it from a config."""

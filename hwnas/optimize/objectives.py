@@ -29,7 +29,7 @@ from hwnas.core.tomlfile import read_toml
 
 
 CHEAP_BY_DEFAULT = {"latency_ms", "energy_mj", "params", "flops", "macs"}
-_BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(x?)\s*$")
 
 
 class ObjectiveError(UsageError, ValueError):
@@ -99,14 +99,23 @@ class Constraint:
         return bool(self.within(np.array([value]))[0])
 
 
-def parse_budget(text: str, *, hard: bool = True, where: str = "--budget") -> Constraint:
-    """Parse ``latency_ms<=5`` (operators <=, <, >=, >); raises ObjectiveError."""
+def parse_budget(text: str, *, hard: bool = True, where: str = "--budget",
+                 reference: Mapping[str, float] | None = None) -> Constraint:
+    """Parse ``latency_ms<=5`` (operators <=, <, >=, >), or ``latency_ms<=0.9x``: a factor of a
+    reference model's value of the metric (``reference``: metric -> value); raises ObjectiveError."""
     m = _BUDGET_RE.match(text) if isinstance(text, str) else None
     if not m:
-        raise ObjectiveError(f"{where}: budget {text!r} is not METRIC OP NUMBER, e.g. 'latency_ms<=5'")
+        raise ObjectiveError(f"{where}: budget {text!r} is not METRIC OP NUMBER, e.g. 'latency_ms<=5' "
+                             "(or a factor of a reference model's value, 'latency_ms<=0.9x')")
     bound = float(m.group(3))
     if not math.isfinite(bound):
         raise ObjectiveError(f"{where}: budget {text!r} has no finite bound")
+    if m.group(4):
+        value = (reference or {}).get(m.group(1))
+        if value is None:
+            raise ObjectiveError(f"{where}: budget {text!r} is a factor of a reference model's {m.group(1)}; give "
+                                 f"--reference MODEL.onnx{'' if reference is None else ' (it has no ' + m.group(1) + ')'}")
+        bound *= float(value)
     return Constraint(m.group(1), m.group(2), bound, hard)
 
 

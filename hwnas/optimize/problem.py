@@ -76,17 +76,25 @@ class Problem:
     num_classes: int = 10
     space_options: Mapping[str, float] = field(default_factory=dict)
     sources: Sources = Sources()
+    reference: Mapping[str, Any] | None = None  # the user's model the budgets were made from, as measured
 
     @classmethod
     def build(cls, space: str, objectives: str | os.PathLike[str] | ObjectiveSet | Sequence[str] = "accuracy-latency",
               *, input_shape: str = "3x32x32", num_classes: int = 10, space_options: Mapping[str, float] | None = None,
-              budgets: Iterable[str | Constraint] = (), sources: Sources | None = None) -> Problem:
+              budgets: Iterable[str | Constraint] = (), sources: Sources | None = None,
+              reference: Mapping[str, Any] | None = None) -> Problem:
         """A problem from names: ``objectives`` a preset name or file (``hwnas objectives`` lists
         them), specs such as ``["accuracy:max", "latency_ms:min"]`` or an ObjectiveSet; ``budgets``
-        as text (``"latency_ms<=5"``) or parsed. Raises ConfigError (ObjectiveError) for a bad one."""
-        parsed = [b if isinstance(b, Constraint) else parse_budget(b) for b in budgets]
+        as text (``"latency_ms<=5"``) or parsed. With ``reference`` (a measured model's record,
+        ``hwnas.latency.onnx_models.Reference.to_dict()``), a budget may be a factor of its value
+        (``"latency_ms<=0.9x"``), and without a latency budget it is ``latency_ms<=1x``. Raises
+        ConfigError (ObjectiveError) for a bad one."""
+        values = dict(reference["values"]) if reference else None
+        parsed = [b if isinstance(b, Constraint) else parse_budget(b, reference=values) for b in budgets]
+        if values and "latency_ms" in values and not any(c.name == "latency_ms" for c in parsed):
+            parsed.append(parse_budget("latency_ms<=1x", reference=values))
         return cls(space, input_shape, as_objectives(objectives).with_budgets(parsed), num_classes,
-                   dict(space_options or {}), sources or Sources())
+                   dict(space_options or {}), sources or Sources(), dict(reference) if reference else None)
 
     def build_space(self) -> SearchSpace:
         return get_space(self.space, input_shape=self.input_shape, num_classes=self.num_classes, **self.space_options)

@@ -74,3 +74,52 @@ def test_several_models_are_timed_interleaved_one_row_each(tmp_path: Path, quick
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["name"] for r in lines] == ["small", "large"] and all(r["latency_ms"] > 0 for r in lines)
     assert lines[0]["sha256"] == inspect_model(small).sha256 and lines[0]["device"] == "test-cpu"
+
+
+def _reference_file(path: Path, input_shape: str = "3x8x8") -> tuple[Path, str]:
+    import torch
+
+    from hwnas.models.onnx_io import export_onnx
+    from hwnas.spaces import get_space
+
+    space = get_space("nb201", input_shape=input_shape, N=1)
+    arch = space.sample(np.random.default_rng(7), 1)[0]
+    export_onnx(space.build(arch, seed=0), torch.zeros((1, *space.input_shape)), path, dynamic_batch=False)
+    return path, arch.string
+
+
+def test_a_reference_makes_the_budget_in_the_tables_terms_and_the_run_records_it(tiny_table, tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from hwnas.latency.onnx_models import measure_reference
+    from hwnas.latency.predictor import Predictor
+    from hwnas.optimize.archive import Archive
+    from hwnas.spaces import get_space
+
+    ref_path, arch = _reference_file(tmp_path / "ref.onnx")
+    space = get_space("nb201", input_shape="3x8x8", N=1)
+    ref = measure_reference(ref_path, tiny_table, space)
+    predicted = float(Predictor(tiny_table, space).predict([space.parse(arch)]).latency_ms[0])
+    assert ref.latency_ms == pytest.approx(ref.measured_ms / ref.drift)
+    assert 0.5 < ref.latency_ms / predicted < 2.0  # the same model, in the table's terms, near its prediction
+    bench = str(Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz")
+    run = tmp_path / "run"
+    argv = ["search", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1", "--objective", "accuracy:max",
+            "--objective", "latency_ms:min", "--table", str(tiny_table.path), "--benchmark", bench,
+            "--strategy", "random", "--evaluations", "6", "--no-progress"]
+    assert main([*argv, "--reference", str(ref_path), "--budget", "latency_ms<=0.9x", "--run-dir", str(run)]) == 0
+    assert "in the table's terms" in capsys.readouterr().out
+    with Archive(run / "archive.sqlite", readonly=True) as a:
+        config = a.meta("config")
+    assert config["reference"]["sha256"] == inspect_model(ref_path).sha256
+    (budget,) = [c["budget"] for c in config["objectives"]["constraints"]]
+    assert budget.startswith("latency_ms<=")
+    assert float(budget.removeprefix("latency_ms<=")) == pytest.approx(0.9 * config["reference"]["latency_ms"], rel=1e-5)
+    assert main(["search", "--resume", str(run), "--evaluations", "8", "--no-progress"]) == 0  # kept on resume
+    with Archive(run / "archive.sqlite", readonly=True) as a:
+        assert a.meta("config")["reference"] == config["reference"] and a.meta("config")["objectives"] == config["objectives"]
+    capsys.readouterr()
+    assert main([*argv, "--budget", "latency_ms<=0.9x", "--run-dir", str(tmp_path / "no-ref")]) == 2
+    assert "give --reference MODEL.onnx" in capsys.readouterr().err
+    other, _ = _reference_file(tmp_path / "other.onnx", "3x16x16")
+    assert main([*argv, "--reference", str(other), "--run-dir", str(tmp_path / "other")]) == 1
+    assert "the reference takes input 3x16x16, and the search's space 3x8x8" in capsys.readouterr().err
