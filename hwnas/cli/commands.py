@@ -269,6 +269,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bool(args.objectives) == bool(args.objective):
             raise ConfigError("give either --objectives PRESET.toml or --objective NAME:min|max (repeatable)")
         objectives = load_objectives(args.objectives) if args.objectives else objectives_from_specs(args.objective)
+        if args.device and not args.table:  # one call from data to model: the device's table, made if need be
+            from hwnas.device.spec import load_device
+            from hwnas.latency.profiler import cached_table
+
+            space = get_space(args.space, input_shape=args.input, num_classes=args.classes, **dict(args.space_opt))
+            args.table = str(cached_table(load_device(args.device), space, progress=not args.no_progress).path)
         sources = Sources(table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
                           accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit,
                           allow_mismatch=args.allow_mismatch,

@@ -218,6 +218,8 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
     p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
+    p.add_argument("--device", help="without --table: the device (preset or spec) whose table is reused from "
+                                    "latency_tables/, or profiled first when there is none for this space and input")
     p.add_argument("--benchmark", help="a tabular benchmark (CSV or Parquet) with an 'arch' column")
     p.add_argument("--metric", type=_key_value, action="append", default=[], metavar="NAME=COLUMN",
                    help="map a metric to a benchmark column, e.g. latency_ms=pi5_onnx_latency_ms")

@@ -91,6 +91,26 @@ def profile(spec: DeviceSpec, space: SearchSpace, out: str | Path | None = None,
         return _profile(spec, space, path, settings, progress, log)
 
 
+def cached_table(spec: DeviceSpec, space: SearchSpace, *, progress: bool = True,
+                 log: Callable[[str], None] = say) -> LatencyTable:
+    """The device's table for ``space``, profiled now unless a complete one made on this machine
+    with these settings is at its default path (an incomplete one is continued). A table there from
+    another machine is left alone: this machine's goes beside it, under ``<device>@<fingerprint>``."""
+    import hashlib
+    import json
+
+    path = default_table_path(spec.name, space, precision=spec.runtime.precision)
+    if not path.is_file():
+        log(f"no table of {spec.name} for {space!r} yet: profiling it into {path} (minutes; reused by later searches)")
+    try:
+        return profile(spec, space, path, progress=progress, log=log)
+    except TableMismatchError:
+        digest = hashlib.sha256(json.dumps(open_target(spec).fingerprint(), sort_keys=True, default=str).encode())
+        mine = path.parent.with_name(f"{path.parent.name}@{digest.hexdigest()[:8]}") / path.name
+        log(f"{path} was made on another machine or with other settings; this machine's table is {mine}")
+        return profile(spec, space, mine, progress=progress, log=log)
+
+
 # Whole models timed beside the blocks for the boundary fit. INT8 models have a quantize/dequantize
 # pair at every block boundary, more terms for the fit to learn: with 40, mobilenet at 3x32x32
 # fitted to a leave-one-out MAPE of 13% and validated at 37% within 10%; with 80, 0.8% and 100%.

@@ -38,7 +38,7 @@ class CandidateEvaluator:
             if source is None:
                 have = sorted({m for s in sources for m in s.provides})
                 raise ConfigError(f"no source provides metric {metric!r} (available: {', '.join(have) or 'none'}; "
-                                  "give --table for latency_ms/energy_mj, --benchmark for benchmark columns)")
+                                  "give --table or --device for latency_ms/energy_mj, --benchmark for benchmark columns)")
             self.route[metric] = source
         try:  # cheapness is the sources' to declare
             self.objectives = objectives.resolved(lambda m: self.route[m].is_cheap(m))

@@ -123,3 +123,44 @@ def test_a_reference_makes_the_budget_in_the_tables_terms_and_the_run_records_it
     other, _ = _reference_file(tmp_path / "other.onnx", "3x16x16")
     assert main([*argv, "--reference", str(other), "--run-dir", str(tmp_path / "other")]) == 1
     assert "the reference takes input 3x16x16, and the search's space 3x8x8" in capsys.readouterr().err
+
+
+def test_a_search_without_a_table_reuses_the_devices_cached_one_and_another_machines_is_left_alone(
+        tiny_table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+    import shutil
+
+    from hwnas.device.spec import spec_from_record
+    from hwnas.latency.profiler import cached_table
+    from hwnas.latency.table import default_table_path
+    from hwnas.spaces import get_space
+
+    monkeypatch.chdir(tmp_path)
+    space = get_space("nb201", input_shape="3x8x8", N=1)
+    spec = spec_from_record(tiny_table.device)
+    home = default_table_path(spec.name, space)
+    home.parent.mkdir(parents=True)
+    shutil.copy(tiny_table.path, home)
+    said: list[str] = []
+    again = cached_table(spec, space, progress=False, log=said.append)
+    assert again.path == home and any("nothing to do" in line for line in said)  # reused, not re-profiled
+    # the same device name with other runtime settings: another machine's table is left alone
+    other = dataclasses.replace(spec, runtime=dataclasses.replace(spec.runtime, intra_op_threads=2))
+    said.clear()
+    mine = cached_table(other, space, progress=False, log=said.append)
+    assert mine.path.parent.name.startswith(f"{spec.name}@") and mine.path.name == home.name and mine.complete
+    assert any("made on another machine" in line for line in said)
+    assert home.read_bytes() == tiny_table.path.read_bytes()
+    # the command line: --device instead of --table finds the table and says so
+    from tests.conftest import QUICK_DEVICE
+
+    rt, pr = QUICK_DEVICE["runtime"], QUICK_DEVICE["protocol"]
+    (tmp_path / "dev.toml").write_text(
+        f'name = "{spec.name}"\n[runtime]\nintra_op_threads = {rt["intra_op_threads"]}\naffinity = {rt["affinity"]}\n'
+        "[protocol]\n" + "".join(f"{k} = {v}\n" for k, v in pr.items()))
+    bench = str(Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz")
+    capsys.readouterr()
+    assert main(["search", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1", "--objective", "accuracy:max",
+                 "--objective", "latency_ms:min", "--device", str(tmp_path / "dev.toml"), "--benchmark", bench,
+                 "--strategy", "random", "--evaluations", "4", "--run-dir", "r", "--no-progress"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
