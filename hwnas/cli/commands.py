@@ -256,6 +256,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.optimize.objectives import load_objectives, objectives_from_specs
     from hwnas.optimize.minimize import minimize, resume
     from hwnas.optimize.config import Termination
+    from hwnas.cli.reference import against_reference, measure_reference_of
     from hwnas.optimize.fidelity import parse_scheduler
     from hwnas.optimize.problem import Problem, Sources
 
@@ -279,7 +280,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                           accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit,
                           allow_mismatch=args.allow_mismatch,
                           fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)))
-        reference = _reference(args) if args.reference else None
+        reference = measure_reference_of(args) if args.reference else None
         problem = Problem.build(args.space, objectives, input_shape=args.input, num_classes=args.classes,
                                 space_options=dict(args.space_opt), budgets=args.budget, sources=sources,
                                 reference=reference)
@@ -302,23 +303,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if rec:
         print(f"recommended: {rec.arch}\n  why: {rec.why} [predicted by the search; `hwnas export "
               f"{result.run_dir} --out DIR --retrain` measures it]")
+        against = against_reference(result.config.reference, rec.member)
+        if against:
+            print(f"  against your reference: {against}")
     return 0
-
-
-def _reference(args: argparse.Namespace) -> dict[str, object]:
-    """``--reference MODEL.onnx`` timed beside the table's sentinels; its record for the run."""
-    from hwnas.core.errors import UsageError
-    from hwnas.latency.onnx_models import measure_reference
-    from hwnas.latency.table import open_table
-
-    if not args.table:
-        raise UsageError("--reference needs --table: the reference is timed on the table's device, beside its sentinels")
-    table, _, _ = open_table(args.table, allow_mismatch=args.allow_mismatch)
-    space = get_space(args.space, input_shape=args.input, num_classes=args.classes, **dict(args.space_opt))
-    ref = measure_reference(args.reference, table, space)
-    print(f"reference {ref.path}: {ref.measured_ms:.4f} ms ({ref.statistic}) now, timed beside the table's sentinels, "
-          f"which take {ref.drift:.2f}x their profiled time: {ref.latency_ms:.4f} ms in the table's terms")
-    return ref.to_dict()
 
 
 # options a resumed search compares with the run's stored value (equal: fine; else refused, but
@@ -371,6 +359,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     rec = index.get("recommended")
     if rec:
         print(f"recommended: {rec['name']}.onnx ({rec['arch']})\n  why: {rec['why']}")
+        if rec.get("against_reference"):
+            print(f"  against your reference: {rec['against_reference']} (both measured here)")
     return 0
 
 

@@ -28,6 +28,7 @@ class ModelCard(TypedDict):
     latency: dict[str, Any]  # predicted, measured, error raw and drift-corrected, the protocol
     energy: dict[str, Any]
     budget: dict[str, Any]  # every budget checked against measured values
+    reference: dict[str, Any] | None  # against the user's own model (timed in the same pass); None: no reference
     int8: dict[str, Any] | None  # the statically quantized file, side by side (hwnas.deploy.int8); None: not asked
     device: dict[str, Any]  # name, spec, fingerprint, conditions
     seeds: dict[str, Any]
@@ -62,6 +63,33 @@ def _int8_markdown(q: dict[str, Any] | None) -> list[str]:
             f"{verdict}; top-1 agreement on the test split {_fmt(acc['agreement_pct'], '%', 1)}"
             f"{'' if acc['int8_test'] is not None else ' (' + acc.get('note', '') + ')'}. Calibration: "
             f"{q['quantization']['calibration']['source']}.", ""]
+
+
+def reference_words(ref: dict[str, Any] | None) -> str | None:
+    """``2.10x faster and 1.3 points more accurate (95% interval -0.2 to +2.8) than ref.onnx``."""
+    if not ref or not ref.get("speedup"):
+        return None
+    x = ref["speedup"]
+    text = f"{x:.2f}x faster" if x >= 1 else f"{1 / x:.2f}x slower"
+    if ref.get("accuracy_points") is not None:
+        d, (lo, hi) = ref["accuracy_points"], ref["accuracy_points_ci95"]
+        text += (f" and {abs(d):.1f} points {'more' if d >= 0 else 'less'} accurate (95% interval {lo:+.1f} to "
+                 f"{hi:+.1f})")
+    return f"{text} than {ref['path'].rsplit('/', 1)[-1]}"
+
+
+def _reference_markdown(ref: dict[str, Any] | None) -> list[str]:
+    if not ref:
+        return []
+    words = reference_words(ref)
+    if words is None:
+        return ["## Against your reference", "", f"{ref['path']} was not timed: the file is gone or has changed.", ""]
+    lines = ["## Against your reference", "", f"{words[0].upper()}{words[1:]}.", "",
+             f"- Latency: {ref['measured_ms']:.4f} ms for the reference, timed in the same interleaved pass."]
+    if ref.get("accuracy") is not None:
+        lines.append(f"- Accuracy: the reference {ref['accuracy']:.2f}% on the same test split "
+                     f"({ref['test_images']} images), from its ONNX file.")
+    return [*lines, ""]
 
 
 def _stability_line(lat: dict[str, Any]) -> str:
@@ -109,6 +137,7 @@ def card_markdown(card: ModelCard) -> str:
         f"| energy (mJ) | {_fmt(en['predicted_mj'])} | {_fmt(en['measured_mj'])} | {_fmt(en['error_pct'], '%', 1)} |", "",
         _stability_line(lat), "",
         *([_drift_line(lat), ""] if lat.get("drift") else []),
+        *_reference_markdown(card.get("reference")),
         *_int8_markdown(card.get("int8")),
         "## Budget", "",
         ("All budgets met." if bud["ok"] else f"**BREAKS THE BUDGET: {', '.join(bud['broken'])}**"), "",

@@ -18,7 +18,7 @@ from hwnas.core.log import say
 from hwnas.core.files import write_json
 from hwnas.core.errors import HwnasError
 from hwnas.core.versions import versions
-from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown
+from hwnas.deploy.cards import CARD_FIELDS, ModelCard, card_markdown, reference_words
 from hwnas.deploy.int8 import int8_request
 from hwnas.deploy.models import ModelToExport, Provenance, export_models
 from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
@@ -113,7 +113,8 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     constraints = list(checked.constraints)
     command = " ".join(argv) if argv is not None else " ".join(sys.argv)
     seeds = {"search": config.seed, "retrain": s.seed if retrained else None}
-    provenance = Provenance(table, constraints, seeds, command, s.seed, int8_request(spec, config, space, record, s.int8))
+    provenance = Provenance(table, constraints, seeds, command, s.seed, int8_request(spec, config, space, record, s.int8),
+                            config.reference)
     cards = export_models(space, models, out, spec, provenance, progress=progress, log=log)
     over = [c["name"] for c in cards if not c["budget"]["ok"]]
     rec = _recommendation(cards, chosen, checked, (record or {}).get("split_sizes", {}).get("test"))
@@ -151,7 +152,12 @@ def _recommendation(cards: list[ModelCard], chosen: list[dict[str, Any]], object
     if rec is None:
         return None
     source = "test accuracy of the retrained model" if tested else "the search's accuracy proxy (export with --retrain)"
-    return {"name": rec.member["name"], "arch": rec.arch, "why": f"{rec.why} [accuracy: {source}; latency: measured]"}
+    out = {"name": rec.member["name"], "arch": rec.arch, "why": f"{rec.why} [accuracy: {source}; latency: measured]"}
+    card = next(c for c in cards if c["name"] == rec.member["name"])
+    against = reference_words(card.get("reference"))
+    if against:
+        out["against_reference"] = against
+    return out
 
 
 def _chosen(front: dict[str, Any], objectives: ObjectiveSet, how: str, limit: int | None, run_dir: Path,

@@ -50,6 +50,10 @@ def _front_plot(path: Path, front: dict[str, Any], evaluations: list[dict[str, A
         if test:
             ax.scatter(*zip(*test), marker="*", s=80, color="tab:green", zorder=4,
                        label="exported: RETRAINED test accuracy, measured latency")
+    ref = front["config"].get("reference")
+    if ref and x == "latency_ms" and (ref.get("accuracy") or {}).get("accuracy") is not None:
+        ax.scatter([ref["latency_ms"]], [ref["accuracy"]["accuracy"]], marker="X", s=90, color="tab:red", zorder=5,
+                   label="your reference: test accuracy, latency in the table's terms")
     for c in budgets:
         if c.name == x:
             ax.axvline(c.bound, color="k", ls="--", lw=1, label=f"budget {c.text}")
@@ -200,8 +204,10 @@ def _recommended(front: dict[str, Any], index: dict[str, Any] | None) -> str:
     """The recommendation paragraph: the export's (measured) when there is one, else the search's."""
     rec = (index or {}).get("recommended")
     if rec:
+        against = (f" <b>Against your reference:</b> {html.escape(rec['against_reference'])} (both measured in one "
+                   "pass, on the same test split)." if rec.get("against_reference") else "")
         return (f"<p class=\"recommended\"><b>Recommended: {html.escape(rec['name'])}</b> "
-                f"(<code>{html.escape(rec['arch'])}</code>): {html.escape(rec['why'])}.</p>")
+                f"(<code>{html.escape(rec['arch'])}</code>): {html.escape(rec['why'])}.{against}</p>")
     found = recommend(front["front"], ObjectiveSet.from_dict(front["objectives"]))
     if found is None:
         return ""

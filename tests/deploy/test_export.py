@@ -157,3 +157,37 @@ def test_a_card_names_what_the_search_proxy_measured() -> None:
     assert proxy_label({"accuracy": "supernet", "accuracy_options": {"score": "top1"}}) == "supernet, top-1"
     assert proxy_label({"accuracy": "train"}) == "train"
     assert proxy_label({}) is None
+
+
+def test_the_users_reference_is_scored_timed_beside_the_models_and_compared_in_words(
+        run: Path, tmp_path: Path, quick_spec, capsys: pytest.CaptureFixture[str]) -> None:
+    from hwnas.models.onnx_io import export_onnx
+
+    space = get_space("nb201", input_shape="1x8x8", N=1)
+    ref_path = tmp_path / "mine.onnx"
+    export_onnx(space.build(space.sample(np.random.default_rng(3), 1)[0], seed=0), torch.zeros(1, 1, 8, 8), ref_path,
+                dynamic_batch=False)
+    table = str(run.parent / "nb201-1x8x8.json")
+    new = tmp_path / "with-ref"
+    assert main(["search", "--space", "nb201", "--input", "1x8x8", "--space-opt", "N=1", "--objectives",
+                 "accuracy-latency", "--table", table, "--reference", str(ref_path), "--budget", "latency_ms<=3x",
+                 "--accuracy", "train", "--accuracy-opt", "dataset=digits", "--accuracy-opt", "epochs=1",
+                 "--accuracy-opt", "threads=1", "--strategy", "random", "--evaluations", "4", "--run-dir", str(new),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "reference accuracy: " in out and "% on the test split of digits (270 images)" in out
+    assert "against your reference: predicted " in out and "x faster (" in out
+    assert main(["export", str(new), "--out", str(tmp_path / "models"), "--retrain", "--epochs", "1", "--limit", "1",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    index = json.loads((tmp_path / "models" / "index.json").read_text())
+    card = json.loads((tmp_path / "models" / index["models"][0]["card_json"]).read_text())
+    ref = card["reference"]
+    assert ref["measured_ms"] > 0 and ref["speedup"] == pytest.approx(ref["measured_ms"] / card["latency"]["measured_ms"])
+    lo, hi = ref["accuracy_points_ci95"]
+    assert lo < ref["accuracy_points"] < hi and ref["test_images"] == 270
+    assert ref["accuracy_points"] == pytest.approx(card["accuracy"]["test"] - ref["accuracy"])
+    assert "## Against your reference" in (tmp_path / "models" / index["models"][0]["card_md"]).read_text()
+    assert "than mine.onnx (both measured here)" in out and "against your reference: " in out
+    page = write_report(new, export_dir=tmp_path / "models").read_text()
+    assert "Against your reference:" in page
