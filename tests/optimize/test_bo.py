@@ -273,3 +273,30 @@ def test_a_missing_optuna_is_one_line_naming_the_extra(tmp_path: Path, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "hwnas[peers]" in err[0]
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_a_zero_cost_proxy_joins_the_surrogate_for_a_preselected_few_and_keeps_the_trace_seeded(tmp_path: Path) -> None:
+    from hwnas.evaluation.sources import Evaluation
+
+    config = make_config(space="nb201", input_shape="3x8x8", space_options={"N": 1}, objectives=OBJ, strategy="bo",
+                         strategy_options={"initial": 4, "proxy": "synflow", "proxy_pool": 6, "enumerate_limit": 0,
+                                           "pool": 200}, evaluations=8, seed=1, benchmark=str(BENCH))
+    first = run_search(config, tmp_path / "a", progress=False, log=lambda _m: None)
+    again = run_search(config, tmp_path / "b", progress=False, log=lambda _m: None)
+    assert _trace(tmp_path / "a") == _trace(tmp_path / "b") and first.used == 8
+    # the proxy is computed for the preselected candidates and the observations only, not the pool of 200
+    from hwnas.optimize.evaluator import make_evaluator
+
+    space = config.build_space()
+    evaluator, _, _ = make_evaluator(config, space)
+    bo = STRATEGIES.get("bo").create(space, evaluator.objectives, np.random.default_rng(1), config.strategy_options,
+                                     cheap=evaluator.cheap)
+    for _ in range(3):
+        batch = bo.ask()
+        bo.tell([Evaluation(a, {"accuracy": 50.0 + len(a.string) % 7,
+                                **{m: float(v[0]) for m, v in evaluator.cheap([a]).items()}}, expensive=True) for a in batch])
+    before = len(bo._proxy_cache)
+    bo.ask()
+    assert 0 < len(bo._proxy_cache) - before <= 6  # the preselected few, not the pool of 200
+    with pytest.raises(Exception, match="proxy"):
+        STRATEGIES.get("bo").parse_options({"proxy": "magic"})

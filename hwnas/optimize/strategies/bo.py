@@ -29,6 +29,7 @@ from hwnas.spaces.base import Architecture, SearchSpace
 from hwnas.spaces.hooks import surrogate_features
 
 ACQUISITIONS = ("auto", "ehvi", "ei")
+PROXY_FEATURES = ("none", "synflow")  # data-free, so any search can compute it
 REF = 1.1  # reference point of the normalised objectives, as in `hwnas bench`
 
 
@@ -41,6 +42,8 @@ class BOOptions:
     pool: int = 10_000  # candidates drawn per ask in a space too large to list
     enumerate_limit: int = 20_000  # a space this small is listed whole
     warp: bool = True  # rank-warp the targets before fitting
+    proxy: str = "none"  # "synflow": a zero-cost proxy as a surrogate feature, for the pool's best candidates
+    proxy_pool: int = 32  # candidates the proxy is computed for per ask (chosen by the surrogate without it)
 
 
 class BayesianOptimization(Strategy):
@@ -49,8 +52,8 @@ class BayesianOptimization(Strategy):
     needs_cheap: ClassVar[bool] = True
     Options = BOOptions
     option_bounds = {"batch": (1, 100_000), "initial": (1, 100_000), "pool": (10, 10_000_000),
-                     "enumerate_limit": (0, 10_000_000)}
-    option_choices = {"acquisition": ACQUISITIONS, "surrogate": tuple(SURROGATES.names())}
+                     "enumerate_limit": (0, 10_000_000), "proxy_pool": (2, 100_000)}
+    option_choices = {"acquisition": ACQUISITIONS, "surrogate": tuple(SURROGATES.names()), "proxy": PROXY_FEATURES}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator,
                  options: BOOptions | None = None, *, cheap: CheapFn | None = None) -> None:
@@ -83,6 +86,8 @@ class BayesianOptimization(Strategy):
         self.obs_feasible: list[bool] = []
         self.obs_epochs: list[float | None] = []  # a multi-fidelity search's rung of each observation
         self.latest: dict[str, int] = {}  # architecture id -> its observation at the highest rung
+        self.proxy, self.proxy_pool = o.proxy, int(o.proxy_pool)
+        self._proxy_cache: dict[str, float] = {}
 
     # ----- the pool ------------------------------------------------------------------------------
     def _describe(self, archs: list[Architecture]) -> dict[str, Any]:
@@ -225,6 +230,8 @@ class BayesianOptimization(Strategy):
     def _acquire(self, pool: dict[str, Any]) -> list[Architecture]:
         done, X_obs, F_obs = self._training_set()
         Xp, Xo = pool["X"], (X_obs[:, pool["used"]] - pool["mean"]) / pool["sd"]
+        if self.proxy != "none":
+            pool, Xp, Xo = self._with_proxy(pool, Xp, Xo, done, F_obs)
         epochs = self._epochs_feature(done)
         if epochs is not None:  # the pool is predicted at the highest rung
             Xo, Xp = np.column_stack([Xo, epochs]), np.column_stack([Xp, np.zeros(len(Xp))])
@@ -276,6 +283,39 @@ class BayesianOptimization(Strategy):
             fr_c = np.vstack([fr_c, cand_c[best]])  # the fantasy: the pick at its predicted mean
             fr_y = np.append(fr_y, cand_m[best])
         return [pool["archs"][i] for i in picks]
+
+    def _proxy(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """The zero-cost proxy of each architecture at its seeded initial weights (cached)."""
+        from hwnas.core.threads import torch_threads
+        from hwnas.evaluation.proxies import synflow
+
+        with torch_threads(1):  # one small model at a time: more threads only wait on each other
+            for a in archs:
+                if a.id not in self._proxy_cache:
+                    model = self.space.build(a, seed=0, calibrate_bn=False)
+                    self._proxy_cache[a.id] = synflow(model, self.space.input_shape)
+        return np.array([self._proxy_cache[a.id] for a in archs])
+
+    def _with_proxy(self, pool: dict[str, Any], Xp: np.ndarray, Xo: np.ndarray, done: list[int],
+                    F_obs: np.ndarray) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """The pool cut to ``proxy_pool`` candidates (half the surrogate's best by expected
+        improvement of the expensive objective, half spread over the first cheap objective), and both
+        feature matrices with the proxy as one more (standardised) column."""
+        n = len(pool["archs"])
+        if n > self.proxy_pool:
+            y = F_obs[:, self.exp_idx].mean(1)
+            mean, sd = make_surrogate(self.surrogate_name, int(self.rng.integers(2**31 - 1))).fit(Xo, y).predict(Xp)
+            best = np.argsort(-expected_improvement(float(y.min()), mean, sd), kind="stable")[: self.proxy_pool // 2]
+            rest = np.setdiff1d(np.arange(n), best)
+            key = pool["F"][rest, 0] if pool["F"].shape[1] else np.zeros(len(rest))
+            spread = [int(s[len(s) // 2]) for s in np.array_split(rest[np.argsort(key, kind="stable")],
+                                                                  self.proxy_pool - len(best)) if len(s)]
+            keep = np.sort(np.concatenate([best, np.array(spread, dtype=int)]))
+            pool, Xp = _subset(pool, keep), Xp[keep]
+        cand = self._proxy(pool["archs"])
+        seen = self._proxy([self.obs_arch[i] for i in done])
+        mu, sdv = seen.mean(), seen.std() or 1.0
+        return pool, np.column_stack([Xp, (cand - mu) / sdv]), np.column_stack([Xo, (seen - mu) / sdv])
 
     def state(self) -> dict[str, Any]:
         return {"observed": len(self.obs_arch), "front": len(self._front_rows()), "surrogate": self.surrogate_name,
