@@ -282,7 +282,7 @@ def test_a_zero_cost_proxy_joins_the_surrogate_for_a_preselected_few_and_keeps_t
                          strategy_options={"initial": 4, "proxy": "synflow", "proxy_pool": 6, "enumerate_limit": 0,
                                            "pool": 200}, evaluations=8, seed=1, benchmark=str(BENCH))
     first = run_search(config, tmp_path / "a", progress=False, log=lambda _m: None)
-    again = run_search(config, tmp_path / "b", progress=False, log=lambda _m: None)
+    run_search(config, tmp_path / "b", progress=False, log=lambda _m: None)
     assert _trace(tmp_path / "a") == _trace(tmp_path / "b") and first.used == 8
     # the proxy is computed for the preselected candidates and the observations only, not the pool of 200
     from hwnas.optimize.evaluator import make_evaluator
