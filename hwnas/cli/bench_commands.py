@@ -19,7 +19,8 @@ def cmd_bench_real(args: argparse.Namespace) -> int:
                          reference_width=args.reference_width, widths=widths, strategy=args.strategy,
                          time_budget_s=args.time_budget, seeds=args.seeds, retrain_seeds=args.retrain_seeds,
                          retrain_epochs=args.retrain_epochs, search_options=dict(args.search_opt),
-                         fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)))
+                         fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)),
+                         strategy_options=dict(args.strategy_opt))
     summary = run_real_bench(plan, args.out, device=args.device, command=["hwnas", *args.argv])
     print(results_markdown(summary))
     print(f"summary.json, results.md and accuracy-latency.png in {args.out}/")

@@ -308,6 +308,8 @@ def _bench_commands(sub: Any) -> None:
                                                                        "latency is the budget (default 0.35)")
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths compared (comma-separated)")
     p.add_argument("--strategy", default="bo", help="the strategy under test (default bo); random search runs beside it")
+    p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the strategy under test (repeatable), e.g. proxy=synflow for bo")
     p.add_argument("--time-budget", type=positive_seconds, default=1800.0, metavar="SECONDS",
                    help="each search's wall time (default 1800)")
     p.add_argument("--seeds", type=at_least(1, 1000), default=3, help="search seeds (default 3)")
