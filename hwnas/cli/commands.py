@@ -193,8 +193,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
             print(json.dumps({**r.to_dict(), "device": spec.name}))
             continue
         energy = "" if r.energy_mj is None else f"  {r.energy_mj:.4f} mJ"
+        memory = "" if r.peak_memory_kb is None else f"  {r.peak_memory_kb:,.1f} KiB peak  {r.model_kb:,.1f} KiB weights"
         print(f"{r.latency_ms:.4f} ms ({r.statistic}; median {r.p50_ms:.4f}, single runs spread {r.cv:.0%}"
-              f"{'' if r.stable else ', UNSTABLE'}){energy}  {r.params:,} params  {r.macs / 1e6:.2f} M MACs  {r.path}")
+              f"{'' if r.stable else ', UNSTABLE'}){energy}  {r.params:,} params  {r.macs / 1e6:.2f} M MACs{memory}  {r.path}")
     return 0
 
 

@@ -24,6 +24,7 @@ class ModelCard(TypedDict):
     params: int
     macs: int
     flops: int  # 2 x MACs
+    memory: dict[str, Any]  # peak activations and weights (KiB) of the exported graph, at its precision
     accuracy: dict[str, Any]  # val and test, each with where it came from
     latency: dict[str, Any]  # predicted, measured, error raw and drift-corrected, the protocol
     energy: dict[str, Any]
@@ -115,6 +116,13 @@ def _drift_line(lat: dict[str, Any]) -> str:
             f"{_fmt(lat['drift_corrected_ms'])} ms ({_fmt(lat['error_pct_drift_corrected'], '%', 1)} from the measurement).")
 
 
+def _memory_line(memory: dict[str, Any] | None) -> list[str]:
+    if not memory:  # cards written before memory was reported
+        return []
+    return [f"- Memory ({memory['precision']}): peak activations {memory['peak_memory_kb']:,.1f} KiB, weights "
+            f"{memory['model_kb']:,.1f} KiB (liveness analysis of the exported graph)"]
+
+
 def card_markdown(card: ModelCard) -> str:
     acc, lat, en, bud = card["accuracy"], card["latency"], card["energy"], card["budget"]
     fp = card["device"]["fingerprint"]
@@ -125,7 +133,8 @@ def card_markdown(card: ModelCard) -> str:
         f"{card['batch_size']}x{'x'.join(map(str, card['input_shape']))}, sha256 `{card['onnx_sha256'][:16]}...`",
         f"- Checks: onnx.checker passed; onnxruntime {', '.join(card['checks']['onnxruntime_session'])}; "
         f"parity with torch {card['checks']['parity_max_abs_diff']:.2e} (<= {card['checks']['parity_atol']:g})",
-        f"- Parameters: {card['params']:,}; FLOPs: {card['flops'] / 1e6:.2f} M ({card['macs'] / 1e6:.2f} M MACs)", "",
+        f"- Parameters: {card['params']:,}; FLOPs: {card['flops'] / 1e6:.2f} M ({card['macs'] / 1e6:.2f} M MACs)",
+        *_memory_line(card.get("memory")), "",
         "## Accuracy", "",
         "| split | accuracy (%) | source |", "|---|---|---|",
         f"| validation | {_fmt(acc.get('val'), digits=2)} | {acc.get('val_source', '-')} |",

@@ -142,7 +142,8 @@ def _recommendation(cards: list[ModelCard], chosen: list[dict[str, Any]], object
     for card, member in zip(cards, chosen):
         acc = card["accuracy"]
         measured = {"latency_ms": card["latency"]["measured_ms"], "params": card["params"], "macs": card["macs"],
-                    "flops": card["flops"], "energy_mj": card["energy"]["measured_mj"]}
+                    "flops": card["flops"], "energy_mj": card["energy"]["measured_mj"],
+                    **{k: card["memory"][k] for k in ("peak_memory_kb", "model_kb")}}
         row = {**member, **{k: v for k, v in measured.items() if v is not None}, "name": card["name"],
                "feasible": card["budget"]["ok"]}
         row[quality_metric(objectives)] = acc["test"] if acc.get("test") is not None else acc.get("val")
@@ -182,7 +183,8 @@ def _index_row(c: dict[str, Any]) -> dict[str, Any]:
             "latency_error_drift_corrected_pct": c["latency"]["error_pct_drift_corrected"],
             "drift": (c["latency"]["drift"] or {}).get("factor"), "predicted_mj": c["energy"]["predicted_mj"],
             "measured_mj": c["energy"]["measured_mj"], "budget_ok": c["budget"]["ok"],
-            "budget_broken": c["budget"]["broken"], **_int8_index(c["int8"])}
+            "budget_broken": c["budget"]["broken"], "peak_memory_kb": c["memory"]["peak_memory_kb"],
+            "model_kb": c["memory"]["model_kb"], **_int8_index(c["int8"])}
 
 
 def _int8_index(q: dict[str, Any] | None) -> dict[str, Any]:

@@ -259,6 +259,17 @@ def _export_and_measure(b: _Batch, models: Sequence[ModelToExport], out: Path, t
     return measured, [st.value(b.protocol.statistic) for st in stats[k:]], q_files, stats[n:k]
 
 
+def _memory(path: Path, precision: str) -> dict[str, Any]:
+    """Peak activation memory and weights of an exported file (``hwnas.models.memory``)."""
+    import onnx
+
+    from hwnas.models.memory import graph_memory
+
+    facts = graph_memory(onnx.load(str(path)), precision)
+    return {"peak_memory_kb": facts.peak_memory_kb, "model_kb": facts.model_kb, "precision": precision,
+            "method": "liveness analysis of the exported graph in its node order"}
+
+
 def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float | None, float | None],
           int8: dict[str, Any] | None = None) -> ModelCard:
     """A model card: what was exported, how it was checked, and what it costs and scores."""
@@ -271,6 +282,8 @@ def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float 
     known.update({"latency_ms": (int8["latency"]["measured_ms"] if precision == "int8" and int8 else measured_ms,
                                  "measured" if precision == "fp32" else "measured (int8)"),
                   "params": (float(facts.params), "counted"), "macs": (float(facts.macs), "counted")})
+    memory = _memory(Path(rep.path), precision)
+    known.update({k: (float(memory[k]), "exported graph") for k in ("peak_memory_kb", "model_kb")})
     if meas_mj is not None:
         known["energy_mj"] = (meas_mj, "measured")
     elif pred_mj is not None:
@@ -287,7 +300,7 @@ def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float 
         "checks": {"onnx_checker": "passed", "onnxruntime_session": list(rep.providers),
                    "parity_max_abs_diff": rep.max_abs_diff, "parity_atol": b.atol, "parity_inputs": rep.n_parity_inputs,
                    "opset": rep.opset, "exporter": rep.exporter},
-        "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs,
+        "params": facts.params, "macs": facts.macs, "flops": 2 * facts.macs, "memory": memory,
         "accuracy": dict(model.accuracy),
         "latency": {"statistic": b.protocol.statistic, "predicted_ms": pred_ms, "measured_ms": measured_ms,
                     "error_pct": _pct_error(pred_ms, measured_ms),

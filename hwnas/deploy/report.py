@@ -278,7 +278,8 @@ def _model_table(models: list[dict[str, Any]], index: dict[str, Any], out: Path)
     cols = [("name", "model", "str"), ("arch", "architecture", "str"), ("val_accuracy", "val acc (%)", "num"),
             ("test_accuracy", "test acc (%)", "num"), ("predicted_ms", "predicted ms", "num"),
             ("measured_ms", "measured ms", "num"), ("latency_error_pct", "error (%)", "num"),
-            ("params", "params", "num"), ("flops", "FLOPs", "num"), ("budget_ok", "in budget", "num")]
+            ("params", "params", "num"), ("flops", "FLOPs", "num"), ("peak_memory_kb", "peak memory (KiB)", "num"),
+            ("model_kb", "weights (KiB)", "num"), ("budget_ok", "in budget", "num")]
     if any("int8_measured_ms" in m for m in models):  # fp32 and int8 side by side
         cols[6:6] = [("int8_measured_ms", "int8 ms", "num"), ("int8_speedup", "int8 speed-up", "num"),
                      ("fp32_onnx_test_accuracy", "fp32 test (ort, %)", "num"),

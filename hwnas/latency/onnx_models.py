@@ -43,6 +43,8 @@ class ModelFile:
     params: int
     macs: int
     sha256: str
+    peak_memory_kb: float | None = None  # liveness analysis of the graph (hwnas.models.memory); None: unknown
+    model_kb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class ModelMeasurement:
     params: int
     macs: int
     sha256: str
+    peak_memory_kb: float | None
+    model_kb: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +128,28 @@ def count_macs(model: Any) -> int:
     return int(total)
 
 
+def file_memory(model: Any, batch_size: int) -> tuple[float | None, float | None]:
+    """Peak activation memory and weights (KiB, each tensor at its own type) of an onnx ModelProto
+    run with ``batch_size``; (None, None) where shape inference cannot fix every tensor."""
+    import onnx
+
+    from hwnas.models.memory import graph_memory
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:  # a symbolic batch bound, as the device runs it
+        dims = value.type.tensor_type.shape.dim
+        if dims and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0):
+            dims[0].dim_value = batch_size
+    for value in fixed.graph.output:  # inference fills the outputs in again, with the bound batch
+        value.type.tensor_type.ClearField("shape")
+    try:
+        facts = graph_memory(fixed)
+    except Exception:  # an exotic graph whose shapes onnx cannot infer: unknown, not fatal
+        return None, None
+    return facts.peak_memory_kb, facts.model_kb
+
+
 def inspect_model(path: str | os.PathLike[str], batch_size: int = 1) -> ModelFile:
     """Check ``path`` and read what it is; raises ModelFileError with one line naming it."""
     import onnx
@@ -145,7 +171,8 @@ def inspect_model(path: str | os.PathLike[str], batch_size: int = 1) -> ModelFil
         macs = count_macs(model)
     except Exception:  # shape inference that fails on an exotic graph: the count is unknown, not fatal
         macs = 0
-    return ModelFile(p, inputs, params, macs, hashlib.sha256(p.read_bytes()).hexdigest())
+    return ModelFile(p, inputs, params, macs, hashlib.sha256(p.read_bytes()).hexdigest(),
+                     *file_memory(model, batch_size))
 
 
 def _probe(spec: DeviceSpec, f: ModelFile) -> None:
@@ -176,7 +203,7 @@ def measure_models(spec: DeviceSpec, paths: Sequence[str | os.PathLike[str]], *,
     statistic = spec.protocol.statistic
     return [ModelMeasurement(f.path.stem, str(f.path), float(s.value(statistic)), statistic, float(s.p50_ms),
                              float(s.cv), bool(s.stable), None if e is None or not np.isfinite(e) else float(e),
-                             f.params, f.macs, f.sha256)
+                             f.params, f.macs, f.sha256, f.peak_memory_kb, f.model_kb)
             for f, s, e in zip(files, stats, energy)]
 
 
@@ -195,10 +222,13 @@ class Reference:
     latency_ms: float  # measured_ms / drift: in the table's terms
     statistic: str
     table: str
+    peak_memory_kb: float | None = None
+    model_kb: float | None = None
 
     def values(self) -> dict[str, float]:
-        """The metrics a budget may be a factor of (``latency_ms<=0.9x``)."""
-        return {"latency_ms": self.latency_ms}
+        """The metrics a budget may be a factor of (``latency_ms<=0.9x``, ``peak_memory_kb<=1x``)."""
+        memory = {"peak_memory_kb": self.peak_memory_kb, "model_kb": self.model_kb}
+        return {"latency_ms": self.latency_ms, **{k: v for k, v in memory.items() if v is not None}}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "values": self.values()}
@@ -222,4 +252,4 @@ def measure_reference(path: str | os.PathLike[str], table: Any, space: Any, *, s
     factor = float(drift.at(measured))
     factor = float(drift.at(measured / factor))  # the trend at its latency in the table's terms
     return Reference(str(f.path.resolve()), f.sha256, f.params, f.macs, measured, factor, measured / factor,
-                     table.statistic, str(table.path))
+                     table.statistic, str(table.path), f.peak_memory_kb, f.model_kb)

@@ -15,6 +15,7 @@ import numpy as np
 
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.accuracy import ACCURACY
+from hwnas.evaluation.memory import MemoryMetrics
 from hwnas.core.options import as_flag
 from hwnas.evaluation.sources import (BenchmarkMetrics, FactsMetrics, MetricSource, MissingArchitectureError,
                                       TableMetrics)
@@ -135,6 +136,7 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
 
     sources: list[MetricSource] = []
     fingerprint: dict[str, Any] = {}
+    precision = "fp32"  # of the memory metrics: the table's, when there is one
     if config.table:
         table, table_space, _ = open_table(config.table, allow_mismatch=config.allow_mismatch)
         if table_space.config() != space.config() or table_space.name != space.name:
@@ -154,6 +156,7 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
     if config.accuracy and config.accuracy != "table":
         sources.insert(0, ACCURACY.get(config.accuracy)(space, **config.accuracy_options))
     sources.append(FactsMetrics(space))
+    sources.append(MemoryMetrics(space, precision))
     return sources, fingerprint
 
 

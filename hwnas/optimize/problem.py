@@ -87,13 +87,17 @@ class Problem:
         them), specs such as ``["accuracy:max", "latency_ms:min"]`` or an ObjectiveSet; ``budgets``
         as text (``"latency_ms<=5"``) or parsed. With ``reference`` (a measured model's record,
         ``hwnas.latency.onnx_models.Reference.to_dict()``), a budget may be a factor of its value
-        (``"latency_ms<=0.9x"``), and without a latency budget it is ``latency_ms<=1x``. Raises
-        ConfigError (ObjectiveError) for a bad one."""
+        (``"latency_ms<=0.9x"``), and without a latency budget it is ``latency_ms<=1x`` (and
+        ``peak_memory_kb<=1x`` when that is an objective). Raises ConfigError (ObjectiveError) for a
+        bad one."""
         values = dict(reference["values"]) if reference else None
         parsed = [b if isinstance(b, Constraint) else parse_budget(b, reference=values) for b in budgets]
-        if values and "latency_ms" in values and not any(c.name == "latency_ms" for c in parsed):
-            parsed.append(parse_budget("latency_ms<=1x", reference=values))
-        return cls(space, input_shape, as_objectives(objectives).with_budgets(parsed), num_classes,
+        chosen = as_objectives(objectives)
+        implied = ["latency_ms"] + (["peak_memory_kb"] if "peak_memory_kb" in chosen.metrics else [])
+        for metric in implied:  # the reference's own value, unless a budget on it was given
+            if values and metric in values and not any(c.name == metric for c in parsed):
+                parsed.append(parse_budget(f"{metric}<=1x", reference=values))
+        return cls(space, input_shape, chosen.with_budgets(parsed), num_classes,
                    dict(space_options or {}), sources or Sources(), dict(reference) if reference else None)
 
     def build_space(self) -> SearchSpace:

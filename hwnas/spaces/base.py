@@ -56,6 +56,9 @@ class SearchSpace(abc.ABC):
     # what the weight-sharing supernet (hwnas.evaluation.supernet) may do with the space
     weight_sharing: ClassVar[bool] = False  # its sharing slots are declared in its blocks' config
     norm_choices: ClassVar[bool] = False  # layers choose a norm per conv (share_convs shares the conv)
+    # the model runs blocks() one after another, each on the last one's output: per-block facts
+    # (memory) compose into the model's
+    blocks_in_sequence: ClassVar[bool] = False
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10) -> None:
         if len(input_shape) != 3 or min(input_shape) < 1:

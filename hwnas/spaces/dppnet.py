@@ -81,6 +81,7 @@ class DPPNetSpace(SearchSpace):
     name = "dppnet"
     version = "2"  # 2: a dense layer puts its new channels first (a channel permutation of version 1)
     description = "DPP-Net cells: 1-4 densely connected layers x {bnrelu, bn, id} x 5 convs"
+    blocks_in_sequence = True  # build_module runs blocks() one after another (memory composes per block)
     weight_sharing = True
     norm_choices = True
 

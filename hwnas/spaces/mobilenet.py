@@ -106,6 +106,7 @@ class MobileNetSpace(SearchSpace):
     name = "mobilenet"
     version = "1"
     description = "MBConv stages (MnasNet/FBNet/OFA style): width x depth x kernel x expansion"
+    blocks_in_sequence = True  # build_module runs blocks() one after another (memory composes per block)
     weight_sharing = True
 
     def __init__(self, *, input_shape: Shape, num_classes: int = 10, scale: float = 1.0) -> None:

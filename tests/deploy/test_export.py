@@ -69,6 +69,9 @@ def test_export_writes_verified_onnx_and_complete_cards(run: Path, tmp_path: Pat
         # said as what it means for the user's predictions, and the budget's margin
         md = (out / entry["card_md"]).read_text()
         assert "Drift: predictions on this device are currently " in md and "% to spare)" in md
+        # memory of the exported file: at least the input and the output live at once, weights at 4 bytes each
+        assert card["memory"]["peak_memory_kb"] >= (64 + 10) * 4 / 1024 and card["memory"]["model_kb"] > 0
+        assert "peak activations" in md and entry["peak_memory_kb"] == card["memory"]["peak_memory_kb"]
         assert card["device"]["conditions"]["usable_cores"]
         assert card["budget"]["ok"] and card["budget"]["checks"][0]["source"] == "measured"
         assert card["device"]["fingerprint"]["provider_used"] == "CPUExecutionProvider"

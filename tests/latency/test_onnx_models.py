@@ -36,6 +36,9 @@ def test_counts_and_shapes_are_read_from_the_file(tmp_path: Path) -> None:
     assert dynamic.inputs == ((3, 8, 8),)
     older = inspect_model(_conv_model(tmp_path / "c.onnx", opset=11), batch_size=1)  # another opset is fine
     assert older.params == f.params
+    # memory: input and output live together; the weights; a dynamic batch bound to the device's
+    assert f.peak_memory_kb == (3 + 4) * 8 * 8 * 4 / 1024 and f.model_kb == f.params * 4 / 1024
+    assert dynamic.peak_memory_kb == 2 * f.peak_memory_kb
 
 
 @pytest.mark.parametrize("make, message", [
@@ -100,6 +103,14 @@ def test_a_reference_makes_the_budget_in_the_tables_terms_and_the_run_records_it
     ref = measure_reference(ref_path, tiny_table, space)
     predicted = float(Predictor(tiny_table, space).predict([space.parse(arch)]).latency_ms[0])
     assert ref.latency_ms == pytest.approx(ref.measured_ms / ref.drift)
+    assert ref.values()["peak_memory_kb"] == ref.peak_memory_kb > 0 and ref.values()["model_kb"] > 0
+    # with the memory objectives, the reference's peak is a budget too (unless one is given)
+    from hwnas.optimize.problem import Problem
+
+    problem = Problem.build("nb201", ["accuracy:max", "latency_ms:min", "peak_memory_kb:min"], input_shape="3x8x8",
+                            space_options={"N": 1}, reference=ref.to_dict())
+    assert {c.name: c.bound for c in problem.objectives.constraints} == {
+        "latency_ms": pytest.approx(ref.latency_ms), "peak_memory_kb": pytest.approx(ref.peak_memory_kb)}
     assert 0.5 < ref.latency_ms / predicted < 2.0  # the same model, in the table's terms, near its prediction
     bench = str(Path(__file__).resolve().parents[1] / "data" / "nb201_canonical.csv.gz")
     run = tmp_path / "run"
