@@ -8,6 +8,9 @@ relative differences and the rank agreement.
 
     .venv/bin/python tests/bench/memory_vs_onnxruntime.py [SPACE] [CxHxW] [N] [key=value ...]
     .venv/bin/python tests/bench/memory_vs_onnxruntime.py mobilenet 1x28x28 30 scale=0.25
+
+``graph_optimization=disable|basic|extended|all`` (default all, as devices run) sets the level of
+onnxruntime's own graph transformations; the other key=value pairs are the space's options.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from scipy.stats import spearmanr
 
 from hwnas.core.versions import versions
 from hwnas.evaluation.memory import MemoryMetrics
+from hwnas.measure.session import RuntimeSettings
 from hwnas.models.memory import onnxruntime_peak
 from hwnas.models.onnx_io import DEFAULT_OPSET, _export_to
 from hwnas.spaces import get_space
@@ -32,7 +36,9 @@ def main(argv: list[str]) -> int:
     name = argv[0] if argv else "mobilenet"
     shape = argv[1] if len(argv) > 1 else "3x32x32"
     n = int(argv[2]) if len(argv) > 2 else 30
-    options = {k: float(v) for k, v in (a.split("=", 1) for a in argv[3:])}
+    options = {k: v for k, v in (a.split("=", 1) for a in argv[3:])}
+    runtime = RuntimeSettings(graph_optimization=options.pop("graph_optimization", "all"))
+    options = {k: float(v) for k, v in options.items()}
     space = get_space(name, input_shape=shape, **options)
     archs = space.sample(np.random.default_rng(0), n)
     start = time.perf_counter()
@@ -46,10 +52,10 @@ def main(argv: list[str]) -> int:
                 model = space.build(a, seed=0, calibrate_bn=False).eval()
                 _export_to(model, (torch.zeros((1, *space.input_shape)),), path, opset=DEFAULT_OPSET,
                            dynamic_batch=False, exporter="torchscript")
-            peak = onnxruntime_peak(path)
+            peak = onnxruntime_peak(path, runtime)
             arena.append(peak.arena_peak_bytes / 1024)
             requested.append(peak.requested_peak_bytes / 1024)
-    print(f"{name} {shape} {options or ''}: {n} random architectures (seed 0); hwnas's analysis took {took:.1f} s")
+    print(f"{name} {shape} {options or ''} onnxruntime level {runtime.graph_optimization}: {n} random architectures (seed 0); hwnas's analysis took {took:.1f} s")
     for label, measured in (("arena peak (padded, scratch included)", arena), ("requested after each node", requested)):
         m = np.asarray(measured)
         rel = (ours - m) / m
