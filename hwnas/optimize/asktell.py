@@ -28,6 +28,9 @@ Job = tuple[Architecture, float | None]  # a candidate and the epochs to train i
 __all__ = ["EVALUATIONS", "TIME_BUDGET", "LoopHooks", "run_strategy"]
 
 MAX_CANDIDATES_PER_EVALUATION = 50  # stop asking when a budget filters out nearly everything
+# stop when this many batches in a row hold nothing unseen: the strategy cannot find a new candidate
+# (a budget that leaves a handful of architectures, all seen) and asking on only repeats them
+MAX_STALE_BATCHES = 20
 
 
 class _Kind(enum.Enum):
@@ -57,6 +60,7 @@ class _LoopState:
     trace: list[Evaluation] = field(default_factory=list)
     used: int = 0
     asked: int = 0
+    stale: int = 0  # batches in a row with nothing unseen
 
 
 def _plan(batch: list[Architecture], cheap: dict[str, np.ndarray], state: _LoopState, objectives: ObjectiveSet,
@@ -164,6 +168,11 @@ def run_strategy(strategy: Any, evaluator: CandidateEvaluator, objectives: Objec
         if not batch:
             return state.trace, state.used, state.asked, f"{strategy.name} has nothing new to propose"
         state.asked += len(batch)
+        state.stale = state.stale + 1 if all(a.id in state.known for a in batch) else 0
+        if state.stale >= MAX_STALE_BATCHES:
+            return (state.trace, state.used, state.asked,
+                    f"nothing new: {strategy.name} proposed only seen candidates {MAX_STALE_BATCHES} times in a row "
+                    "(the budgets leave few architectures, and every one it finds has been evaluated)")
         cheap = evaluator.cheap(batch) if evaluator.cheap_metrics else {}
         plan = _plan(batch, cheap, state, objectives, hooks, scheduler.first if scheduler else None)
         outcomes = _run_plan(plan, run, timing, state, objectives, hooks, scheduler)
