@@ -232,3 +232,35 @@ def test_search_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 
     with pytest.raises(HwnasError, match="progressive search grows cells"):
         STRATEGIES.get("progressive")(get_space("mobilenet", input_shape="1x28x28"), OBJ, np.random.default_rng(0))
+
+
+def test_a_strategy_that_finds_nothing_new_ends_the_search_with_that_reason() -> None:
+    from hwnas.evaluation.sources import FactsMetrics, MetricSource
+    from hwnas.optimize.asktell import MAX_STALE_BATCHES, run_strategy
+    from hwnas.optimize.evaluator import CandidateEvaluator
+    from hwnas.optimize.objectives import objectives_from_specs
+    from hwnas.spaces import get_space
+
+    space = get_space("nb201", input_shape="1x8x8", N=1)
+
+    class Accuracy(MetricSource):
+        provides, cheap = ("accuracy",), False
+
+        def evaluate(self, archs):
+            return {"accuracy": np.full(len(archs), 50.0)}
+
+    class Same:  # what bo does when the budgets leave nothing unseen: it repeats a known candidate
+        name = "same"
+
+        def __init__(self) -> None:
+            self.space, self.arch = space, space.sample(np.random.default_rng(0), 1)[0]
+
+        def ask(self):
+            return [self.arch]
+
+        def tell(self, _outcomes) -> None:
+            pass
+
+    evaluator = CandidateEvaluator(objectives_from_specs(["accuracy:max", "params:min"]), [Accuracy(), FactsMetrics(space)])
+    trace, used, asked, why = run_strategy(Same(), evaluator, evaluator.objectives, 10)
+    assert used == 1 and asked == 1 + MAX_STALE_BATCHES and why.startswith("nothing new")
