@@ -31,14 +31,14 @@ def module_memory(module: Any, input_shapes: Sequence[Sequence[int]], precision:
     import onnx
     import torch  # loaded when a memory metric is asked for, not when a run is built
 
-    from hwnas.models.onnx_io import DEFAULT_OPSET, _export_to
+    from hwnas.models.onnx_io import ParityCheck, export_onnx
 
     example = tuple(torch.zeros((1, *s)) for s in input_shapes)
     with tempfile.TemporaryDirectory(prefix="hwnas-memory-") as tmp:
-        path = str(Path(tmp) / "m.onnx")
-        with torch.no_grad():
-            _export_to(module.eval(), example, path, opset=DEFAULT_OPSET, dynamic_batch=False, exporter="torchscript")
-        return graph_memory(onnx.load(path), precision)
+        path = Path(tmp) / "m.onnx"
+        # the export the profiler makes of a block (one parity input): the graph the device runs
+        export_onnx(module.eval(), example, path, dynamic_batch=False, parity=ParityCheck(inputs=1))
+        return graph_memory(onnx.load(str(path)), precision)
 
 
 class MemoryMetrics(MetricSource):

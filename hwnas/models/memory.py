@@ -6,8 +6,9 @@ the node that makes it runs and freed after the last node that reads it; while a
 inputs and its outputs are all live. The graph's inputs are live from the start, its outputs to the
 end; weights (initializers) are not activations and are counted apart. Element sizes are the
 precision's (4 bytes for fp32, 2 for fp16, 1 for int8 activations and weights), or the tensors' own.
-Runtimes that run some ops in place (a ReLU over its input) or plan memory across nodes can reach
-below this figure; `MemoryFacts` is the plain sequential bound that MCUNet-style budgets use.
+`MemoryFacts` is the plain sequential bound that MCUNet-style budgets use, the same on every device.
+A runtime's own figure differs both ways: fusions and in-place ops go below it, buffers kept for
+reuse and layout copies above it (``onnxruntime_peak`` reads onnxruntime's; docs/benchmarks/memory.md).
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ def graph_memory(model: Any, precision: str | None = None) -> MemoryFacts:
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
     weights = {i.name for i in graph.initializer}
-    aliases = 0  # constants made from constants (an exporter's Identity of a deduplicated weight): weights too
-    for node in graph.node:
+    for node in graph.node:  # constants made from constants (an Identity of a deduplicated weight): weights too
         if all(name in weights for name in node.input if name):
             weights.update(o for o in node.output if o)
     fixed = ELEMENT_BYTES.get(precision) if precision else None
@@ -87,14 +87,11 @@ def graph_memory(model: Any, precision: str | None = None) -> MemoryFacts:
         for name in list(live):
             if last_use.get(name, -1) <= k and name not in outputs:
                 del live[name]
-    initial = {i.name for i in graph.initializer}
-    weights_bytes = sum(math.prod(i.dims) * (fixed or _dtype_bytes(i.data_type)) for i in graph.initializer)
-    for node in graph.node:  # an Identity of a weight stands for a weight of its own in a trained model
-        if node.op_type == "Identity" and node.input and node.input[0] in weights and node.output[0] not in initial:
-            src = next((i for i in graph.initializer if i.name == node.input[0]), None)
-            if src is not None:
-                aliases += math.prod(src.dims) * (fixed or _dtype_bytes(src.data_type))
-    return MemoryFacts(int(peak), int(weights_bytes + aliases))
+    initial = {i.name: math.prod(i.dims) * (fixed or _dtype_bytes(i.data_type)) for i in graph.initializer}
+    # an exporter's Identity of a deduplicated weight stands for a weight of its own in a trained model
+    aliases = sum(initial[n.input[0]] for n in graph.node
+                  if n.op_type == "Identity" and n.input and n.input[0] in initial and n.output[0] not in initial)
+    return MemoryFacts(int(peak), int(sum(initial.values()) + aliases))
 
 
 @dataclass(frozen=True)
@@ -110,6 +107,10 @@ class RuntimePeak:
     arena_peak_bytes: int
     requested_peak_bytes: int
     nodes: int  # kernels run: after onnxruntime's own graph optimizations (fusions, layout changes)
+
+
+_ORT_TYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
+              "int8": "int8", "uint8": "uint8", "bool": "bool"}
 
 
 def onnxruntime_peak(path: str, runtime: Any = None) -> RuntimePeak:
@@ -136,9 +137,9 @@ def onnxruntime_peak(path: str, runtime: Any = None) -> RuntimePeak:
         so.profile_file_prefix = os.path.join(tmp, "profile")
         session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         feeds, input_bytes = {}, 0
-        for value in session.get_inputs():
+        for value in session.get_inputs():  # zeros of each input's own type (tensor(float) -> float32)
             shape = [d if isinstance(d, int) and d > 0 else 1 for d in value.shape]
-            dtype = np.float32 if "float" in value.type and "16" not in value.type else np.int64
+            dtype = _ORT_TYPES.get(value.type.removeprefix("tensor(").removesuffix(")"), np.float32)
             feeds[value.name] = np.zeros(shape, dtype=dtype)
             input_bytes += feeds[value.name].nbytes
         session.run(None, feeds)

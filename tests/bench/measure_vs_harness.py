@@ -26,7 +26,7 @@ import torch
 
 from hwnas.device.spec import load_device
 from hwnas.latency.onnx_models import measure_models, measure_reference
-from hwnas.models.onnx_io import DEFAULT_OPSET, _export_to
+from hwnas.models.onnx_io import export_onnx
 from hwnas.models.reference import mobilenet_v2
 from hwnas.spaces import parse_shape
 
@@ -75,9 +75,7 @@ def main() -> int:
         paths = []
         for w in WIDTHS:
             path = Path(tmp) / f"mobilenetv2-{w:g}.onnx"
-            with torch.no_grad():
-                _export_to(mobilenet_v2(w, args.input).build(0), (torch.zeros((1, *shape)),), str(path),
-                           opset=DEFAULT_OPSET, dynamic_batch=False, exporter="torchscript")
+            export_onnx(mobilenet_v2(w, args.input).build(0), torch.zeros((1, *shape)), path, dynamic_batch=False)
             paths.append(path)
         ours = [r.latency_ms for r in measure_models(spec, paths)]
         theirs = harness_p10(paths, shape, core)

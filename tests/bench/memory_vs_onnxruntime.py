@@ -28,7 +28,7 @@ from hwnas.core.versions import versions
 from hwnas.evaluation.memory import MemoryMetrics
 from hwnas.measure.session import RuntimeSettings
 from hwnas.models.memory import onnxruntime_peak
-from hwnas.models.onnx_io import DEFAULT_OPSET, _export_to
+from hwnas.models.onnx_io import export_onnx
 from hwnas.spaces import get_space
 
 
@@ -48,10 +48,8 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for a in archs:
             path = str(Path(tmp) / f"{a.id}.onnx")
-            with torch.no_grad():
-                model = space.build(a, seed=0, calibrate_bn=False).eval()
-                _export_to(model, (torch.zeros((1, *space.input_shape)),), path, opset=DEFAULT_OPSET,
-                           dynamic_batch=False, exporter="torchscript")
+            model = space.build(a, seed=0, calibrate_bn=False).eval()
+            export_onnx(model, torch.zeros((1, *space.input_shape)), path, dynamic_batch=False)
             peak = onnxruntime_peak(path, runtime)
             arena.append(peak.arena_peak_bytes / 1024)
             requested.append(peak.requested_peak_bytes / 1024)

@@ -92,12 +92,12 @@ def test_onnxruntime_holds_about_what_the_analysis_says_for_a_plain_conv_chain(t
     import torch
 
     from hwnas.models.memory import onnxruntime_peak
-    from hwnas.models.onnx_io import DEFAULT_OPSET, _export_to
+    from hwnas.models.onnx_io import export_onnx
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, padding=1),
                                 torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 28 * 28, 10)).eval()
     path = str(tmp_path / "chain.onnx")
-    _export_to(model, (torch.zeros(1, 1, 28, 28),), path, opset=DEFAULT_OPSET, dynamic_batch=False, exporter="torchscript")
+    export_onnx(model, torch.zeros(1, 1, 28, 28), path, dynamic_batch=False)
     ours = graph_memory(onnx.load(path)).peak_activation_bytes
     assert ours == 2 * 16 * 28 * 28 * 4  # the second conv's output and its ReLU's, live together
     peak = onnxruntime_peak(path)
