@@ -17,6 +17,15 @@ def space(request: pytest.FixtureRequest) -> SearchSpace:
     return get_space(request.param, input_shape=TEST_INPUTS.get(request.param, "3x16x16"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The export cache of the whole run (and of the processes it starts) in a temporary folder,
+    never the user's ~/.cache."""
+    import os
+
+    os.environ["HWNAS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

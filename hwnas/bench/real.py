@@ -57,6 +57,7 @@ class RealBenchPlan:
     search_options: Mapping[str, Scalar] = field(default_factory=dict)
     fidelity: ASHAOptions | None = ASHAOptions()
     strategy_options: Mapping[str, Scalar] = field(default_factory=dict)  # the strategy under test's
+    claims: bool = True  # search with the trained reference as --reference and check what export claims
 
 
 @dataclass
@@ -89,13 +90,23 @@ def run_real_bench(plan: RealBenchPlan, out: str | Path, *, device: str = "local
     refs = _references(plan)
     budget_ms = _budget(plan, spec, refs, out, log)
     largest = _largest_macs(space, predictor, budget_ms, plan.draws)
-    picks = _searches(plan, space, str(table.path), budget_ms, out / "runs", log)
+    ref_name = f"mobilenetv2-{plan.reference_width:g}"
+    reference = _user_reference(plan, table, space, next(r for r in refs if r.name == ref_name), out, log)
+    picks = _searches(plan, space, str(table.path), budget_ms, out / "runs", log, reference)
     models = [*picks, largest, *refs]
     log(f"5. retraining {len(models)} models x {plan.retrain_seeds} seeds, {plan.retrain_epochs} epochs each")
     accuracy = _retrain(plan, models, out / "retrain.json", log)
     log("6. timing every compared model, interleaved")
     measured = _measure(spec, models, plan.input_shape, out / "models")
     summary = _summarize(plan, models, accuracy, measured, budget_ms)
+    if reference is not None:
+        from hwnas.bench.claims import check_claims, claim_of
+
+        log("7. what export claims against the reference, beside retraining")
+        claims = {m.name: claim_of(out / "runs" / m.name, out / "exports" / m.name, plan.retrain_epochs, log)
+                  for m in picks if m.kind == "search"}
+        claims = {k: c for k, c in claims.items() if c and c["arch"] == next(m.arch for m in picks if m.name == k)}
+        summary["claims"] = check_claims(claims, accuracy, measured, ref_name)
     summary.update(command=list(command), device=spec.name, fingerprint=table.fingerprint,
                    wall_s=time.perf_counter() - started, date=time.strftime("%Y-%m-%d"), plan=_plan_dict(plan))
     write_json(out / "summary.json", summary)
@@ -122,6 +133,27 @@ def _budget(plan: RealBenchPlan, spec: Any, refs: Sequence[_Model], out: Path, l
                       "all_ms": measured, "date": time.strftime("%Y-%m-%d %H:%M")})
     log(f"   budget: latency_ms <= {measured[name]:.4f} ({name}, measured)")
     return float(measured[name])
+
+
+def _user_reference(plan: RealBenchPlan, table: Any, space: Any, ref: _Model, out: Path,
+                    log: Callable[[str], None]) -> Callable[[], dict[str, Any]] | None:
+    """The record of ``--reference`` for the searches (made when a search first needs it): the
+    reference width trained once with the recipe, timed beside the table's sentinels and scored on
+    the test split, as a user's own model would be. None without ``plan.claims``."""
+    if not plan.claims:
+        return None
+    made: dict[str, Any] = {}
+
+    def record() -> dict[str, Any]:
+        if not made:
+            from hwnas.bench.claims import trained_reference
+            from hwnas.evaluation.reference import reference_record
+
+            path = trained_reference(ref.name, ref.build, plan.dataset, plan.retrain_epochs, plan.input_shape,
+                                     out / "models", log)
+            made.update(reference_record(path, table, space, dataset=plan.dataset))
+        return made
+    return record
 
 
 def _plan_dict(plan: RealBenchPlan) -> dict[str, Any]:
@@ -158,16 +190,21 @@ def _largest_macs(space: Any, predictor: Any, budget_ms: float, draws: int) -> _
 
 
 def _searches(plan: RealBenchPlan, space: Any, table: str, budget_ms: float, runs: Path,
-              log: Callable[[str], None]) -> list[_Model]:
-    """Each seed's search with the strategy under test and with random search; their recommended models."""
+              log: Callable[[str], None], reference: Callable[[], dict[str, Any]] | None = None) -> list[_Model]:
+    """Each seed's search with the strategy under test and with random search; their recommended
+    models. The strategy's searches carry ``reference()`` as the user's model (the budget stays the
+    measured one: both searches search under the same number)."""
     from hwnas.optimize.config import Termination
     from hwnas.optimize.minimize import minimize, resume
     from hwnas.optimize.problem import Problem, Sources
 
     sources = Sources(table=table, accuracy="train", accuracy_options={"dataset": plan.dataset, **plan.search_options},
                       fidelity=plan.fidelity)
-    problem = Problem.build(SPACE, "accuracy-latency", input_shape=plan.input_shape, space_options={"scale": plan.scale},
-                            budgets=[f"latency_ms<={budget_ms:.6g}"], sources=sources)
+
+    def problem(with_reference: bool) -> Problem:
+        return Problem.build(SPACE, "accuracy-latency", input_shape=plan.input_shape, space_options={"scale": plan.scale},
+                             budgets=[f"latency_ms<={budget_ms:.6g}"], sources=sources,
+                             reference=reference() if with_reference and reference else None)
     picks = []
     for seed in range(plan.seeds):
         for strategy in dict.fromkeys([plan.strategy, "random"]):
@@ -176,7 +213,8 @@ def _searches(plan: RealBenchPlan, space: Any, table: str, budget_ms: float, run
             if (run / "archive.sqlite").is_file():
                 result = resume(run, log=lambda _m: None)
             else:
-                result = minimize(problem, strategy, evaluations=Termination(seconds=plan.time_budget_s), run_dir=run,
+                result = minimize(problem(strategy == plan.strategy), strategy,
+                                  evaluations=Termination(seconds=plan.time_budget_s), run_dir=run,
                                   seed=seed, strategy_options=plan.strategy_options if strategy == plan.strategy else {})
             rec = result.recommend()
             if rec is None:
@@ -306,6 +344,16 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
         match = f"{c['matches']['model']} ({c['matches']['speedup']:.2f}x)" if "matches" in c else "-"
         lines.append(f"| {c['model']} | {_interval(c['vs_reference'])} | {_interval(c['vs_largest_macs'])} | {rnd} "
                      f"| {match} |")
+    if summary.get("claims"):
+        lines += ["", "What `hwnas export --retrain` claimed against the trained reference (one seed, test-split "
+                  "interval), beside retraining both over the seeds:", "",
+                  "| found model | claimed points (95% interval) | retrained points | in the interval | "
+                  "claimed speed-up | measured speed-up |", "|---|---|---|---|---|---|"]
+        for c in summary["claims"]:
+            lo, hi = c["claimed_ci95"]
+            lines.append(f"| {c['model']} | {c['claimed_points']:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
+                         f"{_interval(c['retrained_points'])} | {'yes' if c['in_interval'] else 'no'} | "
+                         f"{c['claimed_speedup']:.2f}x | {c['measured_speedup']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,7 @@ def cmd_bench_real(args: argparse.Namespace) -> int:
                          time_budget_s=args.time_budget, seeds=args.seeds, retrain_seeds=args.retrain_seeds,
                          retrain_epochs=args.retrain_epochs, search_options=dict(args.search_opt),
                          fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)),
-                         strategy_options=dict(args.strategy_opt))
+                         strategy_options=dict(args.strategy_opt), claims=not args.no_claims)
     summary = run_real_bench(plan, args.out, device=args.device, command=["hwnas", *args.argv])
     print(results_markdown(summary))
     print(f"summary.json, results.md and accuracy-latency.png in {args.out}/")

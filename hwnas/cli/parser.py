@@ -317,6 +317,8 @@ def _bench_commands(sub: Any) -> None:
     p.add_argument("--retrain-epochs", type=at_least(1, 10_000), default=10, help="the retraining recipe's epochs (default 10)")
     p.add_argument("--search-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"an option of the searches' train estimator (repeatable); keys: {ACCURACY_KEYS['train']}")
+    p.add_argument("--no-claims", action="store_true", help="skip the check of what export claims against the trained "
+                   "reference (by default the strategy searches with it as --reference)")
     p.add_argument("--scheduler", choices=("none", "asha"), default="asha", help="the searches' scheduler (default asha)")
     p.add_argument("--scheduler-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="an asha option: min_epochs (default 1), max_epochs (9), eta (3)")

@@ -13,23 +13,21 @@ from hwnas.spaces import get_space
 def measure_reference_of(args: argparse.Namespace) -> dict[str, object]:
     """``--reference MODEL.onnx`` timed beside the table's sentinels; its record for the run."""
     from hwnas.core.errors import UsageError
-    from hwnas.latency.onnx_models import measure_reference
+    from hwnas.evaluation.reference import reference_record
     from hwnas.latency.table import open_table
 
     if not args.table:
         raise UsageError("--reference needs --table: the reference is timed on the table's device, beside its sentinels")
     table, _, _ = open_table(args.table, allow_mismatch=args.allow_mismatch)
     space = get_space(args.space, input_shape=args.input, num_classes=args.classes, **dict(args.space_opt))
-    ref = measure_reference(args.reference, table, space)
-    print(f"reference {ref.path}: {ref.measured_ms:.4f} ms ({ref.statistic}) now, timed beside the table's sentinels, "
-          f"which take {ref.drift:.2f}x their profiled time: {ref.latency_ms:.4f} ms in the table's terms")
-    record = ref.to_dict()
     options = dict(args.accuracy_opt)
-    if args.accuracy in ("train", "supernet") and options.get("dataset"):  # scored as the candidates will be
-        from hwnas.evaluation.reference import reference_accuracy
-
-        record["accuracy"] = reference_accuracy(args.reference, str(options["dataset"]), space,
-                                                split_seed=int(options.get("split_seed", 0)))
+    scored = args.accuracy in ("train", "supernet") and options.get("dataset")  # scored as the candidates will be
+    record = reference_record(args.reference, table, space, dataset=str(options["dataset"]) if scored else None,
+                              split_seed=int(options.get("split_seed", 0)))
+    print(f"reference {record['path']}: {record['measured_ms']:.4f} ms ({record['statistic']}) now, timed beside the "
+          f"table's sentinels, which take {record['drift']:.2f}x their profiled time: {record['latency_ms']:.4f} ms "
+          "in the table's terms")
+    if scored:
         print(f"reference accuracy: {record['accuracy']['accuracy']:.2f}% on the test split of "
               f"{options['dataset']} ({record['accuracy']['n']} images)")
     return record

@@ -28,7 +28,7 @@ from typing import Any
 
 from hwnas.core.errors import HwnasError, UnwritableOutputError
 
-__all__ = ["atomic_path", "check_regular", "check_target", "output_folder", "read_bounded", "read_json", "read_limit", "read_text", "write_atomic", "write_csv", "write_json"]
+__all__ = ["atomic_path", "cache_folder", "check_regular", "check_target", "output_folder", "read_bounded", "read_json", "read_limit", "read_text", "write_atomic", "write_csv", "write_json"]
 
 
 def output_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
@@ -45,6 +45,18 @@ def output_folder(path: str | os.PathLike[str], what: str = "output folder") -> 
     if not os.access(p, os.W_OK | os.X_OK):
         raise UnwritableOutputError(f"{p}: the {what} is not writable")
     return p
+
+
+def cache_folder(kind: str) -> Path | None:
+    """The folder for files hwnas can re-create but keeps to save time (``<cache>/<kind>``), or None
+    where it cannot be created: callers then work without a cache. ``<cache>`` is
+    ``$HWNAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/hwnas``, else ``~/.cache/hwnas``."""
+    root = os.environ.get("HWNAS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "hwnas")
+    try:
+        return output_folder(Path(root) / kind, "cache folder")
+    except (HwnasError, OSError):
+        return None
 
 
 def check_target(target: Path) -> None:

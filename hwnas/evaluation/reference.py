@@ -11,7 +11,7 @@ from hwnas.data.datasets import load_for_space, make_splits, standardize
 from hwnas.models.quantize import onnx_predictions, top1_percent
 from hwnas.spaces.base import SearchSpace
 
-__all__ = ["reference_accuracy"]
+__all__ = ["reference_accuracy", "reference_record"]
 
 
 def reference_accuracy(path: str | os.PathLike[str], dataset: str, space: SearchSpace, *,
@@ -27,3 +27,17 @@ def reference_accuracy(path: str | os.PathLike[str], dataset: str, space: Search
     predictions = onnx_predictions(path, x[test].numpy(), threads=1)
     return {"dataset": dataset, "split": "test", "split_seed": split_seed, "n": len(test),
             "accuracy": top1_percent(predictions, y[test].numpy())}
+
+
+def reference_record(path: str | os.PathLike[str], table: Any, space: SearchSpace, *, dataset: str | None = None,
+                     split_seed: int = 0) -> dict[str, Any]:
+    """What a run records of the user's model (``Problem.build(reference=...)``): its latency timed
+    beside the table's sentinels (``measure_reference``), and, with a ``dataset``, its accuracy on
+    that dataset's test split, scored as the candidates are. Raises ModelFileError for a file that
+    cannot be measured and DatasetError for a dataset that does not fit it."""
+    from hwnas.latency.onnx_models import measure_reference
+
+    record = measure_reference(path, table, space).to_dict()
+    if dataset:
+        record["accuracy"] = reference_accuracy(path, dataset, space, split_seed=split_seed)
+    return record

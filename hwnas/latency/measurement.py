@@ -83,6 +83,36 @@ def export_job(job: Job, space: SearchSpace, spec: DeviceSpec, folder: Path, see
     return path, shapes
 
 
+def export_cached(job: Job, space: SearchSpace, spec: DeviceSpec, seed: int, scratch: Path) -> tuple[Path, list[tuple[int, ...]]]:
+    """``export_job``, kept in the user's cache (``hwnas.core.files.cache_folder``) under a hash of
+    everything the file depends on: the job, the space's name, version and settings, the device's
+    runtime and batch, the seed and the library versions. Files that are timed again and again (the
+    drift sentinels of ``predict --now``) are then exported once. Without a usable cache it exports
+    into ``scratch``, as ``export_job`` does."""
+    import hashlib
+    import json
+
+    import onnxruntime
+
+    from hwnas.core.versions import __version__
+    from hwnas.core.files import cache_folder, write_atomic
+
+    folder = cache_folder("exports")
+    if folder is None:
+        return export_job(job, space, spec, scratch, seed)
+    key = json.dumps([str(job.kind), job.key, space.name, space.version, space.config(), spec.batch_size,
+                      spec.to_dict()["runtime"], seed, __version__, torch.__version__, onnxruntime.__version__],
+                     sort_keys=True)
+    path = folder / f"{job.kind}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"
+    if path.is_file() and not path.is_symlink():
+        shapes = [job.block.in_shape] * job.block.n_inputs if job.block is not None else [space.input_shape]
+        return path, shapes
+    made, shapes = export_job(job, space, spec, scratch, seed)
+    write_atomic(path, made.read_bytes(), durable=False)  # whole or not at all: a killed run leaves no half file
+    made.unlink()
+    return path, shapes
+
+
 def measure_files(
     spec: DeviceSpec,
     protocol: Protocol,

@@ -4,10 +4,12 @@ is a slow test."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,6 +72,22 @@ def test_comparisons_pair_retraining_seeds_and_find_the_matched_width() -> None:
     assert "| mobilenetv2-0.35 | MobileNetV2 | 1.0000 | - | 88.67 [" in text
 
 
+def test_a_claim_is_checked_against_the_retrained_difference_and_the_measured_speed_up() -> None:
+    from hwnas.bench.claims import check_claims
+
+    accuracy = {"bo-seed0": [90.0, 91.0, 92.0], "mobilenetv2-0.35": [88.0, 89.0, 89.0], "bo-seed1": [88.0, 88.5, 89.5]}
+    measured = {"bo-seed0": 0.5, "bo-seed1": 0.8, "mobilenetv2-0.35": 1.0}
+    claims = {"bo-seed0": {"accuracy_points": 1.5, "accuracy_points_ci95": [0.1, 2.9], "speedup": 2.1},
+              "bo-seed1": {"accuracy_points": 1.5, "accuracy_points_ci95": [0.5, 2.5], "speedup": 1.25},
+              "gone": {"accuracy_points": 0.0, "accuracy_points_ci95": [-1.0, 1.0], "speedup": 1.0}}
+    rows = check_claims(claims, accuracy, measured, "mobilenetv2-0.35")
+    assert [r["model"] for r in rows] == ["bo-seed0", "bo-seed1"]  # a model not retrained is not judged
+    first, second = rows
+    assert first["retrained_points"]["mean"] == pytest.approx(2.333, abs=1e-3) and first["in_interval"]
+    assert second["retrained_points"]["mean"] == pytest.approx(0.0) and not second["in_interval"]
+    assert first["measured_speedup"] == pytest.approx(2.0) and first["speedup_error"] == pytest.approx(np.log(1.05))
+
+
 @pytest.mark.slow  # profiles mobilenet for local-cpu when no table is there, then a 2-minute miniature
 def test_a_miniature_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "bench"
@@ -80,5 +98,8 @@ def test_a_miniature_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert {"summary.json", "results.md", "accuracy-latency.png", "retrain.json"} <= {p.name for p in out.iterdir()}
     assert "| largest-macs | largest-MACs |" in (out / "results.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())  # the bo search carried the trained reference
+    assert all(c["claimed_ci95"][0] <= c["claimed_points"] <= c["claimed_ci95"][1] for c in summary["claims"])
+    assert (out / "models" / "mobilenetv2-0.35-trained.onnx").is_file()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # resumed: nothing retrained again
     assert again.returncode == 0 and "test accuracy" not in again.stderr

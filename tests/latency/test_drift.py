@@ -80,8 +80,10 @@ def test_sentinels_span_the_table_and_include_reference_models(tiny_table) -> No
     context = sorted((m.stats[f"{table.statistic}_ms"], m.arch) for m in table.context.models)
     n = len(context)  # the median first, then the 10th, 30th, 70th and 90th percentiles
     assert [s.job.key for s in models] == [context[int(q * n)][1] for q in (0.5, 0.1, 0.3, 0.7, 0.9)]
-    values = sorted(e.stats[f"{table.statistic}_ms"] for e in table.entries.values())
-    assert blocks[0].table_ms == values[0] and blocks[-1].table_ms == values[-1]  # the whole range
+    catalog = {b.key for b in space.catalog()}  # only stable entries are sentinels: an unstable one drifts alone
+    values = sorted(e.stats[f"{table.statistic}_ms"] for k, e in table.entries.items() if e.stable and k in catalog)
+    assert blocks[0].table_ms == values[0] and blocks[-1].table_ms == values[-1]  # the whole stable range
+    assert all(table.entries[s.job.key].stable for s in blocks)
     assert choose_sentinels(table, space) == sentinels  # deterministic
 
 
@@ -229,11 +231,80 @@ def test_batch_prediction_equals_single_ones_and_times_the_sentinels_once(tiny_t
     assert main(["predict", "--table", str(tiny_table.path), "--arch", archs[0], "--archs", str(listed), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["arch"] for r in rows] == archs and [r["latency_ms"] for r in rows] == single
+    from hwnas.latency.drift import Drift
+
+    monkeypatch.setattr(Drift, "noticeable", property(lambda self: False))  # no confirming pass (tested below)
     passes = []
     real = job.measure
-    monkeypatch.setattr(job, "measure", lambda *a, **kw: passes.append(1) or real(*a, **kw))
+    monkeypatch.setattr(job, "measure", lambda runners, protocol, **kw: passes.append(protocol) or real(runners, protocol, **kw))
     assert main(["predict", "--table", str(tiny_table.path), "--archs", str(listed), "--now"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(passes) == 1  # one timing pass of the sentinels for every architecture
+    quick = passes[0]  # the shortened drift protocol: no stability extension, at most two sweeps
+    assert quick.max_runs == quick.min_runs and quick.max_sweeps <= 2 and quick.remeasure == 0
     assert len(out) == 4 and all(" now " in line and line.endswith(a) for line, a in zip(out, archs[1:]))
     assert main(["predict", "--table", str(tiny_table.path)]) == 2  # no architecture: a usage error
+
+
+def test_predict_now_exports_its_sentinels_once_into_the_cache(tiny_table, tmp_path: Path, capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second ``--now`` call times the same files without exporting them again; another seed
+    or an unusable cache folder exports afresh, and the answer comes all the same."""
+    from hwnas.cli import main
+    from hwnas.latency import measurement
+    from hwnas.latency.drift import measure_drift
+    from hwnas.device.connect import open_target
+    from hwnas.device.spec import spec_from_record
+    from hwnas.latency.table import open_table
+
+    from hwnas.latency.drift import Drift
+
+    monkeypatch.setattr(Drift, "noticeable", property(lambda self: False))  # one pass per call: counts are exact
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path / "cache"))
+    exported = []
+    real = measurement.export_job
+    monkeypatch.setattr(measurement, "export_job", lambda j, *a, **kw: exported.append(j.key) or real(j, *a, **kw))
+    from hwnas.spaces import get_space
+
+    arch = ["--arch", get_space("nb201", input_shape="3x8x8", N=1).sample(np.random.default_rng(3), 1)[0].string]
+    assert main(["predict", "--table", str(tiny_table.path), *arch, "--now"]) == 0
+    first = len(exported)
+    files = sorted((tmp_path / "cache" / "exports").glob("*.onnx"))
+    assert first >= 8 and len(files) == first  # fillers and sentinels, one file each
+    assert main(["predict", "--table", str(tiny_table.path), *arch, "--now"]) == 0
+    assert len(exported) == first and " now " in capsys.readouterr().out  # nothing exported again
+    table, space, _ = open_table(tiny_table.path)
+    target = open_target(spec_from_record(table.device))
+    measure_drift(table, space, target, seed=5)  # other fillers and seeds: other files
+    assert len(exported) == 2 * first
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path / "file"))  # not a folder: no cache, still an answer
+    drift, _ = measure_drift(table, space, target)
+    assert len(exported) == 3 * first and drift.n >= 3
+
+
+def test_a_quick_drift_is_confirmed_by_a_second_pass_before_it_is_reported(tiny_table, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A noticeable drift from the quick pass is timed again and each sentinel keeps its faster
+    pass: a spell of a few seconds does not become the device's state; no drift, no second pass."""
+    from hwnas.latency import drift as mod
+    from hwnas.latency.table import open_table
+
+    table, space, _ = open_table(tiny_table.path)
+    sentinels = choose_sentinels(table, space)
+    base = np.array([s.table_ms for s in sentinels])
+    passes: list[np.ndarray] = []
+
+    def fake(table, space, target, items, seed, fillers, protocol):  # noqa: ANN001 - the signature of _timed
+        now = base * (1.3 if not passes else 1.01) if scenario == "spell" else base * 1.01
+        passes.append(now)
+        assert protocol.max_runs == protocol.min_runs  # the quick protocol
+        return mod._drift_of(sentinels, now), sentinels, [], now
+
+    monkeypatch.setattr(mod, "_timed", fake)
+    scenario = "spell"
+    drift, _ = mod.measure_drift(table, space, target=None)  # type: ignore[arg-type]
+    assert len(passes) == 2 and drift.factor == pytest.approx(1.01) and not drift.noticeable
+    passes.clear()
+    scenario = "steady"
+    drift, _ = mod.measure_drift(table, space, target=None)  # type: ignore[arg-type]
+    assert len(passes) == 1 and drift.factor == pytest.approx(1.01)
