@@ -137,10 +137,13 @@ def test_a_wheel_works_alone_from_an_empty_folder(tmp_path: Path) -> None:
     where = subprocess.run([str(fresh / "bin" / "python"), "-c", "import hwnas; print(hwnas.__file__)"], cwd=work,
                            capture_output=True, text=True, check=True).stdout
     assert str(fresh) in where, where  # the wheel's copy, not the source tree
-    assert "local-cpu" in run("devices")
-    run("profile", "--device", "local-cpu", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1",
+    assert "local-cpu" in run("devices")  # the presets travel in the wheel
+    # a user's own spec with a short protocol: the wheel is under test here, not the protocol's duration
+    (work / "quick.toml").write_text('name = "quick"\n[runtime]\nintra_op_threads = 1\n[protocol]\nwarmup_runs = 3\n'
+                                     'warmup_s = 0.2\nmin_runs = 20\nmax_runs = 80\nmin_span_s = 0.2\n')
+    run("profile", "--device", "quick.toml", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1",
         "--context-models", "3", "--no-progress")
-    table = work / "latency_tables" / "local-cpu" / "nb201-N1-3x8x8.json"
+    table = work / "latency_tables" / "quick" / "nb201-N1-3x8x8.json"
     assert table.is_file()
     run("search", "--space", "nb201", "--input", "3x8x8", "--space-opt", "N=1", "--objectives", "accuracy-latency",
         "--table", str(table), "--benchmark", str(BENCH), "--evaluations", "4", "--strategy", "random",
