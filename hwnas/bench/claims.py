@@ -89,9 +89,9 @@ def check_claims(claims: Mapping[str, Mapping[str, Any]], accuracy: Mapping[str,
             continue
         diff = ci95([a - b for a, b in zip(accuracy[name], accuracy[reference])])
         lo, hi = c["accuracy_points_ci95"]
-        speedup = measured[reference] / measured[name] if measured.get(name) else float("nan")
+        speedup = measured[reference] / measured[name] if measured.get(name) else None
         rows.append({"model": name, "claimed_points": c["accuracy_points"], "claimed_ci95": [lo, hi],
                      "retrained_points": diff, "in_interval": bool(lo <= diff["mean"] <= hi),
                      "claimed_speedup": c["speedup"], "measured_speedup": speedup,
-                     "speedup_error": float(np.log(c["speedup"] / speedup)) if speedup == speedup else None})
+                     "speedup_error": None if speedup is None else float(np.log(c["speedup"] / speedup))})
     return rows

@@ -103,9 +103,11 @@ def run_real_bench(plan: RealBenchPlan, out: str | Path, *, device: str = "local
         from hwnas.bench.claims import check_claims, claim_of
 
         log("7. what export claims against the reference, beside retraining")
-        claims = {m.name: claim_of(out / "runs" / m.name, out / "exports" / m.name, plan.retrain_epochs, log)
-                  for m in picks if m.kind == "search"}
-        claims = {k: c for k, c in claims.items() if c and c["arch"] == next(m.arch for m in picks if m.name == k)}
+        claims = {}
+        for m in (p for p in picks if p.kind == "search"):
+            claim = claim_of(out / "runs" / m.name, out / "exports" / m.name, plan.retrain_epochs, log)
+            if claim and claim["arch"] == m.arch:  # the card is about the model the benchmark retrained
+                claims[m.name] = claim
         summary["claims"] = check_claims(claims, accuracy, measured, ref_name)
     summary.update(command=list(command), device=spec.name, fingerprint=table.fingerprint,
                    wall_s=time.perf_counter() - started, date=time.strftime("%Y-%m-%d"), plan=_plan_dict(plan))
@@ -317,6 +319,10 @@ def _summarize(plan: RealBenchPlan, models: Sequence[_Model], accuracy: dict[str
     return {"budget_ms": budget_ms, "models": rows, "comparisons": comparisons}
 
 
+def _times(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
 def _interval(c: Mapping[str, Any]) -> str:
     lo, hi = c["ci95"]
     return f"{c['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
@@ -353,7 +359,7 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
             lo, hi = c["claimed_ci95"]
             lines.append(f"| {c['model']} | {c['claimed_points']:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
                          f"{_interval(c['retrained_points'])} | {'yes' if c['in_interval'] else 'no'} | "
-                         f"{c['claimed_speedup']:.2f}x | {c['measured_speedup']:.2f}x |")
+                         f"{c['claimed_speedup']:.2f}x | {_times(c['measured_speedup'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -181,8 +181,8 @@ def measure_drift(table: LatencyTable, space: SearchSpace, target: Target, *, se
     """Time the table's sentinels on ``target`` and return the drift (``measure_beside`` with
     nothing beside them). ``quick`` times them with ``quick_protocol`` (seconds), and confirms a
     noticeable drift with a second quick pass, each sentinel keeping its faster pass (the table's
-    "fastest sweep"): beside a busy neighbour one 7 s pass in three read 1.27x where the full
-    protocol read 1.02x. ``quick=False`` uses the table's own protocol."""
+    "fastest sweep"; why: docs/benchmarks/latency.md). ``quick=False`` uses the table's own
+    protocol."""
     if not quick:
         return _timed(table, space, target, (), seed, fillers, None)[:2]
     drift, sentinels, _, now = _timed(table, space, target, (), seed, fillers, quick_protocol(table.protocol))
