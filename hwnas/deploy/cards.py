@@ -120,7 +120,7 @@ def _memory_line(memory: dict[str, Any] | None) -> list[str]:
     if not memory:  # cards written before memory was reported
         return []
     return [f"- Memory ({memory['precision']}): peak activations {memory['peak_memory_kb']:,.1f} KiB, weights "
-            f"{memory['model_kb']:,.1f} KiB (liveness analysis of the exported graph)"]
+            f"{memory['model_kb']:,.1f} KiB ({memory.get('method', 'liveness analysis of the exported graph')})"]
 
 
 def card_markdown(card: ModelCard) -> str:

@@ -259,15 +259,18 @@ def _export_and_measure(b: _Batch, models: Sequence[ModelToExport], out: Path, t
     return measured, [st.value(b.protocol.statistic) for st in stats[k:]], q_files, stats[n:k]
 
 
-def _memory(path: Path, precision: str) -> dict[str, Any]:
-    """Peak activation memory and weights of an exported file (``hwnas.models.memory``)."""
+def _memory(path: Path, precision: str, spec: DeviceSpec, input_shape: Sequence[int]) -> dict[str, Any]:
+    """Peak activation memory (onnxruntime's allocation plan at the device's graph optimization
+    level, ``hwnas.evaluation.memory``) and weights of an exported fp32 file, at ``precision``."""
     import onnx
 
+    from hwnas.evaluation.memory import planned_peak_of
     from hwnas.models.memory import graph_memory
 
-    facts = graph_memory(onnx.load(str(path)), precision)
-    return {"peak_memory_kb": facts.peak_memory_kb, "model_kb": facts.model_kb, "precision": precision,
-            "method": "liveness analysis of the exported graph in its node order"}
+    model = onnx.load(str(path))
+    peak = planned_peak_of(model, precision, spec.runtime, input_shape)
+    return {"peak_memory_kb": peak / 1024, "model_kb": graph_memory(model, precision).model_kb, "precision": precision,
+            "method": f"onnxruntime's allocation plan (graph optimization {spec.runtime.graph_optimization})"}
 
 
 def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float | None, float | None],
@@ -282,7 +285,7 @@ def _card(b: _Batch, model: ModelToExport, m: _Measured, predicted: tuple[float 
     known.update({"latency_ms": (int8["latency"]["measured_ms"] if precision == "int8" and int8 else measured_ms,
                                  "measured" if precision == "fp32" else "measured (int8)"),
                   "params": (float(facts.params), "counted"), "macs": (float(facts.macs), "counted")})
-    memory = _memory(Path(rep.path), precision)
+    memory = _memory(Path(rep.path), precision, b.spec, b.space.input_shape)
     known.update({k: (float(memory[k]), "exported graph") for k in ("peak_memory_kb", "model_kb")})
     if meas_mj is not None:
         known["energy_mj"] = (meas_mj, "measured")

@@ -129,11 +129,13 @@ def count_macs(model: Any) -> int:
 
 
 def file_memory(model: Any, batch_size: int) -> tuple[float | None, float | None]:
-    """Peak activation memory and weights (KiB, each tensor at its own type) of an onnx ModelProto
-    run with ``batch_size``; (None, None) where shape inference cannot fix every tensor."""
+    """Peak activation memory (onnxruntime's allocation plan, ``hwnas.models.ort_planner``) and
+    weights (each tensor at its own type), in KiB, of an onnx ModelProto run with ``batch_size``;
+    None for what cannot be worked out (an exotic graph onnxruntime or onnx cannot size)."""
     import onnx
 
     from hwnas.models.memory import graph_memory
+    from hwnas.models.ort_planner import planned_peak_bytes, runtime_program
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -144,10 +146,14 @@ def file_memory(model: Any, batch_size: int) -> tuple[float | None, float | None
     for value in fixed.graph.output:  # inference fills the outputs in again, with the bound batch
         value.type.tensor_type.ClearField("shape")
     try:
-        facts = graph_memory(fixed)
-    except Exception:  # an exotic graph whose shapes onnx cannot infer: unknown, not fatal
-        return None, None
-    return facts.peak_memory_kb, facts.model_kb
+        weights_kb: float | None = graph_memory(fixed).model_kb
+    except Exception:  # shapes onnx cannot infer: unknown, not fatal
+        weights_kb = None
+    try:
+        peak_kb: float | None = planned_peak_bytes(runtime_program(fixed, batch=batch_size)) / 1024
+    except Exception:  # a graph onnxruntime cannot run on zeros (the session check reports why)
+        peak_kb = None
+    return peak_kb, weights_kb
 
 
 def inspect_model(path: str | os.PathLike[str], batch_size: int = 1) -> ModelFile:

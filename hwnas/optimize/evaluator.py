@@ -133,15 +133,20 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
     """Metric sources from a run config; returns them and the device fingerprint (if a table)."""
     from hwnas.latency.predictor import Predictor
     from hwnas.latency.table import open_table
+    from hwnas.measure.session import RuntimeSettings
 
     sources: list[MetricSource] = []
     fingerprint: dict[str, Any] = {}
     precision = "fp32"  # of the memory metrics: the table's, when there is one
+    runtime: Any = None
+    machine: str | None = None
     if config.table:
         table, table_space, _ = open_table(config.table, allow_mismatch=config.allow_mismatch)
         if table_space.config() != space.config() or table_space.name != space.name:
             raise SearchError(f"{config.table} was profiled for {table_space!r}, not {space!r}")
         precision = table.precision
+        runtime = RuntimeSettings.from_dict(table.device.get("runtime", {}))
+        machine = table.fingerprint.get("machine")
         if as_flag(config.accuracy_options.get("quantized", False)) != (precision == "int8") and config.accuracy == "train":
             raise SearchError(f"{config.table}: a {precision} table; an int8 search needs an int8 table and "
                               "--accuracy-opt quantized=1, an fp32 search neither (profile with --precision int8)")
@@ -156,7 +161,7 @@ def build_sources(config: RunConfig, space: SearchSpace) -> tuple[list[MetricSou
     if config.accuracy and config.accuracy != "table":
         sources.insert(0, ACCURACY.get(config.accuracy)(space, **config.accuracy_options))
     sources.append(FactsMetrics(space))
-    sources.append(MemoryMetrics(space, precision))
+    sources.append(MemoryMetrics(space, precision, runtime, machine))
     return sources, fingerprint
 
 
