@@ -43,7 +43,7 @@ class ModelFile:
     params: int
     macs: int
     sha256: str
-    peak_memory_kb: float | None = None  # liveness analysis of the graph (hwnas.models.memory); None: unknown
+    peak_memory_kb: float | None = None  # onnxruntime's allocation plan (hwnas.models.ort_planner); None: unknown
     model_kb: float | None = None
 
 

@@ -6,9 +6,10 @@ the node that makes it runs and freed after the last node that reads it; while a
 inputs and its outputs are all live. The graph's inputs are live from the start, its outputs to the
 end; weights (initializers) are not activations and are counted apart. Element sizes are the
 precision's (4 bytes for fp32, 2 for fp16, 1 for int8 activations and weights), or the tensors' own.
-`MemoryFacts` is the plain sequential bound that MCUNet-style budgets use, the same on every device.
-A runtime's own figure differs both ways: fusions and in-place ops go below it, buffers kept for
-reuse and layout copies above it (``onnxruntime_peak`` reads onnxruntime's; docs/benchmarks/memory.md).
+`MemoryFacts` is the plain sequential bound that MCUNet-style budgets use, the same on every device;
+hwnas uses its weights. A runtime's own figure differs both ways: fusions and in-place ops go below
+it, buffers kept for reuse and layout copies above it. ``peak_memory_kb`` is onnxruntime's own
+plan (``hwnas.models.ort_planner``); ``onnxruntime_peak`` reads what its allocator held.
 """
 
 from __future__ import annotations
