@@ -255,8 +255,9 @@ def _deploy_commands(sub: Any) -> None:
     p.add_argument("--device", help="device spec to verify and measure on (default: the device of the run's table)")
     p.add_argument("--retrain", action="store_true", help="retrain each model from scratch at full fidelity first")
     p.add_argument("--epochs", type=at_least(1, 10_000), default=15, help="retraining epochs (default 15)")
-    p.add_argument("--select", choices=("accuracy", "knee", "extremes"),  # hwnas.optimize.choice.SELECTIONS
-                   help="which members first: accuracy (the most accurate within every budget), knee (the front's "
+    p.add_argument("--select", choices=("accuracy", "accuracy-1se", "knee", "extremes"),  # choice.SELECTIONS
+                   help="which members first: accuracy (the most accurate within every budget), accuracy-1se (of "
+                        "those within one standard error of the most accurate, the fastest), knee (the front's "
                         "knee) or extremes (spread between the front's ends); default: accuracy when the run has a "
                         "hard budget, else extremes")
     p.add_argument("--limit", type=at_least(1, 100_000), help="export only the first N members of --select")

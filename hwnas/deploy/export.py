@@ -25,7 +25,7 @@ from hwnas.device.spec import DeviceSpec, load_device, spec_from_record
 from hwnas.evaluation.supernet import load_weights
 from hwnas.latency.table import LatencyTable, open_table
 from hwnas.optimize.config import RunConfig
-from hwnas.optimize.choice import default_selection, quality_metric, recommend, select
+from hwnas.optimize.choice import accuracy_images, default_selection, quality_metric, recommend, select
 from hwnas.optimize.objectives import ObjectiveSet, parse_budget
 from hwnas.optimize.rundir import RunDir
 from hwnas.spaces.base import Architecture
@@ -64,8 +64,10 @@ class ExportSettings:
     :param retrain: retrain each member from scratch for ``epochs`` first (else the files carry
         seeded initial weights, and the cards say so).
     :param select: which members, in which order: ``accuracy`` (the most accurate within every
-        budget first), ``knee`` (the front's knee first) or ``extremes`` (spread between the front's
-        ends); default ``accuracy`` when the run has a hard budget, else ``extremes``.
+        budget first), ``accuracy-1se`` (of those within one standard error of the most accurate
+        on the search's validation images, the fastest first), ``knee`` (the front's knee first) or
+        ``extremes`` (spread between the front's ends); default ``accuracy`` when the run has a hard
+        budget, else ``extremes``.
     :param limit: export only this many of them.
     :param budgets: extra budgets (``"latency_ms<=2"``) to check the measured models against.
     :param int8: also write each model statically quantized, measured and scored beside fp32
@@ -97,7 +99,8 @@ def export_front(run_dir: str | Path, out: str | Path, settings: ExportSettings 
     table = _open_run_table(config)
     spec = _device_of(device, table, run_dir)
     how = s.select or default_selection(config.objectives)
-    chosen = _chosen(front, config.objectives, how, s.limit, run_dir, log)
+    chosen = _chosen(front, config.objectives, how, s.limit, run_dir, log,
+                     accuracy_images(run.meta().get("sources")))
     archs = [space.parse(m["arch"]) for m in chosen]
     if s.retrain:
         from hwnas.deploy.retrain import retrain as do_retrain
@@ -162,11 +165,12 @@ def _recommendation(cards: list[ModelCard], chosen: list[dict[str, Any]], object
 
 
 def _chosen(front: dict[str, Any], objectives: ObjectiveSet, how: str, limit: int | None, run_dir: Path,
-            log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The front members to export (``choice.select``); a partial front is said."""
+            log: Callable[[str], None], accuracy_n: int | None = None) -> list[dict[str, Any]]:
+    """The front members to export (``choice.select``; ``accuracy_n``: the search's validation
+    images); a partial front is said."""
     if front.get("partial"):
         log(f"warning: {front['note']}")
-    chosen = [dict(m) for m in select(front["front"], objectives, how, limit)]
+    chosen = [dict(m) for m in select(front["front"], objectives, how, limit, accuracy_n=accuracy_n)]
     if not chosen:
         raise HwnasError(f"{run_dir}/front.json: the front is empty; nothing to export")
     return chosen

@@ -1,7 +1,8 @@
-"""Choosing the models to ship from a front: the most accurate within every budget, the front's
-knee, or members spread between its extremes; and the one model to recommend, with the reason in
-the user's terms. Works on front.json's rows (``front_members``), so a finished, running or killed
-search answers alike."""
+"""Choosing the models to ship from a front: the most accurate within every budget, the fastest of
+those whose accuracy is within one standard error of the most accurate, the front's knee, or members
+spread between its extremes; and the one model to recommend, with the reason in the user's terms.
+Works on front.json's rows (``front_members``), so a finished, running or killed search answers
+alike."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hwnas.core.errors import UsageError
 from hwnas.core.pareto import spread
 from hwnas.optimize.objectives import Direction, ObjectiveSet
 
-SELECTIONS = ("accuracy", "knee", "extremes")
+SELECTIONS = ("accuracy", "accuracy-1se", "knee", "extremes")
 Member = Mapping[str, Any]
 
 
@@ -33,10 +34,45 @@ def quality_metric(objectives: ObjectiveSet) -> str:
     return (expensive or maxed or list(objectives.objectives))[0].name
 
 
-def select(members: Sequence[Member], objectives: ObjectiveSet, how: str, limit: int | None = None) -> list[Member]:
+def speed_metric(objectives: ObjectiveSet) -> str | None:
+    """The cheap objective a user would rather spend less of at equal accuracy: the first minimised
+    cheap objective with a hard budget (latency under a latency budget), else the first minimised
+    cheap objective; None when there is none."""
+    cheap = [o for o in objectives.objectives if o.cheap and o.direction == Direction.MIN]
+    budgeted = {c.name for c in objectives.constraints if c.hard}
+    ranked = [o for o in cheap if o.name in budgeted] + cheap
+    return ranked[0].name if ranked else None
+
+
+def standard_error(accuracy: float, n: int | None) -> float:
+    """One binomial standard error of an accuracy measured on ``n`` images, on the accuracy's own
+    scale (percent when it is above 1); 0 when ``n`` is unknown."""
+    if not n or not math.isfinite(accuracy):
+        return 0.0
+    scale = 100.0 if accuracy > 1.0 else 1.0
+    p = min(max(accuracy / scale, 0.0), 1.0)
+    return scale * math.sqrt(p * (1 - p) / n)
+
+
+def accuracy_images(sources: Sequence[Mapping[str, Any]] | None) -> int | None:
+    """How many validation images a run's accuracy was measured on, from its sources' descriptions
+    (the archive's ``sources`` meta: ``split_sizes`` is train, validation, test); None if unknown."""
+    for source in sources or ():
+        sizes = source.get("split_sizes") if isinstance(source, Mapping) else None
+        if isinstance(sizes, (list, tuple)) and len(sizes) == 3 and int(sizes[1]) > 0:
+            return int(sizes[1])
+    return None
+
+
+def select(members: Sequence[Member], objectives: ObjectiveSet, how: str, limit: int | None = None, *,
+           accuracy_n: int | None = None) -> list[Member]:
     """``limit`` members of a front (all when None) in the order a user would take them:
 
     - ``accuracy``: the feasible members, most accurate first (``quality_metric``);
+    - ``accuracy-1se``: the same, except that the members whose accuracy is within one standard
+      error (``standard_error`` over ``accuracy_n`` images) of the most accurate one come first,
+      fastest first (``speed_metric``): a difference the validation split cannot tell apart is not
+      worth the latency (the one-standard-error rule; with ``accuracy_n`` None, ``accuracy``);
     - ``knee``: the feasible members by distance from the front's knee, the knee first;
     - ``extremes``: members spread evenly from one end of the front to the other (front order).
 
@@ -48,9 +84,15 @@ def select(members: Sequence[Member], objectives: ObjectiveSet, how: str, limit:
     if how == "extremes":
         return [members[i] for i in spread(len(members), limit)]
     pool = [m for m in members if m.get("feasible")] or list(members)
-    if how == "accuracy":
+    if how in ("accuracy", "accuracy-1se"):
         key = quality_metric(objectives)
         ranked = sorted(pool, key=lambda m: -_value(m, key))
+        speed = speed_metric(objectives)
+        if how == "accuracy-1se" and ranked and speed is not None:
+            floor = _value(ranked[0], key) - standard_error(_value(ranked[0], key), accuracy_n)
+            tied = [m for m in ranked if _value(m, key) >= floor]
+            tied.sort(key=lambda m: _value(m, speed))  # a minimised objective: the least first
+            ranked = tied + [m for m in ranked if _value(m, key) < floor]
     else:
         order = np.argsort(knee_distance(pool, objectives), kind="stable")
         ranked = [pool[i] for i in order]
@@ -92,16 +134,18 @@ class Recommendation:
         return str(self.member["arch"])
 
 
-def recommend(members: Sequence[Member], objectives: ObjectiveSet, *,
-              accuracy_n: int | None = None) -> Recommendation | None:
-    """The member to ship: the most accurate within every hard budget when there is one, else the
-    front's knee; each budget is set against the member's own value of its metric. ``accuracy_n``:
-    the number of images its accuracy was measured on, for a 95% interval. None for an empty front."""
+def recommend(members: Sequence[Member], objectives: ObjectiveSet, *, accuracy_n: int | None = None,
+              how: str | None = None) -> Recommendation | None:
+    """The member to ship and why: by ``how`` (a ``select`` choice; None: ``accuracy`` when there is
+    a hard budget, else ``knee``); each budget is set against the member's own value of its metric.
+    ``accuracy_n``: the number of images its accuracy was measured on, for a 95% interval and the
+    standard error of ``accuracy-1se``. None for an empty front; UsageError for an unknown ``how``."""
     if not members:
         return None
     hard = [c for c in objectives.constraints if c.hard]
-    how = "accuracy" if hard else "knee"
-    best = select(members, objectives, how, 1)[0]
+    how = how or ("accuracy" if hard else "knee")
+    ranked = select(members, objectives, how, accuracy_n=accuracy_n)
+    best = ranked[0]
     acc = quality_metric(objectives)
     words = [f"{acc} {_value(best, acc):.2f}{'%' if 'acc' in acc else ''}{_interval(best, acc, accuracy_n)}"]
     for c in hard:
@@ -110,12 +154,24 @@ def recommend(members: Sequence[Member], objectives: ObjectiveSet, *,
             margin = (c.bound - value) / abs(c.bound) if c.op in ("<=", "<") else (value - c.bound) / abs(c.bound)
             side = f"{margin:.1%} to spare" if margin >= 0 else f"{-margin:.1%} over"
             words.append(f"{_with_unit(c.name, value)} against the budget {c.text} ({side})")
+    return Recommendation(best, f"{_reason(members, objectives, how, best, accuracy_n)}: " + "; ".join(words))
+
+
+def _reason(members: Sequence[Member], objectives: ObjectiveSet, how: str, best: Member, n: int | None) -> str:
     feasible = sum(1 for m in members if m.get("feasible"))
-    reason = (f"the most accurate of the {feasible} front members within every budget" if how == "accuracy"
-              else "the front's knee: beyond it, each gain in one objective costs more of the other")
-    if how == "accuracy" and not best.get("feasible"):
-        reason = "no member meets every budget; this is the most accurate of them"
-    return Recommendation(best, f"{reason}: " + "; ".join(words))
+    if how == "knee":
+        return "the front's knee: beyond it, each gain in one objective costs more of the other"
+    if how == "extremes":
+        return "the first of the front's members spread from one end to the other"
+    if not best.get("feasible"):
+        return "no member meets every budget; this is the most accurate of them"
+    acc, speed = quality_metric(objectives), speed_metric(objectives)
+    top = max(_value(m, acc) for m in members if m.get("feasible"))
+    se = standard_error(top, n)
+    if how == "accuracy-1se" and speed is not None and se > 0:
+        return (f"the least {speed} of the {feasible} front members within every budget whose {acc} is within one "
+                f"standard error ({se:.2f} over {n:,} images) of the most accurate ({top:.2f})")
+    return f"the most accurate of the {feasible} front members within every budget"
 
 
 def _with_unit(metric: str, value: float) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from hwnas.core.errors import HwnasError
 from hwnas.evaluation.sources import Evaluation
-from hwnas.optimize.choice import Recommendation, recommend
+from hwnas.optimize.choice import Recommendation, accuracy_images, recommend
 from hwnas.optimize.config import RunConfig
 from hwnas.optimize.rundir import RunDir
 
@@ -57,11 +57,14 @@ class SearchResult:
     def archive_path(self) -> Path:
         return self.run_dir / RunDir.ARCHIVE
 
-    def recommend(self) -> Recommendation | None:
-        """The member to ship and why (``hwnas.optimize.choice.recommend``): the most accurate
-        within every budget, or the front's knee when there is none; None for an empty front.
-        Its values are the search's: predicted latency, the estimator's accuracy."""
-        return recommend([m.to_dict() for m in self.front], self.config.objectives)
+    def recommend(self, how: str | None = None) -> Recommendation | None:
+        """The member to ship and why (``hwnas.optimize.choice.recommend``): by default the most
+        accurate within every budget, or the front's knee when there is none; ``how="accuracy-1se"``
+        the fastest within one standard error of the most accurate on the search's validation
+        images. None for an empty front. Its values are the search's: predicted latency, the
+        estimator's accuracy."""
+        return recommend([m.to_dict() for m in self.front], self.config.objectives, how=how,
+                         accuracy_n=accuracy_images(RunDir(self.run_dir).meta().get("sources")) if how else None)
 
     def to_pandas(self) -> Any:
         """The front as a ``pandas.DataFrame``, one row per member: the objectives first (what a

@@ -72,6 +72,23 @@ def test_comparisons_pair_retraining_seeds_and_find_the_matched_width() -> None:
     assert "| mobilenetv2-0.35 | MobileNetV2 | 1.0000 | - | 88.67 [" in text
 
 
+def test_a_one_standard_error_pick_is_paired_with_random_searchs_pick_by_the_same_rule() -> None:
+    def never(seed: int) -> None:
+        raise AssertionError("not built")
+
+    models = _models() + [_Model("bo-seed0-1se", "search", never, "d", 0.3, 0),
+                          _Model("random-seed0-1se", "random search", never, "e", 0.2, 0)]
+    accuracy = {"bo-seed0": [90.0, 91.0, 92.0], "random-seed0": [89.0, 89.5, 91.0], "largest-macs": [89.5, 90.0, 91.5],
+                "mobilenetv2-0.25": [87.0, 88.0, 88.0], "mobilenetv2-0.35": [88.0, 89.0, 89.0],
+                "mobilenetv2-0.5": [91.0, 92.0, 93.0], "bo-seed0-1se": [89.0, 90.0, 91.0],
+                "random-seed0-1se": [88.0, 90.0, 90.0]}
+    measured = {name: 0.5 for name in accuracy}
+    summary = _summarize(RealBenchPlan(widths=(0.25, 0.35, 0.5)), models, accuracy, measured, budget_ms=1.0)
+    rows = {c["model"]: c for c in summary["comparisons"]}
+    assert rows["bo-seed0-1se"]["vs_random_search"]["mean"] == pytest.approx(2 / 3)  # (1 + 0 + 1) / 3
+    assert rows["bo-seed0"]["vs_random_search"]["mean"] == pytest.approx(1.1667, abs=1e-3)
+
+
 def test_a_claim_is_checked_against_the_retrained_difference_and_the_measured_speed_up() -> None:
     from hwnas.bench.claims import check_claims
 

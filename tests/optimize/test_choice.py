@@ -1,5 +1,6 @@
-"""Choosing what to ship from a front: by accuracy within the budgets, the knee, or the extremes;
-and one recommendation with its reason."""
+"""Choosing what to ship from a front: by accuracy within the budgets, the fastest within one
+standard error of the most accurate, the knee, or the extremes; and one recommendation with its
+reason."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from hwnas.core.errors import UsageError
-from hwnas.optimize.choice import default_selection, knee_distance, recommend, select
+from hwnas.optimize.choice import (accuracy_images, default_selection, knee_distance, recommend, select, speed_metric,
+                                   standard_error)
 from hwnas.optimize.objectives import objectives_from_specs, parse_budget
 
 OBJ = objectives_from_specs(["accuracy:max", "latency_ms:min"])
@@ -50,6 +52,29 @@ def test_a_recommendation_says_why_in_the_users_terms() -> None:
     knee = recommend(_front()[:5], OBJ)
     assert knee is not None and knee.arch == "a2" and "knee" in knee.why
     assert recommend([], OBJ) is None
+
+
+def test_within_one_standard_error_the_fastest_comes_first() -> None:
+    # 91% on 500 images: one standard error is 1.28 points, so 90% at 1.6 ms ties with it
+    assert standard_error(91.0, 2000) == pytest.approx(100 * np.sqrt(0.91 * 0.09 / 2000))
+    assert standard_error(0.91, 2000) == pytest.approx(np.sqrt(0.91 * 0.09 / 2000)) and standard_error(91.0, None) == 0
+    chosen = select(_front(), BUDGETED, "accuracy-1se", accuracy_n=500)
+    assert [m["arch"] for m in chosen] == ["a3", "a4", "a2", "a1", "a0"]
+    # on 2,000 images nothing ties (0.64 points); on 80 the error reaches 88% at 1.0 ms; with none, `accuracy`
+    assert select(_front(), BUDGETED, "accuracy-1se", 1, accuracy_n=2000)[0]["arch"] == "a4"
+    assert select(_front(), BUDGETED, "accuracy-1se", 1, accuracy_n=80)[0]["arch"] == "a2"
+    assert select(_front(), BUDGETED, "accuracy-1se", 1)[0]["arch"] == "a4"
+    assert speed_metric(BUDGETED) == "latency_ms"
+    rec = recommend(_front(), BUDGETED, accuracy_n=500, how="accuracy-1se")
+    assert rec is not None and rec.arch == "a3"
+    assert "least latency_ms of the 5 front members within every budget whose accuracy is within one standard " \
+           "error (1.28 over 500 images) of the most accurate (91.00)" in rec.why
+
+
+def test_the_validation_split_size_is_read_from_the_runs_sources() -> None:
+    sources = [{"source": "table"}, {"source": "train", "split_sizes": [7000, 1500, 1500]}]
+    assert accuracy_images(sources) == 1500
+    assert accuracy_images([{"source": "benchmark"}]) is None and accuracy_images(None) is None
 
 
 def test_the_command_line_offers_every_selection() -> None:
