@@ -11,7 +11,7 @@ from pathlib import Path
 
 # ----- generated: begin -----
 STRATEGY_KEYS = {
-    "bo": "batch, initial, surrogate (forest|gp), acquisition (auto|ehvi|ei), pool, enumerate_limit, warp, proxy (none|synflow), proxy_pool",
+    "bo": "batch, initial, surrogate (forest|gp), acquisition (auto|ehvi|ei), pool, enumerate_limit, warp, proxy (none|synflow), proxy_pool, cost_exponent",
     "evolution": "population, sample_size, batch",
     "nsga2": "pop_size, crossover_prob, mutation_rate",
     "progressive": "beam, mutations",

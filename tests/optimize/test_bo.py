@@ -161,6 +161,26 @@ def _synthetic_table(path: Path) -> None:
         w.writerows([a.string, f"{x:.4f}", f"{y:.4f}"] for a, x, y in zip(archs, acc, lat))
 
 
+def test_a_cost_exponent_divides_the_expected_improvement_by_the_relative_latency() -> None:
+    from hwnas.optimize.strategies.bo import BayesianOptimization, BOOptions
+
+    space = get_space("nb201", input_shape="3x32x32")
+    objectives = OBJ.with_budgets([parse_budget("pi5_onnx_latency_ms<=3")]).resolved(lambda m: m != "accuracy")
+    archs = space.sample(np.random.default_rng(0), 3)
+    # three candidates with the same predicted accuracy; the second is the cheapest
+    pool = {"archs": archs, "F": np.array([[2.0], [0.5], [1.0]])}
+    mean, sd = np.full(3, -1.0), np.full(3, 0.5)
+    picks = {}
+    for exponent in (0.0, 1.0):
+        bo = BayesianOptimization(space, objectives, np.random.default_rng(0), BOOptions(cost_exponent=exponent),
+                                  cheap=lambda a: {})
+        assert bo.acquisition == "ei"
+        picks[exponent] = bo._greedy(pool, np.array([[1.0]]), np.array([0.0]), mean, sd, y_range=(-1.0, 1.0))[0]
+        cost = bo._relative_cost(pool)
+        assert np.allclose(cost, [2.0, 0.5, 1.0] if exponent else 1.0)  # over the pool's median latency
+    assert picks[0.0] == archs[0] and picks[1.0] == archs[1]  # a tie goes to pool order; a cost breaks it
+
+
 def test_bo_beats_random_search_clearly_where_accuracy_follows_the_genes(tmp_path: Path) -> None:
     table = tmp_path / "synthetic.csv"
     _synthetic_table(table)

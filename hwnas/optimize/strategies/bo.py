@@ -44,6 +44,7 @@ class BOOptions:
     warp: bool = True  # rank-warp the targets before fitting
     proxy: str = "none"  # "synflow": a zero-cost proxy as a surrogate feature, for the pool's best candidates
     proxy_pool: int = 32  # candidates the proxy is computed for per ask (chosen by the surrogate without it)
+    cost_exponent: float = 0.0  # > 0: the acquisition per (relative latency)^exponent, as a training-time proxy
 
 
 class BayesianOptimization(Strategy):
@@ -52,7 +53,7 @@ class BayesianOptimization(Strategy):
     needs_cheap: ClassVar[bool] = True
     Options = BOOptions
     option_bounds = {"batch": (1, 100_000), "initial": (1, 100_000), "pool": (10, 10_000_000),
-                     "enumerate_limit": (0, 10_000_000), "proxy_pool": (2, 100_000)}
+                     "enumerate_limit": (0, 10_000_000), "proxy_pool": (2, 100_000), "cost_exponent": (0.0, 4.0)}
     option_choices = {"acquisition": ACQUISITIONS, "surrogate": tuple(SURROGATES.names()), "proxy": PROXY_FEATURES}
 
     def __init__(self, space: SearchSpace, objectives: ObjectiveSet, rng: np.random.Generator,
@@ -87,6 +88,11 @@ class BayesianOptimization(Strategy):
         self.obs_epochs: list[float | None] = []  # a multi-fidelity search's rung of each observation
         self.latest: dict[str, int] = {}  # architecture id -> its observation at the highest rung
         self.proxy, self.proxy_pool = o.proxy, int(o.proxy_pool)
+        self.cost_exponent = float(o.cost_exponent)
+        # what a candidate costs to evaluate, relatively: its first minimised cheap objective (latency),
+        # deterministic where measured training seconds are not (traces must replay identically)
+        self.cost_column = next((k for k, j in enumerate(self.cheap_idx)
+                                 if self.objectives.objectives[j].direction == "min"), None)
         self._proxy_cache: dict[str, float] = {}
 
     # ----- the pool ------------------------------------------------------------------------------
@@ -268,6 +274,7 @@ class BayesianOptimization(Strategy):
         cand_c, cand_m, cand_s = (cheap - c_lo) / c_span, (mean - y_lo) / y_span, sd / y_span
         fr_c, fr_y = (front_c - c_lo) / c_span, (front_y - y_lo) / y_span
         k = cand_c.shape[1]
+        cost = self._relative_cost(pool)
         picks: list[int] = []
         available = np.ones(len(cand_m), dtype=bool)
         for _ in range(min(self.batch, len(cand_m))):
@@ -277,12 +284,27 @@ class BayesianOptimization(Strategy):
                 keep = non_dominated(np.column_stack([fr_c, fr_y])) if len(fr_y) else np.array([], dtype=int)
                 score = expected_hv_improvement(cand_c, cand_m, cand_s, fr_c[keep], fr_y[keep], lower=np.zeros(k),
                                                 ref=np.full(k + 1, REF), rng=self.rng)
+            score = score / cost
             best = int(np.argmax(np.where(available, score, -np.inf)))  # ties: the first in pool order
             picks.append(best)
             available[best] = False
             fr_c = np.vstack([fr_c, cand_c[best]])  # the fantasy: the pick at its predicted mean
             fr_y = np.append(fr_y, cand_m[best])
         return [pool["archs"][i] for i in picks]
+
+    def _relative_cost(self, pool: dict[str, Any]) -> np.ndarray:
+        """Each pool candidate's cost over the pool's median, to the power ``cost_exponent`` (ones
+        when off): expected improvement per unit of cost, as in Snoek et al. (2012), with the cost
+        metric standing for training time (both grow with a model's multiply-adds)."""
+        n = len(pool["archs"])
+        if self.cost_exponent <= 0 or self.cost_column is None or not n:
+            return np.ones(n)
+        c = np.asarray(pool["F"][:, self.cost_column], dtype=float)
+        c = np.where(np.isfinite(c) & (c > 0), c, np.nan)
+        if np.all(np.isnan(c)):
+            return np.ones(n)
+        c = np.where(np.isnan(c), np.nanmax(c), c)
+        return (c / np.median(c)) ** self.cost_exponent
 
     def _proxy(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The zero-cost proxy of each architecture at its seeded initial weights (cached)."""
