@@ -105,7 +105,7 @@ def run_real_bench(plan: RealBenchPlan, out: str | Path, *, device: str = "local
 
         log("7. what export claims against the reference, beside retraining")
         claims = {}
-        for m in (p for p in picks if p.kind == "search"):
+        for m in (p for p in picks if p.kind == "search" and (out / "runs" / p.name).is_dir()):  # not the -1se picks
             claim = claim_of(out / "runs" / m.name, out / "exports" / m.name, plan.retrain_epochs, log)
             if claim and claim["arch"] == m.arch:  # the card is about the model the benchmark retrained
                 claims[m.name] = claim

@@ -130,6 +130,28 @@ def test_blocks_joined_in_sequence_plan_as_the_whole_exported_model(name: str, s
         assert composed["model_kb"][i] == pytest.approx(whole.model_kb)
 
 
+def test_a_candidate_whose_plan_fails_is_unknown_and_the_others_are_planned(monkeypatch: pytest.MonkeyPatch,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import hwnas.evaluation.memory as memory
+
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    archs = space.sample(np.random.default_rng(5), 3)
+    real = memory.planned_peak_of
+    calls = []
+
+    def flaky(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("onnxruntime could not place a tensor")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(memory, "planned_peak_of", flaky)
+    with caplog.at_level("WARNING", logger="hwnas"):
+        peak = MemoryMetrics(space).evaluate(archs)["peak_memory_kb"]
+    assert np.isnan(peak[1]) and np.all(np.isfinite(peak[[0, 2]])) and np.all(peak[[0, 2]] > 0)
+    assert "peak_memory_kb of" in caplog.text and "could not place a tensor" in caplog.text
+
+
 def test_a_chain_of_graphs_runs_as_its_parts_in_turn() -> None:
     import onnxruntime as ort
 
