@@ -152,6 +152,16 @@ def test_a_candidate_whose_plan_fails_is_unknown_and_the_others_are_planned(monk
     assert "peak_memory_kb of" in caplog.text and "could not place a tensor" in caplog.text
 
 
+def test_an_int8_table_plans_the_quantized_graph() -> None:
+    space = get_space("mobilenet", input_shape="1x28x28", scale=0.25)
+    arch = space.sample(np.random.default_rng(2), 1)
+    fp32 = MemoryMetrics(space).evaluate(arch)
+    int8 = MemoryMetrics(space, "int8").evaluate(arch)
+    # uint8 activations where onnxruntime fuses the QDQ pairs: well under the fp32 plan, weights a quarter
+    assert 0 < int8["peak_memory_kb"][0] < 0.6 * fp32["peak_memory_kb"][0]
+    assert int8["model_kb"][0] == pytest.approx(fp32["model_kb"][0] / 4)
+
+
 def test_a_chain_of_graphs_runs_as_its_parts_in_turn() -> None:
     import onnxruntime as ort
 
