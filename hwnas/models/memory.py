@@ -110,10 +110,6 @@ class RuntimePeak:
     nodes: int  # kernels run: after onnxruntime's own graph optimizations (fusions, layout changes)
 
 
-_ORT_TYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
-              "int8": "int8", "uint8": "uint8", "bool": "bool"}
-
-
 def onnxruntime_peak(path: str, runtime: Any = None) -> RuntimePeak:
     """Run ``path`` once on onnxruntime's CPU provider with its profiler on and memory patterns off
     (each tensor allocated when made, freed after its last reader, in onnxruntime's execution
@@ -124,10 +120,10 @@ def onnxruntime_peak(path: str, runtime: Any = None) -> RuntimePeak:
     import os
     import tempfile
 
-    import numpy as np
     import onnxruntime as ort
 
     from hwnas.measure.session import RuntimeSettings, session_options
+    from hwnas.models.ort_planner import zero_feeds
 
     settings = runtime or RuntimeSettings()
     so = session_options(settings)
@@ -137,12 +133,8 @@ def onnxruntime_peak(path: str, runtime: Any = None) -> RuntimePeak:
     with tempfile.TemporaryDirectory(prefix="hwnas-ortmem-") as tmp:
         so.profile_file_prefix = os.path.join(tmp, "profile")
         session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        feeds, input_bytes = {}, 0
-        for value in session.get_inputs():  # zeros of each input's own type (tensor(float) -> float32)
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in value.shape]
-            dtype = _ORT_TYPES.get(value.type.removeprefix("tensor(").removesuffix(")"), np.float32)
-            feeds[value.name] = np.zeros(shape, dtype=dtype)
-            input_bytes += feeds[value.name].nbytes
+        feeds = zero_feeds(session)
+        input_bytes = sum(x.nbytes for x in feeds.values())
         session.run(None, feeds)
         with open(session.end_profiling()) as f:
             events = [e for e in json.load(f) if e.get("cat") == "Node" and "mem_bytes_in_use" in e.get("args", {})]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RuntimeProgram", "Step", "planned_peak_bytes", "runtime_program"]
+__all__ = ["ORT_DTYPES", "RuntimeProgram", "Step", "planned_peak_bytes", "runtime_program", "zero_feeds"]
 
 # Kernels of onnxruntime's CPU provider that hand their first input's buffer on unchanged.
 ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
@@ -39,8 +39,9 @@ IN_PLACE: Mapping[tuple[str, str], tuple[int, ...]] = {
     ("com.microsoft.nchwc", "Conv"): (3,),  # the residual Sum input
     ("com.microsoft", "FusedConv"): (3,),
 }
-_ELEMENT_BYTES = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2,
-                  "uint16": 2, "int8": 1, "uint8": 1, "bool": 1}
+# onnxruntime's element type names (its profiler's, and ``tensor(...)`` of a session's inputs) -> numpy
+ORT_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
+              "int16": "int16", "uint16": "uint16", "int8": "int8", "uint8": "uint8", "bool": "bool"}
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,11 @@ def planned_peak_bytes(program: RuntimeProgram) -> int:
         for k, out in enumerate(step.outputs):
             if not out:
                 continue
-            target = None if out in outputs else _in_place(step, k, program, buffer, count, owned)
-            if target is None and out not in outputs:
-                target = _from_free_list(out, program, free)
+            target = None  # a graph output always gets its own buffer
+            if out not in outputs:
+                target = _in_place(step, k, program, buffer, count, owned)
+                if target is None:
+                    target = _from_free_list(out, program, free)
             if target is None:
                 target, count[out] = out, 0
                 owned.add(out)
@@ -175,6 +178,19 @@ def _input_facts(graph: Any, weights: set[str], batch: int) -> tuple[list[str], 
     return names, shapes, nbytes
 
 
+def zero_feeds(session: Any, batch: int = 1) -> dict[str, Any]:
+    """Zeros for each input of an onnxruntime session, of the input's own type; ``batch`` for a
+    symbolic dimension."""
+    import numpy as np
+
+    feeds = {}
+    for value in session.get_inputs():
+        element = value.type.removeprefix("tensor(").removesuffix(")")
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in value.shape]
+        feeds[value.name] = np.zeros(shape, dtype=ORT_DTYPES.get(element, "float32"))
+    return feeds
+
+
 def runtime_program(model: Any, runtime: Any = None, *, batch: int = 1) -> RuntimeProgram:
     """The program onnxruntime's CPU provider runs for ``model`` (an onnx ModelProto or a path):
     optimized at ``runtime``'s graph optimization level (a RuntimeSettings; default: all), one
@@ -196,12 +212,7 @@ def runtime_program(model: Any, runtime: Any = None, *, batch: int = 1) -> Runti
         so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
         so.profile_file_prefix = os.path.join(tmp, "profile")
         session = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        feeds = {}
-        for value in session.get_inputs():
-            dtype = value.type.removeprefix("tensor(").removesuffix(")")
-            feeds[value.name] = np.zeros([d if isinstance(d, int) and d > 0 else batch for d in value.shape],
-                                         dtype={"float": np.float32}.get(dtype, dtype))
-        session.run(None, feeds)
+        session.run(None, zero_feeds(session, batch))
         with open(session.end_profiling()) as f:
             events = [e for e in json.load(f) if e.get("cat") == "Node"]
         optimized = onnx.load(so.optimized_model_filepath).graph
@@ -220,6 +231,6 @@ def runtime_program(model: Any, runtime: Any = None, *, batch: int = 1) -> Runti
         for name, typed in zip(outputs, reported):
             (element, dims), = typed.items()
             shapes[name] = tuple(int(d) for d in dims)
-            nbytes[name] = math.prod(shapes[name]) * _ELEMENT_BYTES.get(element, 4)
+            nbytes[name] = math.prod(shapes[name]) * np.dtype(ORT_DTYPES.get(element, "float32")).itemsize
         steps.append(Step(node.op_type, node.domain, tuple("" if i in weights else i for i in node.input), outputs))
     return RuntimeProgram(tuple(steps), tuple(inputs), tuple(o.name for o in optimized.output), shapes, nbytes)

@@ -144,8 +144,7 @@ def recommend(members: Sequence[Member], objectives: ObjectiveSet, *, accuracy_n
         return None
     hard = [c for c in objectives.constraints if c.hard]
     how = how or ("accuracy" if hard else "knee")
-    ranked = select(members, objectives, how, accuracy_n=accuracy_n)
-    best = ranked[0]
+    best = select(members, objectives, how, 1, accuracy_n=accuracy_n)[0]
     acc = quality_metric(objectives)
     words = [f"{acc} {_value(best, acc):.2f}{'%' if 'acc' in acc else ''}{_interval(best, acc, accuracy_n)}"]
     for c in hard:

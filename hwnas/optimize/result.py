@@ -64,7 +64,8 @@ class SearchResult:
         images. None for an empty front. Its values are the search's: predicted latency, the
         estimator's accuracy."""
         return recommend([m.to_dict() for m in self.front], self.config.objectives, how=how,
-                         accuracy_n=accuracy_images(RunDir(self.run_dir).meta().get("sources")) if how else None)
+                         accuracy_n=accuracy_images(RunDir(self.run_dir).meta().get("sources"))
+                         if how == "accuracy-1se" else None)
 
     def to_pandas(self) -> Any:
         """The front as a ``pandas.DataFrame``, one row per member: the objectives first (what a
