@@ -187,6 +187,9 @@ def _run_plan(plan: list[_Step], run: Callable[[list[Job]], list[Result]], timin
     """Run a plan's expensive evaluations (as many as the time budget allows) and settle its steps in
     order, up to the first one that did not run; returns their outcomes."""
     work = [(step.arch, step.epochs) for step in plan if step.kind is _Kind.EVALUATE]
+    for step in plan:  # a resumed run knows its slowest evaluation from the archive
+        if step.kind is _Kind.REPLAYED and step.evaluation is not None and step.evaluation.expensive:
+            timing.group_s = max(timing.group_s, step.evaluation.wall_s)
     results = timing.run(work, run, hooks) if work else []  # type: ignore[arg-type]
     if len(results) < len(work):  # the time budget ran out inside this batch
         plan = plan[:next(k for k, s in enumerate(plan) if s.kind is _Kind.EVALUATE and s.index >= len(results))]

@@ -89,3 +89,16 @@ def test_the_command_line_takes_a_time_budget(tmp_path: Path, capsys: pytest.Cap
     assert main(["search", "--resume", str(run), "--time-budget", "1", "--no-progress"]) == 0
     with Archive(run / "archive.sqlite", readonly=True) as archive:
         assert RunConfig.from_dict(archive.meta("config")).time_budget_s == 1.0
+
+
+def test_a_resumed_search_starts_nothing_it_could_not_finish(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # what was left is less than the slowest archived evaluation: a resume with it runs nothing
+    monkeypatch.setattr(__import__(__name__), "EVAL_S", 0.6)
+    run = tmp_path / "r"
+    first = run_search(_config(1.5), run, progress=False, log=lambda _m: None)
+    slowest = max(e.wall_s for e in first.evaluations if e.expensive)
+    assert slowest >= 0.6
+    again = run_search({"time_budget_s": first.seconds + 0.7 * slowest}, run, resume=True, progress=False,
+                       log=lambda _m: None)
+    assert again.used == first.used and again.stopped == "time budget"
