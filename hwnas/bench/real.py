@@ -32,6 +32,7 @@ from hwnas.bench.stats import ci95
 from hwnas.core.files import output_folder, read_json, write_atomic, write_json
 from hwnas.core.log import say
 from hwnas.core.options import Scalar
+from hwnas.optimize.defaults import TRAIN_ACCURACY_OPTIONS, strategy_defaults
 from hwnas.optimize.fidelity import ASHAOptions
 
 __all__ = ["RealBenchPlan", "run_real_bench"]
@@ -55,10 +56,15 @@ class RealBenchPlan:
     retrain_seeds: int = 3
     retrain_epochs: int = 10
     draws: int = 3000
-    search_options: Mapping[str, Scalar] = field(default_factory=dict)
+    # as `hwnas search --accuracy train --time-budget` (hwnas.optimize.defaults)
+    search_options: Mapping[str, Scalar] = field(default_factory=lambda: dict(TRAIN_ACCURACY_OPTIONS))
     fidelity: ASHAOptions | None = ASHAOptions()
     strategy_options: Mapping[str, Scalar] = field(default_factory=dict)  # the strategy under test's
     claims: bool = True  # search with the trained reference as --reference and check what export claims
+
+    def __post_init__(self) -> None:  # bo's cost term, as a time-budgeted `hwnas search --accuracy train` has it
+        object.__setattr__(self, "strategy_options",
+                           strategy_defaults(self.strategy, self.strategy_options, "train", self.time_budget_s))
 
 
 @dataclass

@@ -9,18 +9,21 @@ import argparse
 def cmd_bench_real(args: argparse.Namespace) -> int:
     from hwnas.bench.real import RealBenchPlan, results_markdown, run_real_bench
     from hwnas.optimize.config import ConfigError
-    from hwnas.optimize.fidelity import parse_scheduler
+    from hwnas.optimize.defaults import train_sources_defaults
 
     try:
         widths = tuple(float(w) for w in args.widths.split(",") if w.strip())
     except ValueError:
         raise ConfigError(f"--widths {args.widths!r}: give numbers separated by commas, e.g. 0.35,0.5") from None
+    # the searches start from what `hwnas search --accuracy train --time-budget` uses
+    search_options, fidelity = train_sources_defaults("train", dict(args.search_opt), args.scheduler,
+                                                      dict(args.scheduler_opt))
     plan = RealBenchPlan(dataset=args.dataset, input_shape=args.input, scale=args.scale,
                          reference_width=args.reference_width, widths=widths, strategy=args.strategy,
                          time_budget_s=args.time_budget, seeds=args.seeds, retrain_seeds=args.retrain_seeds,
-                         retrain_epochs=args.retrain_epochs, search_options=dict(args.search_opt),
-                         fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)),
-                         strategy_options=dict(args.strategy_opt), claims=not args.no_claims)
+                         retrain_epochs=args.retrain_epochs, search_options=search_options, fidelity=fidelity,
+                         strategy_options=dict(args.strategy_opt),
+                         claims=not args.no_claims)
     summary = run_real_bench(plan, args.out, device=args.device, command=["hwnas", *args.argv])
     print(results_markdown(summary))
     print(f"summary.json, results.md and accuracy-latency.png in {args.out}/")

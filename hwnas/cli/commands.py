@@ -258,7 +258,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.optimize.minimize import minimize, resume
     from hwnas.optimize.config import Termination
     from hwnas.cli.reference import against_reference, measure_reference_of
-    from hwnas.optimize.fidelity import parse_scheduler
+    from hwnas.optimize.defaults import strategy_defaults, train_sources_defaults
     from hwnas.optimize.problem import Problem, Sources
 
     if args.resume:
@@ -277,17 +277,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
             space = get_space(args.space, input_shape=args.input, num_classes=args.classes, **dict(args.space_opt))
             args.table = str(cached_table(load_device(args.device), space, progress=not args.no_progress).path)
+        accuracy_options, fidelity = train_sources_defaults(args.accuracy, dict(args.accuracy_opt), args.scheduler,
+                                                            dict(args.scheduler_opt))
         sources = Sources(table=args.table, benchmark=args.benchmark, columns=dict(args.metric), accuracy=args.accuracy,
-                          accuracy_options=dict(args.accuracy_opt), time_limit_s=args.time_limit,
-                          allow_mismatch=args.allow_mismatch,
-                          fidelity=parse_scheduler(args.scheduler, dict(args.scheduler_opt)))
+                          accuracy_options=accuracy_options, time_limit_s=args.time_limit,
+                          allow_mismatch=args.allow_mismatch, fidelity=fidelity)
         reference = measure_reference_of(args) if args.reference else None
         problem = Problem.build(args.space, objectives, input_shape=args.input, num_classes=args.classes,
                                 space_options=dict(args.space_opt), budgets=args.budget, sources=sources,
                                 reference=reference)
         stop = Termination(args.evaluations, args.time_budget)
         result = minimize(problem, args.strategy, evaluations=stop, run_dir=args.run_dir, seed=args.seed,
-                          strategy_options=dict(args.strategy_opt), executor=args.executor,
+                          strategy_options=strategy_defaults(args.strategy, dict(args.strategy_opt), args.accuracy,
+                                                             args.time_budget),
+                          executor=args.executor,
                           progress=not args.no_progress)
     names = result.config.objectives.names
     state = "feasible" if result.feasible else "LEAST-VIOLATING (no candidate met the budget)"

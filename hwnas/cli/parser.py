@@ -214,7 +214,9 @@ def _search_commands(sub: Any) -> None:
                    help="expensive evaluations to spend (default 100; with --time-budget alone, as many as fit)")
     p.add_argument("--time-budget", type=positive_seconds, metavar="SECONDS",
                    help="stop once the next evaluation would end past this much wall time (counted over "
-                        "every --resume); with --evaluations, whichever comes first")
+                        "every --resume); with --evaluations, whichever comes first. With --accuracy train, "
+                        "bo then weighs each candidate's expected improvement by its latency, a proxy for its "
+                        "training time (--strategy-opt cost_exponent=1 unless given)")
     p.add_argument("--seed", type=SEED, default=0, help="the run's one seed (default 0)")
     p.add_argument("--run-dir", help="folder for the archive and the front")
     p.add_argument("--table", help="the device's latency table: provides latency_ms (and energy_mj)")
@@ -226,11 +228,13 @@ def _search_commands(sub: Any) -> None:
     p.add_argument("--accuracy", help="accuracy estimator (default 'table' with --benchmark)")
     p.add_argument("--accuracy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help=f"an accuracy estimator option (repeatable); keys: {_keys(ACCURACY_KEYS)}")
-    p.add_argument("--scheduler", choices=("none", "asha"), default="none",
+    p.add_argument("--scheduler", choices=("none", "asha"),
                    help="asha: multi-fidelity search, training epochs as the fidelity (successive halving with "
-                        "multi-objective promotion); none (default): every candidate at the estimator's epochs")
+                        "multi-objective promotion), the default with --accuracy train unless --accuracy-opt epochs=N "
+                        "fixes the training (asha then trains on half the training split unless --accuracy-opt "
+                        "subset=... says otherwise); none: every candidate at the estimator's epochs")
     p.add_argument("--scheduler-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="an asha option (repeatable); keys: min_epochs (default 1), max_epochs (9), eta (3)")
+                   help="an asha option (repeatable); keys: min_epochs (default 1), max_epochs (4), eta (2)")
     p.add_argument("--time-limit", type=positive_seconds, help="seconds one expensive evaluation may take (then: failed)")
     p.add_argument("--allow-mismatch", action="store_true", help="use a latency table made on another device or runtime")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its archive")
@@ -310,19 +314,22 @@ def _bench_commands(sub: Any) -> None:
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths compared (comma-separated)")
     p.add_argument("--strategy", default="bo", help="the strategy under test (default bo); random search runs beside it")
     p.add_argument("--strategy-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of the strategy under test (repeatable), e.g. proxy=synflow for bo")
+                   help="an option of the strategy under test (repeatable), e.g. proxy=synflow for bo "
+                        "(bo: cost_exponent=1 unless given, as hwnas search --accuracy train --time-budget)")
     p.add_argument("--time-budget", type=positive_seconds, default=1800.0, metavar="SECONDS",
                    help="each search's wall time (default 1800)")
     p.add_argument("--seeds", type=at_least(1, 1000), default=3, help="search seeds (default 3)")
     p.add_argument("--retrain-seeds", type=at_least(1, 1000), default=3, help="retraining seeds per model (default 3)")
     p.add_argument("--retrain-epochs", type=at_least(1, 10_000), default=10, help="the retraining recipe's epochs (default 10)")
     p.add_argument("--search-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help=f"an option of the searches' train estimator (repeatable); keys: {ACCURACY_KEYS['train']}")
+                   help=f"an option of the searches' train estimator (repeatable; with asha, subset=0.5 unless "
+                        f"given); keys: {ACCURACY_KEYS['train']}")
     p.add_argument("--no-claims", action="store_true", help="skip the check of what export claims against the trained "
                    "reference (by default the strategy searches with it as --reference)")
-    p.add_argument("--scheduler", choices=("none", "asha"), default="asha", help="the searches' scheduler (default asha)")
+    p.add_argument("--scheduler", choices=("none", "asha"), help="the searches' scheduler (default asha, as hwnas "
+                                                                 "search --accuracy train)")
     p.add_argument("--scheduler-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="an asha option: min_epochs (default 1), max_epochs (9), eta (3)")
+                   help="an asha option: min_epochs (default 1), max_epochs (4), eta (2)")
     p.set_defaults(func="cmd_bench_real")
 
     p = sub.add_parser("bench-import", help="convert a table indexed by NAS-Bench-201 number to arch strings "

@@ -120,3 +120,13 @@ def test_a_miniature_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert (out / "models" / "mobilenetv2-0.35-trained.onnx").is_file()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # resumed: nothing retrained again
     assert again.returncode == 0 and "test accuracy" not in again.stderr
+
+
+def test_the_benchmark_searches_as_a_time_budgeted_training_search_does() -> None:
+    from hwnas.optimize.defaults import strategy_defaults, train_sources_defaults
+
+    plan = RealBenchPlan()
+    options, fidelity = train_sources_defaults("train", {}, None, {})
+    assert dict(plan.search_options) == options and plan.fidelity == fidelity
+    assert dict(plan.strategy_options) == strategy_defaults("bo", {}, "train", plan.time_budget_s) == {"cost_exponent": 1.0}
+    assert dict(RealBenchPlan(strategy="nsga2").strategy_options) == {}  # the cost term is bo's only

@@ -80,7 +80,7 @@ def test_rungs_grow_by_eta_and_end_at_the_maximum() -> None:
         parse_scheduler("asha", {"eta": 1})
     with pytest.raises(OptionError, match="--scheduler asha"):
         parse_scheduler("none", {"eta": 3})
-    assert parse_scheduler("asha", {"max_epochs": 27}) == ASHAOptions(1, 27, 3)
+    assert parse_scheduler("asha", {"max_epochs": 27}) == ASHAOptions(1, 27, 2)
 
 
 def test_mo_order_ranks_fronts_then_hypervolume_contribution_then_violation() -> None:
@@ -191,3 +191,26 @@ def test_the_command_line_runs_asha_and_says_what_each_rung_got(curves: Path, tm
     wrong = subprocess.run([*base, "--scheduler-opt", "eta=3", "--run-dir", str(tmp_path / "s")], capture_output=True,
                            text=True, timeout=300)
     assert wrong.returncode == 2 and "--scheduler-opt needs --scheduler asha" in wrong.stderr
+
+
+def test_a_training_search_defaults_to_the_benchmarked_configuration() -> None:
+    from hwnas.optimize.defaults import strategy_defaults, train_sources_defaults
+
+    # --accuracy train alone: ASHA over 1, 2 and 4 epochs, half the training split
+    assert train_sources_defaults("train", {"dataset": "digits"}, None, {}) == \
+        ({"subset": 0.5, "dataset": "digits"}, ASHAOptions(1, 4, 2))
+    assert ASHAOptions().rungs() == (1, 2, 4)
+    # what the user gives wins: a subset, no scheduler, other rungs
+    assert train_sources_defaults("train", {"subset": 1.0}, "asha", {"max_epochs": 9}) == \
+        ({"subset": 1.0}, ASHAOptions(1, 9, 2))
+    assert train_sources_defaults("train", {}, "none", {}) == ({}, None)
+    assert train_sources_defaults("train", {"epochs": 2}, None, {}) == ({"epochs": 2}, None)  # a fixed training
+    # an estimator that does not train has no scheduler unless asked
+    assert train_sources_defaults("supernet", {}, None, {}) == ({}, None)
+    with pytest.raises(OptionError, match="needs --scheduler asha"):
+        train_sources_defaults("table", {}, None, {"eta": 2})
+    # bo's cost term: only for a training search under a wall-clock budget, and never over the user's
+    assert strategy_defaults("bo", {}, "train", 1800.0) == {"cost_exponent": 1.0}
+    assert strategy_defaults("bo", {"cost_exponent": "0"}, "train", 1800.0) == {"cost_exponent": "0"}
+    assert strategy_defaults("bo", {}, "train", None) == {} == strategy_defaults("bo", {}, "table", 60.0)
+    assert strategy_defaults("random", {}, "train", 1800.0) == {}
