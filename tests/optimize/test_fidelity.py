@@ -62,7 +62,8 @@ def _rows(run: Path) -> list[tuple[str, float | None, str, float]]:
 
 def _ev(name: str, acc: float, lat: float, epochs: float | None = 1, violation: float = 0.0, ok: bool = True) -> Evaluation:
     space = get_space("nb201", input_shape="3x32x32")
-    arch = space.sample(np.random.default_rng(abs(hash(name)) % 2**32), 1)[0]
+    # a stable seed per name (str hashes change per process, and two names could then share an architecture)
+    arch = space.sample(np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)), 1)[0]
     return Evaluation(arch, {"accuracy": acc, "pi5_onnx_latency_ms": lat}, "complete" if ok else "failed",
                       None if ok else "diverged", violation, 0.0, True, 0.0, epochs)
 
@@ -184,8 +185,8 @@ def test_rungs_the_benchmark_does_not_hold_are_refused(curves: Path, tmp_path: P
 def test_the_command_line_runs_asha_and_says_what_each_rung_got(curves: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "hwnas", "search", "--space", "nb201", "--objective", "accuracy:max",
             "--objective", "pi5_onnx_latency_ms:min", "--benchmark", str(curves), "--evaluations", "20", "--no-progress"]
-    done = subprocess.run([*base, "--scheduler", "asha", "--run-dir", str(tmp_path / "r")], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([*base, "--scheduler", "asha", "--scheduler-opt", "max_epochs=9", "--scheduler-opt", "eta=3",
+                           "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "bo: 20 evaluations (" in done.stdout and " at 3 epochs" in done.stdout
     wrong = subprocess.run([*base, "--scheduler-opt", "eta=3", "--run-dir", str(tmp_path / "s")], capture_output=True,
