@@ -141,7 +141,7 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
         for key, value in (("config", config.to_dict()), ("versions", versions()), ("fingerprint", fingerprint),
                            ("sources", [s.describe() for s in sources]), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))):
             archive.set_meta(key, value)
-        _warn_first(config, space, evaluator, sources, log)
+        _warn_first(config, space, evaluator, sources, log, executor)
     replay = Replay(archive)
     clock = _Clock(archive.meta("time_spent_s", 0.0) if resume else 0.0, config.time_budget_s)
 
@@ -182,9 +182,14 @@ def _search(config: RunConfig | dict[str, Any], run: RunDir, resume: bool, progr
 
 
 def _warn_first(config: RunConfig, space: SearchSpace, evaluator: CandidateEvaluator, sources: list[Any],
-                log: Any) -> None:
-    """Before a new search spends anything: budgets that bind nothing or exclude everything, and
-    what the sources say (a validation split too small to tell candidates apart)."""
+                log: Any, executor: str | None = None) -> None:
+    """Before a new search spends anything: budgets that bind nothing or exclude everything, what
+    the sources say (a validation split too small to tell candidates apart), and a training whose
+    thread count, left to each worker, would make the trace differ from another executor's."""
+    if (executor or "local") != "local" and config.accuracy and estimator(config.accuracy).threads \
+            and "threads" not in config.accuracy_options:
+        log(f"warning: {config.accuracy} trains with each worker's share of the cores, and its float sums depend on "
+            "the thread count: --accuracy-opt threads=N gives the same trace under every executor")
     for line in budget_warnings(config.objectives.constraints, space, evaluator,
                                 np.random.default_rng([config.seed, BUDGET_CHECK_STREAM])):
         log(f"warning: {line}")

@@ -144,3 +144,17 @@ def test_executor_errors_and_the_missing_extra(monkeypatch: pytest.MonkeyPatch, 
                  "--objective", "params:min", "--accuracy", "train", "--accuracy-opt", "dataset=digits",
                  "--executor", "dask-local:2", "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 1
     assert not (tmp_path / "r").exists()  # refused before the run folder was made
+
+
+def test_a_training_left_to_the_workers_thread_counts_is_said_to_part_from_other_executors(tmp_path: Path) -> None:
+    free = {k: v for k, v in TRAIN.items() if k != "threads"}
+    config = make_config(space="dppnet", input_shape="1x8x8", space_options={"N": 1, "growth": 8, "stem_channels": 8},
+                         objectives=objectives_from_specs(["accuracy:max", "params:min"]), strategy="random",
+                         evaluations=2, seed=3, accuracy="train", accuracy_options=free)
+    lines: list[str] = []
+    run_search(config, tmp_path / "free", progress=False, executor="processes:2", log=lines.append)
+    assert sum("depend on the thread count" in line for line in lines) == 1
+    lines.clear()  # fixed threads, or in-process: nothing to say
+    run_search(_config(2, "random"), tmp_path / "fixed", progress=False, executor="processes:2", log=lines.append)
+    run_search(config, tmp_path / "local", progress=False, executor="local", log=lines.append)
+    assert not any("thread count" in line for line in lines)
