@@ -97,7 +97,7 @@ def _retrain(out: Path, pick: dict[str, Any], seeds: int, dataset: str) -> None:
     from hwnas.data.datasets import load_dataset, make_splits, standardize
     from hwnas.evaluation.training import TrainingFailed, TrainSettings, accuracy_on, fit, normalised
 
-    if pick.get("test_accuracy") is not None and len(pick["test_accuracy"]) == seeds or pick["arch"] is None:
+    if pick["arch"] is None or len(pick.get("test_accuracy") or []) == seeds:  # nothing found, or done
         return
     space = _space()
     ds = load_dataset(dataset)

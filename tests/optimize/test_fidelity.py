@@ -215,3 +215,21 @@ def test_a_training_search_defaults_to_the_benchmarked_configuration() -> None:
     assert strategy_defaults("bo", {"cost_exponent": "0"}, "train", 1800.0) == {"cost_exponent": "0"}
     assert strategy_defaults("bo", {}, "train", None) == {} == strategy_defaults("bo", {}, "table", 60.0)
     assert strategy_defaults("random", {}, "train", 1800.0) == {}
+
+
+def test_the_command_line_search_records_the_training_defaults(tmp_path: Path) -> None:
+    from hwnas.cli import main
+    from hwnas.optimize import RunDir
+
+    base = ["search", "--space", "nb201", "--input", "1x8x8", "--space-opt", "N=1", "--space-opt", "C=4",
+            "--objective", "accuracy:max", "--objective", "params:min", "--accuracy", "train",
+            "--accuracy-opt", "dataset=digits", "--accuracy-opt", "threads=1", "--evaluations", "2", "--no-progress"]
+    assert main([*base, "--time-budget", "600", "--run-dir", str(tmp_path / "d")]) == 0
+    config = RunDir(tmp_path / "d").config()
+    assert config.fidelity == ASHAOptions(1, 4, 2) and config.accuracy_options["subset"] == 0.5
+    assert config.strategy == "bo" and config.strategy_options["cost_exponent"] == 1.0
+    # a fixed training length and no time budget: the single-fidelity search, no cost term
+    assert main([*base, "--accuracy-opt", "epochs=1", "--run-dir", str(tmp_path / "f")]) == 0
+    config = RunDir(tmp_path / "f").config()
+    assert config.fidelity is None and "subset" not in config.accuracy_options
+    assert "cost_exponent" not in config.strategy_options
